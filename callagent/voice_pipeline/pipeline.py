@@ -1,0 +1,385 @@
+"""The conversation loop of one call: listen, decide the turn is over, reply, allow barge-in.
+
+    inbound frames ─► VAD ─► end-of-turn ─► STT ─► responder (LLM stream)
+                                                       │ clauses
+                        barge-in ◄── caller speech     ▼
+                   (drop queue, cancel reply)       TTS ─► resample ─► paced output ─► wire
+
+The pipeline knows nothing of Asterisk or of the dialog: the call runner (telephony) hands it
+inbound frames and a ``send`` function, and a :class:`Responder` that produces the replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callagent.voice_pipeline.audio import StreamResampler
+from callagent.voice_pipeline.clock import Clock
+from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
+from callagent.voice_pipeline.playback import PacedOutput, SpokenSegment, heard_text
+from callagent.voice_pipeline.stt import SpeechToText
+from callagent.voice_pipeline.text_chunker import ClauseChunker
+from callagent.voice_pipeline.tts import TextToSpeech
+from callagent.voice_pipeline.turns import EndOfTurnPolicy, TurnSettings
+from callagent.voice_pipeline.vad import (
+    SpeechEnded,
+    SpeechStarted,
+    VadSettings,
+    VoiceActivityDetector,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Responder(Protocol):
+    """The dialog side of a call, as the pipeline sees it."""
+
+    def greeting(self) -> str | None:
+        """What the agent says when the call connects (None: wait for the caller)."""
+        ...
+
+    def reply(self, caller_text: str) -> AsyncIterator[str]:
+        """Stream the agent's answer to ``caller_text`` as text deltas."""
+        ...
+
+    def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
+        """Record a finished exchange: what the caller said and what the agent was heard to
+        say (cut at the barge-in point when ``interrupted``)."""
+        ...
+
+    @property
+    def end_call_requested(self) -> bool:
+        """True once the agent's last reply was a goodbye: hang up after playing it."""
+        ...
+
+    def dtmf(self, digit: str) -> None:
+        """The caller pressed a key."""
+        ...
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """One caller turn and the agent's answer, with the timeline of issue #2, item 8.
+
+    Timestamps are on the pipeline's clock; ``latency_ms`` turns them into stage durations.
+    """
+
+    caller_text: str = ""
+    agent_text: str = ""
+    interrupted: bool = False
+    speech_end: float = 0.0
+    turn_end: float = 0.0
+    transcript_at: float | None = None
+    first_token_at: float | None = None
+    first_audio_at: float | None = None
+    first_frame_at: float | None = None
+
+    def latency_ms(self) -> dict[str, float | None]:
+        """Stage durations in ms: end-of-turn wait, STT, first LLM token, first TTS audio,
+        first frame on the wire, and the whole voice-to-voice latency."""
+
+        def between(start: float | None, end: float | None) -> float | None:
+            if start is None or end is None:
+                return None
+            return round((end - start) * 1000.0, 1)
+
+        return {
+            "end_of_turn": between(self.speech_end, self.turn_end),
+            "stt": between(self.turn_end, self.transcript_at),
+            "llm_first_token": between(self.transcript_at, self.first_token_at),
+            "tts_first_audio": between(self.first_token_at, self.first_audio_at),
+            "wire": between(self.first_audio_at, self.first_frame_at),
+            "voice_to_voice": between(self.speech_end, self.first_frame_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The caller spoke over the agent; playback stopped ``stop_ms`` after speech onset."""
+
+    onset: float
+    stopped_at: float
+    heard_text: str
+
+    @property
+    def stop_ms(self) -> float:
+        """Caller speech onset → agent audio stopped, in ms."""
+        return round((self.stopped_at - self.onset) * 1000.0, 1)
+
+
+class PipelineObserver(Protocol):
+    """Receives what happens on the call, e.g. to persist it or to print it."""
+
+    def turn_finished(self, record: TurnRecord) -> None:
+        """A caller turn and the agent's answer are over."""
+        ...
+
+    def barge_in(self, event: BargeIn) -> None:
+        """The caller interrupted the agent."""
+        ...
+
+    def agent_spoke(self, text: str) -> None:
+        """The agent said something outside a caller turn (the greeting)."""
+        ...
+
+
+@dataclass
+class CallLog:
+    """A :class:`PipelineObserver` that keeps everything in memory (CLI, tests, bench)."""
+
+    turns: list[TurnRecord] = field(default_factory=list)
+    barge_ins: list[BargeIn] = field(default_factory=list)
+    agent_lines: list[str] = field(default_factory=list)
+
+    def turn_finished(self, record: TurnRecord) -> None:
+        self.turns.append(record)
+
+    def barge_in(self, event: BargeIn) -> None:
+        self.barge_ins.append(event)
+
+    def agent_spoke(self, text: str) -> None:
+        self.agent_lines.append(text)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """Everything tunable about turn-taking."""
+
+    vad: VadSettings = field(default_factory=VadSettings)
+    turns: TurnSettings = field(default_factory=TurnSettings)
+    greet: bool = True
+    # Let the last frame of a goodbye play out before the line is closed.
+    hang_up_grace_s: float = 0.3
+
+
+@dataclass(slots=True)
+class _Reply:
+    """The agent's answer in progress."""
+
+    record: TurnRecord
+    task: asyncio.Task[None] | None = None
+    segments: list[SpokenSegment] = field(default_factory=list)
+    caller_pcm: bytes = b""
+
+    @property
+    def audible(self) -> bool:
+        """True once some of the reply's audio is queued or played."""
+        return any(segment.total_frames for segment in self.segments)
+
+
+class VoicePipeline:
+    """Runs one call's conversation over a stream of inbound frames."""
+
+    def __init__(
+        self,
+        stt: SpeechToText,
+        tts: TextToSpeech,
+        responder: Responder,
+        clock: Clock,
+        settings: PipelineSettings | None = None,
+        observer: PipelineObserver | None = None,
+    ) -> None:
+        self._stt = stt
+        self._tts = tts
+        self._responder = responder
+        self._clock = clock
+        self.settings = settings or PipelineSettings()
+        self._observer: PipelineObserver = observer or CallLog()
+        self._turns = EndOfTurnPolicy(self.settings.turns)
+        self._reply: _Reply | None = None
+        self._utterance = bytearray()
+        self._end_call_at: float | None = None
+
+    async def run(
+        self,
+        inbound: AsyncIterator[InboundFrame],
+        send: Callable[[bytes], Awaitable[None]],
+        hang_up: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Converse until the caller hangs up, the inbound stream ends, or the agent says
+        goodbye. Every helper task is cancelled on the way out (DESIGN.md practice 4)."""
+        output: PacedOutput | None = None
+        pacer_task: asyncio.Task[None] | None = None
+        vad: VoiceActivityDetector | None = None
+        try:
+            async for frame in inbound:
+                if isinstance(frame, HangUpFrame):
+                    break
+                if isinstance(frame, DtmfFrame):
+                    self._responder.dtmf(frame.digit)
+                    continue
+                if output is None or vad is None:
+                    # The wire rate is whatever the caller's first audio frame carries.
+                    output = PacedOutput(send, frame.sample_rate, self._clock)
+                    vad = VoiceActivityDetector(frame.sample_rate, self.settings.vad)
+                    pacer_task = asyncio.create_task(output.run(), name="paced-output")
+                    greeting = self._responder.greeting() if self.settings.greet else None
+                    if greeting:
+                        self._start_reply(output, caller_text="", fixed_text=greeting)
+                self._on_audio(frame, vad, output)
+                if self._end_call_at is not None and self._clock.now() >= self._end_call_at:
+                    # The goodbye has been played: the agent ends the call.
+                    await hang_up()
+                    break
+        finally:
+            await self._finish(pacer_task)
+
+    def _on_audio(self, frame: AudioFrame, vad: VoiceActivityDetector, output: PacedOutput) -> None:
+        event = vad.process(frame)
+        if isinstance(event, SpeechStarted):
+            self._on_speech_started(event, output)
+        elif self._turns.turn_open:
+            self._utterance += frame.pcm
+        if isinstance(event, SpeechEnded):
+            self._turns.speech_ended(event.end)
+        now = self._clock.now()
+        if self._turns.turn_complete(now):
+            speech_end = self._turns.speech_end if self._turns.speech_end is not None else now
+            record = TurnRecord(speech_end=speech_end, turn_end=now)
+            pcm = bytes(self._utterance)
+            self._utterance.clear()
+            self._turns.reset()
+            self._start_reply(output, caller_text=None, caller_pcm=pcm, record=record)
+
+    def _on_speech_started(self, event: SpeechStarted, output: PacedOutput) -> None:
+        reply = self._reply
+        if reply is not None and reply.task is not None and not reply.task.done():
+            if reply.audible or not reply.caller_pcm:
+                self._barge_in(event, output, reply)
+            else:
+                # The caller went on talking before the agent said anything: it was one turn
+                # after all. Drop the premature answer and hear the whole turn again.
+                reply.task.cancel()
+                self._reply = None
+                self._utterance[:0] = reply.caller_pcm
+                self._turns.speech_started(reply.record.speech_end)
+        self._turns.speech_started(event.onset)
+        self._utterance += event.audio
+
+    def _barge_in(self, event: SpeechStarted, output: PacedOutput, reply: _Reply) -> None:
+        output.interrupt()
+        stopped_at = self._clock.now()
+        assert reply.task is not None
+        reply.task.cancel()
+        self._reply = None
+        heard = heard_text(reply.segments)
+        reply.record.agent_text = heard
+        reply.record.interrupted = True
+        if reply.caller_pcm or reply.record.caller_text:
+            self._responder.commit_turn(reply.record.caller_text, heard, interrupted=True)
+            self._observer.turn_finished(reply.record)
+        else:
+            self._responder.commit_turn("", heard, interrupted=True)
+            self._observer.agent_spoke(heard)
+        barge_in = BargeIn(onset=event.onset, stopped_at=stopped_at, heard_text=heard)
+        log.info("barge-in: playback stopped %.0f ms after speech onset", barge_in.stop_ms)
+        self._observer.barge_in(barge_in)
+
+    def _start_reply(
+        self,
+        output: PacedOutput,
+        *,
+        caller_text: str | None,
+        caller_pcm: bytes = b"",
+        fixed_text: str | None = None,
+        record: TurnRecord | None = None,
+    ) -> None:
+        if self._reply is not None and self._reply.task is not None:
+            self._reply.task.cancel()
+        reply = _Reply(record=record or TurnRecord(), caller_pcm=caller_pcm)
+        reply.task = asyncio.create_task(
+            self._speak_reply(reply, output, caller_text, fixed_text), name="agent-reply"
+        )
+        reply.task.add_done_callback(_log_failure)
+        self._reply = reply
+
+    async def _speak_reply(
+        self,
+        reply: _Reply,
+        output: PacedOutput,
+        caller_text: str | None,
+        fixed_text: str | None,
+    ) -> None:
+        record = reply.record
+        if caller_text is None:
+            transcript = await self._stt.transcribe(reply.caller_pcm, output.sample_rate)
+            record.transcript_at = self._clock.now()
+            if not transcript.text.strip():
+                log.info("caller turn had no words in it; not answering")
+                if self._reply is reply:
+                    self._reply = None
+                return
+            caller_text = transcript.text.strip()
+        record.caller_text = caller_text
+        log.info("caller: %s", caller_text)
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        chunker = ClauseChunker()
+
+        async def produce_text() -> None:
+            try:
+                if fixed_text is not None:
+                    record.first_token_at = self._clock.now()
+                    for clause in chunker.push(fixed_text + " "):
+                        clauses.put_nowait(clause)
+                else:
+                    async for delta in self._responder.reply(caller_text):
+                        if record.first_token_at is None:
+                            record.first_token_at = self._clock.now()
+                        for clause in chunker.push(delta):
+                            clauses.put_nowait(clause)
+                for clause in chunker.flush():
+                    clauses.put_nowait(clause)
+            finally:
+                clauses.put_nowait(None)
+
+        async def speak_clauses() -> None:
+            resampler = StreamResampler(self._tts.sample_rate, output.sample_rate)
+            while (clause := await clauses.get()) is not None:
+                segment = SpokenSegment(text=clause)
+                reply.segments.append(segment)
+                async for pcm in self._tts.synthesize(clause):
+                    if record.first_audio_at is None:
+                        record.first_audio_at = self._clock.now()
+                    output.enqueue(resampler.process(pcm), segment)
+            if reply.segments:
+                output.enqueue(resampler.process(b"", last=True), reply.segments[-1])
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce_text())
+            group.create_task(speak_clauses())
+        await output.wait_idle()
+        record.first_frame_at = next(
+            (s.first_sent_at for s in reply.segments if s.first_sent_at is not None), None
+        )
+        spoken = heard_text(reply.segments)
+        record.agent_text = spoken
+        log.info("agent: %s", spoken)
+        if fixed_text is not None and not reply.caller_pcm:
+            self._responder.commit_turn("", spoken, interrupted=False)
+            self._observer.agent_spoke(spoken)
+        else:
+            self._responder.commit_turn(caller_text, spoken, interrupted=False)
+            self._observer.turn_finished(record)
+        if self._reply is reply:
+            self._reply = None
+        if self._responder.end_call_requested:
+            self._end_call_at = self._clock.now() + self.settings.hang_up_grace_s
+
+    async def _finish(self, pacer_task: asyncio.Task[None] | None) -> None:
+        tasks = [t for t in (pacer_task, self._reply.task if self._reply else None) if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A failed reply ends only that reply; the call goes on listening."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("agent reply failed", exc_info=task.exception())
