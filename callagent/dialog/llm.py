@@ -8,6 +8,7 @@ barged in — stops generation in the worker at the next token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -28,6 +29,10 @@ class LanguageModel(Protocol):
 
     def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
         """Yield the reply to ``messages`` as text deltas."""
+        ...
+
+    async def warm_up(self, system_prompt: str) -> None:
+        """Prepare for requests that start with ``system_prompt`` (e.g. fill a prefix cache)."""
         ...
 
 
@@ -100,6 +105,16 @@ class LlamaCppLanguageModel:
             stop.set()
             # Let the worker notice the stop flag; its result (or error) was already delivered.
             worker.add_done_callback(lambda f: f.exception())
+
+    async def warm_up(self, system_prompt: str) -> None:
+        """Evaluate the system prompt once so the first caller turn finds it cached."""
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": "Hello."},
+        ]
+        async with contextlib.aclosing(self.stream(messages)) as deltas:
+            async for _ in deltas:
+                break
 
     def _deltas(self, messages: list[ChatMessage]) -> Iterator[str]:
         s = self.settings

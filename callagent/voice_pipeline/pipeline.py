@@ -316,7 +316,8 @@ class VoicePipeline:
                 return
             caller_text = transcript.text.strip()
         record.caller_text = caller_text
-        log.info("caller: %s", caller_text)
+        if caller_text:
+            log.info("caller: %s", caller_text)
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         chunker = ClauseChunker()
 

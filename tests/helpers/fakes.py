@@ -12,6 +12,7 @@ from callagent.dialog.llm import ChatMessage
 from callagent.voice_pipeline.clock import FakeClock
 from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
 from callagent.voice_pipeline.stt import Transcript
+
 from helpers.audio import frames, rms, silence
 
 
@@ -59,6 +60,9 @@ class FakeLanguageModel:
     token_delay_s: float = 0.02
     requests: list[list[ChatMessage]] = field(default_factory=list)
     stopped_early: int = 0
+
+    async def warm_up(self, system_prompt: str) -> None:
+        pass
 
     async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
         self.requests.append(list(messages))

@@ -8,14 +8,15 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
-from helpers.audio import cough, noise, voice
-from helpers.fakes import FakeCall, FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
 from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import Conversation
 from callagent.voice_pipeline.clock import FakeClock
 from callagent.voice_pipeline.pipeline import CallLog, PipelineSettings, VoicePipeline
 from callagent.voice_pipeline.turns import TurnSettings
+
+from helpers.audio import cough, noise, voice
+from helpers.fakes import FakeCall, FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
 LONG_REPLY = (
     "Our panels come with a twenty five year warranty, and the survey is free, "

@@ -1,0 +1,57 @@
+# The two set-up commands of the README:
+#   make run   installs callagent and the `ci` models, then serves on embedded defaults
+#   make test  installs the test tools (and Debian packages the tests need), then runs everything
+# Both are idempotent: a second run reuses .venv, the built wheels and the checked models.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= ci
+# llama-cpp-python builds from source: native CPU code is 1.6–1.8x faster at prompt processing
+# than a portable build, and the multimodal part we do not use halves the build time when off.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON
+export HF_HUB_OFFLINE := 1
+DEBIAN_TEST_PACKAGES := flite sox
+
+.PHONY: run test install install-test models system-packages lint pytest bench clean
+
+run: install models
+	$(BIN)/callagent serve --models $(PROFILE)
+
+test: system-packages install-test models lint pytest
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+models: $(BIN)/python
+	scripts/download_models.sh --profile $(PROFILE)
+
+# Tests that need a Debian package must run in CI, not skip: install them when we can.
+system-packages:
+	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "please install:$$missing (the real-model tests need them)"; exit 1; fi; \
+	fi
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+pytest:
+	$(BIN)/pytest -q
+
+bench:
+	$(BIN)/python bench/bench_latency.py --models $(PROFILE)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

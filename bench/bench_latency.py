@@ -1,0 +1,93 @@
+"""Voice-to-voice latency of whole simulated calls on the real models (issue #2, item 8).
+
+Each call goes through a real TCP AudioSocket connection to an in-process server, with a
+caller that behaves like Asterisk and speaks with Debian's flite over a µ-law line. Prints
+p50/p95 of every stage of the turn and of voice-to-voice latency.
+
+    .venv/bin/python bench/bench_latency.py --models ci --calls 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from callagent.cli import prepare, run_simulated_call  # noqa: E402
+from callagent.settings import load_settings  # noqa: E402
+
+from helpers.voices import flite_phone_wav  # noqa: E402
+
+CALLER_LINES = [
+    "Hello, I saw your advert about solar panels. Can you tell me more?",
+    "How long does the installation take?",
+    "What warranty do the panels come with?",
+    "Do I need to be at home for the survey?",
+    "Is there any way to pay monthly instead?",
+]
+STAGES = ["end_of_turn", "stt", "llm_first_token", "tts_first_audio", "wire", "voice_to_voice"]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank on the sorted values)."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+async def run(profile: str, calls: int, llm_threads: int | None) -> None:
+    overrides: dict[tuple[str, str], object] = {
+        ("models", "profile"): profile,
+        ("models", "models_dir"): REPO / "models",
+    }
+    if llm_threads:
+        overrides[("models", "llm_threads")] = llm_threads
+    settings = load_settings(overrides=overrides)
+    engines, agent = await prepare(settings)
+    figures: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    barge_ins = 0
+    with tempfile.TemporaryDirectory() as folder:
+        voices = ["slt", "awb", "rms", "kal16"]
+        wavs = [
+            flite_phone_wav(line, Path(folder) / f"line{i}.wav", voice=voices[i % len(voices)])
+            for i, line in enumerate(CALLER_LINES)
+        ]
+        for _ in range(calls):
+            report, _result = await run_simulated_call(
+                settings, wavs, engines=engines, profile=agent
+            )
+            barge_ins += len(report.log.barge_ins)
+            for turn in report.log.turns:
+                for stage, value in turn.latency_ms().items():
+                    if value is not None:
+                        figures[stage].append(value)
+    print(
+        f"profile {profile}: {len(figures['voice_to_voice'])} turns in {calls} calls "
+        f"({barge_ins} barge-ins), {platform.processor() or platform.machine()}"
+    )
+    print(f"{'stage':<18}{'p50 ms':>10}{'p95 ms':>10}")
+    for stage in STAGES:
+        values = figures[stage]
+        if values:
+            print(f"{stage:<18}{percentile(values, 50):>10.0f}{percentile(values, 95):>10.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="ci")
+    parser.add_argument("--calls", type=int, default=2)
+    parser.add_argument("--llm-threads", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run(args.models, args.calls, args.llm_threads))
+
+
+if __name__ == "__main__":
+    main()

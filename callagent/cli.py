@@ -1,0 +1,265 @@
+"""The ``callagent`` command: the composition root (DESIGN.md).
+
+It is the one place that reads settings and wires the pieces together:
+``serve`` runs the agent, ``call --simulate`` runs a whole call against it, ``models``
+downloads and checks the model files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from callagent.dialog.agent_profile import (
+    DEFAULT_AGENT,
+    AgentProfile,
+    AgentProfileError,
+    load_agent_profile,
+)
+from callagent.dialog.prompt import build_system_prompt
+from callagent.model_files import ModelFileError
+from callagent.settings import Settings, SettingsError, load_settings
+from callagent.telephony.asterisk.server import AudioSocketServer
+from callagent.telephony.asterisk.simulated_asterisk import simulate_call
+from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.voice_pipeline.audio import float_to_pcm, resample
+from callagent.voice_pipeline.clock import MonotonicClock
+from callagent.voice_pipeline.pipeline import PipelineSettings
+from callagent.voice_pipeline.turns import TurnSettings
+from callagent.voice_pipeline.vad import VadSettings
+
+log = logging.getLogger("callagent")
+
+
+class UsageError(Exception):
+    """A command-line problem worth one clear line, not a traceback."""
+
+
+def read_caller_audio(path: Path, sample_rate: int) -> bytes:
+    """Any audio file libsndfile reads (wav, µ-law wav, flac, …) as mono s16le PCM at
+    ``sample_rate``, resampled with soxr."""
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
+        raise UsageError(f"cannot read caller audio {path}: {error}") from error
+    if samples.size == 0:
+        raise UsageError(f"caller audio {path} is empty")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    return resample(float_to_pcm(np.asarray(mono)), int(rate), sample_rate)
+
+
+def write_wav(path: Path, pcm: bytes, sample_rate: int, channels: int = 1) -> None:
+    """Write s16le PCM as a wav file."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm)
+
+
+def pipeline_settings(settings: Settings) -> PipelineSettings:
+    """The pipeline's parameter object, from the turn-taking settings."""
+    return PipelineSettings(
+        vad=VadSettings(aggressiveness=settings.turn_taking.vad_aggressiveness),
+        turns=TurnSettings(end_silence_s=settings.turn_taking.end_silence_s),
+    )
+
+
+def agent_profile(settings: Settings) -> AgentProfile:
+    """The configured agent, or the built-in demo agent."""
+    if settings.agent.file is None:
+        return DEFAULT_AGENT
+    return load_agent_profile(Path(settings.agent.file))
+
+
+async def prepare(settings: Settings) -> tuple[VoiceEngines, AgentProfile]:
+    """Load the models (in a thread: it takes seconds) and warm the LLM's prompt cache."""
+    from callagent.engines import load_engines
+
+    profile = agent_profile(settings)
+    engines = await asyncio.to_thread(load_engines, settings.models)
+    await engines.llm.warm_up(build_system_prompt(profile))
+    return engines, profile
+
+
+async def run_simulated_call(
+    settings: Settings,
+    caller_files: Sequence[Path],
+    *,
+    sample_rate: int = 8000,
+    engines: VoiceEngines | None = None,
+    profile: AgentProfile | None = None,
+) -> tuple[CallReport, Any]:
+    """One whole call through a real TCP AudioSocket connection to an in-process server,
+    with a client that behaves like Asterisk (issue #2, item 7)."""
+    utterances = [read_caller_audio(path, sample_rate) for path in caller_files]
+    if engines is None or profile is None:
+        engines, profile = await prepare(settings)
+    reports: list[CallReport] = []
+    runner = CallRunner(
+        engines,
+        profile,
+        MonotonicClock(),
+        pipeline_settings(settings),
+        on_call_finished=reports.append,
+    )
+    async with AudioSocketServer(runner, "127.0.0.1", 0) as server:
+        result = await simulate_call("127.0.0.1", server.port, utterances, sample_rate=sample_rate)
+    # Closing the server waited for the call handler, so the report is complete.
+    (report,) = reports
+    return report, result
+
+
+def _print_call(report: CallReport) -> None:
+    data = report.to_json()
+    if data["greeting"]:
+        print(f"agent : {data['greeting']}")
+    for turn in data["turns"]:
+        print(f"caller: {turn['caller_text']}")
+        cut = " [interrupted]" if turn["interrupted"] else ""
+        print(f"agent : {turn['agent_text']}{cut}")
+        latency = ", ".join(f"{k} {v:.0f}" for k, v in turn["latency_ms"].items() if v is not None)
+        print(f"        ({latency} ms)")
+    print(f"barge-ins: {data['barge_ins']}, call length {data['duration_s']} s")
+
+
+async def _call(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.simulate:
+        raise UsageError(
+            "placing a real call needs Asterisk (issue #4); use --simulate CALLER.wav for now"
+        )
+    report, result = await run_simulated_call(settings, args.simulate, sample_rate=args.rate)
+    if args.out:
+        write_wav(args.out, result.agent_pcm, result.sample_rate)
+    if args.recording:
+        result.write_wav(args.recording)
+    if args.json:
+        print(json.dumps({**report.to_json(), "hung_up_by": result.hung_up_by}))
+    else:
+        _print_call(report)
+    return 0
+
+
+async def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from callagent.api.app import create_app
+
+    engines, profile = await prepare(settings)
+    finished: list[CallReport] = []
+    runner = CallRunner(
+        engines,
+        profile,
+        MonotonicClock(),
+        pipeline_settings(settings),
+        on_call_finished=finished.append,
+    )
+    network = settings.network
+    server = AudioSocketServer(runner, network.host, network.audiosocket_port)
+    await server.start()
+
+    def status() -> dict[str, Any]:
+        return {
+            "agent": profile.name,
+            "models": settings.models.profile,
+            "audiosocket": f"{network.host}:{server.port}",
+            "active_calls": server.active_calls,
+            "calls_finished": len(finished),
+        }
+
+    log.info("AudioSocket listening on %s:%d", network.host, server.port)
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(status), host=network.host, port=network.http_port, log_level="warning"
+        )
+    )
+    log.info("health endpoint on http://%s:%d/health", network.host, network.http_port)
+    try:
+        await http.serve()  # returns on SIGINT / SIGTERM
+    finally:
+        await server.close()
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callagent", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="TOML config file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--agent", type=Path, help="agent definition (YAML or JSON)")
+    common.add_argument("--models", help="model profile: ci, default or server")
+    common.add_argument("--models-dir", type=Path, help="folder of the model files")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the agent")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--audiosocket-port", type=int, help="AudioSocket port (default 9092)")
+    serve.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
+
+    call = sub.add_parser("call", parents=[common], help="run a call")
+    call.add_argument(
+        "--simulate",
+        type=Path,
+        nargs="+",
+        metavar="CALLER.wav",
+        help="the caller's recording(s), one per caller turn, played like a real caller",
+    )
+    call.add_argument("--rate", type=int, default=8000, choices=(8000, 16000), help="wire rate")
+    call.add_argument("--out", type=Path, help="write the agent's audio to this wav file")
+    call.add_argument("--recording", type=Path, help="write the call (caller L, agent R)")
+    call.add_argument("--json", action="store_true", help="print one JSON object")
+
+    models = sub.add_parser("models", help="download or verify model files (see --help)")
+    models.add_argument("model_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
+    return {
+        ("agent", "file"): getattr(args, "agent", None),
+        ("models", "profile"): getattr(args, "models", None),
+        ("models", "models_dir"): getattr(args, "models_dir", None),
+        ("network", "host"): getattr(args, "host", None),
+        ("network", "audiosocket_port"): getattr(args, "audiosocket_port", None),
+        ("network", "http_port"): getattr(args, "http_port", None),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``callagent`` console command."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "models":
+        from callagent.model_files import main as models_main
+
+        return models_main(args.model_args)
+    try:
+        settings = load_settings(config_file=args.config, overrides=_overrides(args))
+        if args.command == "serve":
+            with contextlib.suppress(KeyboardInterrupt):
+                return asyncio.run(_serve(settings))
+            return 0
+        return asyncio.run(_call(args, settings))
+    except (SettingsError, AgentProfileError, ModelFileError, UsageError) as error:
+        print(f"callagent: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

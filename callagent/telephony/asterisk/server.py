@@ -1,0 +1,345 @@
+"""The AudioSocket server: Asterisk's ``AudioSocket()`` connects here, one TCP connection per call.
+
+A thin asyncio loop around :class:`~.audiosocket.AudioSocketProtocol` (DESIGN.md practice 1). The
+server reads the UUID message, wraps the connection in an :class:`AudioSocketConnection` and hands
+it to the call handler (the call runner) in a task of its own. Whatever a peer does - garbage, a
+reset, silence before the UUID, a handler that raises - ends only that call (DESIGN.md practice
+2); the listener and the other calls keep running.
+
+Pacing is not done here: :meth:`AudioSocketConnection.send_audio` writes one message at once,
+because Asterisk plays what it receives immediately (issue #2) and the voice pipeline owns the
+20 ms clock (DESIGN.md "Contracts").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Final, Self
+
+from callagent.telephony.asterisk.audiosocket import (
+    Audio,
+    AudioSocketProtocol,
+    CallStarted,
+    Event,
+    HangUp,
+    ProtocolError,
+    Role,
+)
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK: Final = 16_384
+"""Most bytes taken from the socket per read: one of the largest messages (DESIGN.md practice 2).
+Between reads every complete message is handed on, so a call never buffers much more."""
+
+DEFAULT_SAMPLE_RATE: Final = 8_000
+"""Rate used to answer before any audio arrived: plain ``AudioSocket()`` speaks 8 kHz slin."""
+
+CLOSE_TIMEOUT_S: Final = 1.0
+"""How long closing waits for unsent bytes to leave before the socket is aborted."""
+
+
+def _describe_peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+async def _close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a connection without ever hanging on a peer that stopped reading."""
+    writer.close()
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()
+    except OSError:
+        # wait_closed() re-raises what ended the connection (e.g. a reset): it is closed anyway.
+        pass
+
+
+class AudioSocketConnection:
+    """One call's AudioSocket connection, as handed to the call handler.
+
+    Read the caller with :meth:`events`, answer with :meth:`send_audio`, end the call with
+    :meth:`hang_up`. Once the connection is closed (by either side) :meth:`send_audio` and
+    :meth:`hang_up` do nothing, so the call runner need not race the caller's hang-up.
+    """
+
+    def __init__(
+        self,
+        call_id: uuid.UUID,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: AudioSocketProtocol,
+    ) -> None:
+        self.call_id: Final = call_id
+        self.remote: Final = _describe_peer(writer)
+        self._reader = reader
+        self._writer = writer
+        self._protocol = protocol
+        self._sample_rate: int | None = None
+        self._closed = False
+        self._reading = False
+
+    @property
+    def sample_rate(self) -> int | None:
+        """Rate of the audio received so far in Hz; ``None`` before the first audio message."""
+        return self._sample_rate
+
+    @property
+    def closed(self) -> bool:
+        """True once the call is over on this connection, whoever ended it."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<AudioSocketConnection {self.call_id} from {self.remote}>"
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield the caller's :class:`Audio`, :class:`Dtmf` and :class:`ErrorMessage` messages.
+
+        Ends when the call ends: a hang-up, end of file, a connection reset, a
+        :class:`ProtocolError` (logged; the socket is closed) or :meth:`hang_up`. Only one task
+        may iterate it.
+        """
+        if self._reading:
+            raise RuntimeError(f"{self!r}: events() is already being iterated")
+        self._reading = True
+        try:
+            while not self._closed:
+                try:
+                    event = self._protocol.next_event()
+                except ProtocolError as exc:
+                    logger.warning(
+                        "call %s from %s: %s; ending the call", self.call_id, self.remote, exc
+                    )
+                    await self._close()
+                    return
+                if event is None:
+                    await self._read_more()
+                elif isinstance(event, HangUp):
+                    logger.info("call %s: Asterisk hung up", self.call_id)
+                    await self._close()
+                    return
+                elif not isinstance(event, CallStarted):  # cannot happen: a 2nd UUID raises
+                    if isinstance(event, Audio):
+                        self._sample_rate = event.sample_rate
+                    yield event
+        finally:
+            self._reading = False
+
+    async def _read_more(self) -> None:
+        try:
+            data = await self._reader.read(READ_CHUNK)
+        except OSError as exc:
+            # Asterisk hanging up can look like a reset rather than a clean end of file.
+            logger.info("call %s: connection lost: %r", self.call_id, exc)
+            await self._close()
+            return
+        if not self._closed:  # after our own close the reader only reports that close
+            self._protocol.receive_data(data)
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Write one audio message at the caller's rate (8 kHz until audio was received).
+
+        Does nothing once the call is closed. Raises ``ValueError`` for PCM the protocol refuses
+        (empty, odd length, over :data:`~.audiosocket.MAX_PAYLOAD`): that is a bug in the sender.
+        """
+        if self._closed:
+            return
+        data = self._protocol.send(Audio(pcm, self._sample_rate or DEFAULT_SAMPLE_RATE))
+        if self._writer.transport.is_closing():
+            await self._close()
+            return
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as exc:
+            logger.info("call %s: connection lost while sending: %r", self.call_id, exc)
+            await self._close()
+
+    async def hang_up(self) -> None:
+        """Send the hang-up message and close the connection; does nothing if already closed.
+
+        With ``AudioSocket()`` in the dialplan, Asterisk then continues at the next dialplan step
+        (DESIGN.md "Known traps"): set a channel variable over AMI first to steer it.
+        """
+        if self._closed:
+            return
+        if not self._writer.transport.is_closing():
+            with contextlib.suppress(OSError):
+                self._writer.write(self._protocol.send(HangUp()))
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        # Wake a reader blocked in events() now, rather than once unsent bytes have drained;
+        # the transport is closed, so no more data can be fed after this end of file.
+        self._reader.feed_eof()
+        await _close_writer(self._writer)
+
+
+CallHandler = Callable[[AudioSocketConnection], Awaitable[None]]
+"""Runs one call; the connection is closed when it returns."""
+
+
+class AudioSocketServer:
+    """Listens for Asterisk's AudioSocket connections and runs ``handler`` for each call.
+
+    Use as ``async with AudioSocketServer(handler, port=0) as server: ...`` or call
+    :meth:`start` and :meth:`close`. ``port=0`` binds a free port, read back from :attr:`port`.
+    A connection that sends no valid UUID within ``uuid_timeout`` seconds is dropped; beyond
+    ``max_calls`` connections at once new ones are refused (closed at once).
+    """
+
+    def __init__(
+        self,
+        handler: CallHandler,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        *,
+        uuid_timeout: float = 5.0,
+        max_calls: int = 100,
+    ) -> None:
+        self._handler = handler
+        self._host = host
+        self._requested_port = port
+        self._uuid_timeout = uuid_timeout
+        self._max_calls = max_calls
+        self._server: asyncio.Server | None = None
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._connections: set[AudioSocketConnection] = set()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with ``port=0``)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the server is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def active_calls(self) -> int:
+        """Connections currently served, including those still waiting for their UUID."""
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        """Bind and start accepting calls."""
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        self._server = await asyncio.start_server(self._accept, self._host, self._requested_port)
+        logger.info("AudioSocket server listening on %s:%d", self._host, self.port)
+
+    async def close(self, *, grace_s: float = 2.0) -> None:
+        """Stop listening, end every call and wait for the handlers.
+
+        Handlers get ``grace_s`` seconds to return once their connection is closed; after that
+        they are cancelled.
+        """
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for task in self._handshakes:
+            task.cancel()
+        await asyncio.gather(*(conn.hang_up() for conn in list(self._connections)))
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in pending:
+                logger.warning("call handler still running %.1fs after close; cancelling", grace_s)
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, so the task is ours to track, log and cancel - not asyncio's.
+        if self._closing or len(self._tasks) >= self._max_calls:
+            logger.warning(
+                "refusing AudioSocket connection from %s: %s",
+                _describe_peer(writer),
+                "shutting down" if self._closing else f"{self._max_calls} calls already active",
+            )
+            writer.transport.abort()
+            return
+        task = asyncio.create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        protocol = AudioSocketProtocol(Role.SERVER)
+        task = asyncio.current_task()
+        assert task is not None
+        self._handshakes.add(task)
+        try:
+            call_id = await self._read_call_id(reader, writer, protocol)
+        except asyncio.CancelledError:
+            writer.transport.abort()  # the server is closing: no call to end politely yet
+            raise
+        finally:
+            self._handshakes.discard(task)
+        if call_id is None:
+            await _close_writer(writer)
+            return
+        conn = AudioSocketConnection(call_id, reader, writer, protocol)
+        self._connections.add(conn)
+        logger.info("call %s from %s started", call_id, conn.remote)
+        try:
+            await self._handler(conn)
+        except Exception:
+            # A failing call must not take the server or other calls with it (issue #2).
+            logger.exception("call %s: handler failed; ending this call", call_id)
+        finally:
+            self._connections.discard(conn)
+            await conn.hang_up()
+            logger.info("call %s ended", call_id)
+
+    async def _read_call_id(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: AudioSocketProtocol,
+    ) -> uuid.UUID | None:
+        """Read up to the UUID message; bytes after it stay buffered in ``protocol``."""
+        remote = _describe_peer(writer)
+        try:
+            async with asyncio.timeout(self._uuid_timeout):
+                while True:
+                    event = protocol.next_event()
+                    if isinstance(event, CallStarted):
+                        return event.call_id
+                    if isinstance(event, HangUp):
+                        logger.info("%s closed the connection before its UUID", remote)
+                        return None
+                    protocol.receive_data(await reader.read(READ_CHUNK))
+        except TimeoutError:
+            logger.warning(
+                "no UUID from %s within %.1fs; dropping the connection", remote, self._uuid_timeout
+            )
+        except ProtocolError as exc:
+            logger.warning("bad first message from %s: %s; dropping the connection", remote, exc)
+        except OSError as exc:
+            logger.info("connection from %s lost before its UUID: %r", remote, exc)
+        return None
