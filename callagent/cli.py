@@ -31,7 +31,7 @@ from callagent.dialog.prompt import build_system_prompt
 from callagent.model_files import ModelFileError
 from callagent.settings import Settings, SettingsError, load_settings
 from callagent.telephony.asterisk.server import AudioSocketServer
-from callagent.telephony.asterisk.simulated_asterisk import simulate_call
+from callagent.telephony.asterisk.simulated_asterisk import Interruption, simulate_call
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.audio import float_to_pcm, resample
 from callagent.voice_pipeline.clock import MonotonicClock
@@ -95,15 +95,15 @@ async def prepare(settings: Settings) -> tuple[VoiceEngines, AgentProfile]:
 
 async def run_simulated_call(
     settings: Settings,
-    caller_files: Sequence[Path],
+    utterances: Sequence[bytes | Interruption],
     *,
     sample_rate: int = 8000,
     engines: VoiceEngines | None = None,
     profile: AgentProfile | None = None,
 ) -> tuple[CallReport, Any]:
     """One whole call through a real TCP AudioSocket connection to an in-process server,
-    with a client that behaves like Asterisk (issue #2, item 7)."""
-    utterances = [read_caller_audio(path, sample_rate) for path in caller_files]
+    with a client that behaves like Asterisk (issue #2, item 7). ``utterances`` are PCM at
+    ``sample_rate``, one per caller turn."""
     if engines is None or profile is None:
         engines, profile = await prepare(settings)
     reports: list[CallReport] = []
@@ -139,7 +139,8 @@ async def _call(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(
             "placing a real call needs Asterisk (issue #4); use --simulate CALLER.wav for now"
         )
-    report, result = await run_simulated_call(settings, args.simulate, sample_rate=args.rate)
+    utterances = [read_caller_audio(path, args.rate) for path in args.simulate]
+    report, result = await run_simulated_call(settings, utterances, sample_rate=args.rate)
     if args.out:
         write_wav(args.out, result.agent_pcm, result.sample_rate)
     if args.recording:

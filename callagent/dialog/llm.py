@@ -38,10 +38,15 @@ class LanguageModel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LlamaSettings:
-    """llama.cpp options; 2 threads match this machine's 2 cores."""
+    """llama.cpp options.
+
+    One thread by default: during a call the LLM generates while Piper speaks the previous
+    clause, and on 2 cores a 2-thread llama.cpp (OpenMP, spinning) then collapses from ~60 to
+    ~2 tokens/s; one thread keeps ~30 tokens/s under that load (docs/pipeline.md).
+    """
 
     n_ctx: int = 2048
-    n_threads: int = 2
+    n_threads: int = 1
     max_tokens: int = 80
     temperature: float = 0.4
     top_p: float = 0.9

@@ -267,15 +267,7 @@ class VoicePipeline:
         assert reply.task is not None
         reply.task.cancel()
         self._reply = None
-        heard = heard_text(reply.segments)
-        reply.record.agent_text = heard
-        reply.record.interrupted = True
-        if reply.caller_pcm or reply.record.caller_text:
-            self._responder.commit_turn(reply.record.caller_text, heard, interrupted=True)
-            self._observer.turn_finished(reply.record)
-        else:
-            self._responder.commit_turn("", heard, interrupted=True)
-            self._observer.agent_spoke(heard)
+        heard = self._settle(reply, interrupted=True)
         barge_in = BargeIn(onset=event.onset, stopped_at=stopped_at, heard_text=heard)
         log.info("barge-in: playback stopped %.0f ms after speech onset", barge_in.stop_ms)
         self._observer.barge_in(barge_in)
@@ -354,25 +346,35 @@ class VoicePipeline:
             group.create_task(produce_text())
             group.create_task(speak_clauses())
         await output.wait_idle()
-        record.first_frame_at = next(
-            (s.first_sent_at for s in reply.segments if s.first_sent_at is not None), None
-        )
-        spoken = heard_text(reply.segments)
-        record.agent_text = spoken
-        log.info("agent: %s", spoken)
-        if fixed_text is not None and not reply.caller_pcm:
-            self._responder.commit_turn("", spoken, interrupted=False)
-            self._observer.agent_spoke(spoken)
-        else:
-            self._responder.commit_turn(caller_text, spoken, interrupted=False)
-            self._observer.turn_finished(record)
+        self._settle(reply, interrupted=False)
         if self._reply is reply:
             self._reply = None
         if self._responder.end_call_requested:
             self._end_call_at = self._clock.now() + self.settings.hang_up_grace_s
 
+    def _settle(self, reply: _Reply, *, interrupted: bool) -> str:
+        """Close the books on a reply: record and commit what the caller heard of it."""
+        record = reply.record
+        record.agent_text = heard = heard_text(reply.segments)
+        record.interrupted = interrupted
+        record.first_frame_at = next(
+            (s.first_sent_at for s in reply.segments if s.first_sent_at is not None), None
+        )
+        log.info("agent%s: %s", " (cut off)" if interrupted else "", heard)
+        if reply.caller_pcm or record.caller_text:
+            self._responder.commit_turn(record.caller_text, heard, interrupted=interrupted)
+            self._observer.turn_finished(record)
+        elif heard:  # the greeting
+            self._responder.commit_turn("", heard, interrupted=interrupted)
+            self._observer.agent_spoke(heard)
+        return heard
+
     async def _finish(self, pacer_task: asyncio.Task[None] | None) -> None:
-        tasks = [t for t in (pacer_task, self._reply.task if self._reply else None) if t]
+        reply = self._reply
+        if reply is not None and (reply.record.caller_text or reply.audible):
+            # The call ended mid-answer: keep the exchange, cut at what was played.
+            self._settle(reply, interrupted=True)
+        tasks = [t for t in (pacer_task, reply.task if reply else None) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -32,12 +32,29 @@ class PiperTextToSpeech:
         config_path: Path | None = None,
         *,
         length_scale: float | None = None,
+        threads: int = 1,
         executor: Executor | None = None,
     ) -> None:
-        from piper import PiperVoice
-        from piper.config import SynthesisConfig
+        import json
 
-        self._voice = PiperVoice.load(model_path, config_path=config_path)
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig, SynthesisConfig
+
+        config_path = config_path or model_path.with_name(model_path.name + ".json")
+        options = onnxruntime.SessionOptions()
+        # On 2 cores the LLM generates while Piper speaks the previous clause: a spinning
+        # onnxruntime thread pool would steal the LLM's core, so use few threads that sleep.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self._voice = PiperVoice(
+            session=onnxruntime.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            ),
+            config=PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8"))),
+        )
         self._config = SynthesisConfig(length_scale=length_scale)
         self.sample_rate: int = self._voice.config.sample_rate
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")

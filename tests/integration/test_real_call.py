@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from callagent.cli import prepare, run_simulated_call
+from callagent.cli import prepare, read_caller_audio, run_simulated_call
 from callagent.settings import Settings, load_settings
+from callagent.telephony.asterisk.simulated_asterisk import Interruption
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.stt import WhisperSpeechToText
 
+from helpers.audio import rms
 from helpers.voices import flite_available, flite_phone_wav, word_set
 
 pytestmark = [
@@ -50,7 +52,7 @@ async def test_a_whole_call_is_understood_and_answered_in_intelligible_speech(
     tmp_path: Path, settings: Settings, loaded: tuple[VoiceEngines, object]
 ) -> None:
     engines, profile = loaded
-    caller = flite_phone_wav(QUESTION, tmp_path / "caller.wav")
+    caller = read_caller_audio(flite_phone_wav(QUESTION, tmp_path / "caller.wav"), 8000)
     report, result = await run_simulated_call(
         settings,
         [caller],
@@ -80,7 +82,9 @@ async def test_goodbye_ends_the_call_from_the_agent_side(
     tmp_path: Path, settings: Settings, loaded: tuple[VoiceEngines, object]
 ) -> None:
     engines, profile = loaded
-    caller = flite_phone_wav("Okay, thank you. Goodbye!", tmp_path / "bye.wav", voice="awb")
+    caller = read_caller_audio(
+        flite_phone_wav("Okay, thank you. Goodbye!", tmp_path / "bye.wav", voice="awb"), 8000
+    )
     report, result = await run_simulated_call(
         settings,
         [caller],
@@ -128,3 +132,46 @@ def test_cli_simulates_a_call_on_a_recording_it_has_never_seen(tmp_path: Path) -
     }
     assert isinstance(data["barge_ins"], int)
     assert out.stat().st_size > 8000 * 2  # over a second of agent audio
+
+
+async def test_caller_barging_in_stops_the_agent_within_150_ms(
+    tmp_path: Path, settings: Settings, loaded: tuple[VoiceEngines, object]
+) -> None:
+    engines, profile = loaded
+    question = read_caller_audio(
+        flite_phone_wav(
+            "Please tell me everything about your company and your solar panels.",
+            tmp_path / "q.wav",
+        ),
+        8000,
+    )
+    cut_in = read_caller_audio(
+        flite_phone_wav("Sorry, just tell me the price.", tmp_path / "cut.wav", voice="awb"),
+        8000,
+    )
+    report, result = await run_simulated_call(
+        settings,
+        [question, Interruption(cut_in, after_agent_speech_s=1.0)],
+        engines=engines,
+        profile=profile,  # type: ignore[arg-type]
+    )
+    data = report.to_json()
+    assert data["barge_ins"] >= 1, data
+    assert all(stop_ms <= 150 for stop_ms in data["barge_in_stop_ms"]), data
+    interrupted = [turn for turn in data["turns"] if turn["interrupted"]]
+    assert interrupted, data
+    # The history holds what the caller heard: a cut-off reply, and the caller's cut-in.
+    assert {"price"} <= word_set(data["turns"][-1]["caller_text"]), data
+    # On the wire, as the caller hears it: the agent goes quiet soon after the cut-in starts.
+    caller_loud = loud_ticks(result.caller_pcm)
+    agent_loud = loud_ticks(result.agent_pcm)
+    cut_in_start = next(t for t in caller_loud if t - 1 not in caller_loud and t > 100)
+    agent_stop = cut_in_start
+    while agent_stop + 1 in agent_loud:
+        agent_stop += 1
+    assert (agent_stop - cut_in_start) * 20 <= 200
+
+
+def loud_ticks(pcm: bytes) -> set[int]:
+    """Indexes of the 20 ms frames (8 kHz) that carry sound."""
+    return {i // 320 for i in range(0, len(pcm) - 319, 320) if rms(pcm[i : i + 320]) > 0.01}

@@ -192,3 +192,16 @@ async def test_playback_is_paced_one_frame_per_20_ms_and_silent_when_idle() -> N
     assert all(abs(g - 0.02) < 1e-6 for g in gaps)
     assert all(len(pcm) == 320 for _, pcm in h.call.sent)
     assert any(pcm == bytes(320) for _, pcm in h.call.sent)
+
+
+async def test_hanging_up_mid_answer_keeps_the_exchange_cut_at_what_was_played() -> None:
+    h = Harness(["tell me about the warranty"], [LONG_REPLY])
+    async with running(h):
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: bool(h.call.agent_audio_times()))
+        await h.call.wait(1.0)
+    (turn,) = h.log.turns
+    assert turn.interrupted
+    assert turn.agent_text
+    assert LONG_REPLY.startswith(turn.agent_text.rstrip(" ,"))
+    assert h.conversation.history[-1]["content"] == turn.agent_text + " —"

@@ -71,6 +71,15 @@ idle agent sends silence or comfort noise well below it."""
 
 
 @dataclass(frozen=True)
+class Interruption:
+    """A caller utterance that does not wait its turn: the caller starts speaking once the
+    agent has been talking for ``after_agent_speech_s`` (a barge-in)."""
+
+    pcm: bytes = field(repr=False)
+    after_agent_speech_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class SimulationResult:
     """What a simulated call sounded like.
 
@@ -114,7 +123,7 @@ def rms(pcm: bytes) -> float:
 async def simulate_call(
     host: str,
     port: int,
-    utterances: Sequence[bytes | str],
+    utterances: Sequence[bytes | str | Interruption],
     *,
     sample_rate: int = 8_000,
     call_id: uuid.UUID | None = None,
@@ -129,7 +138,8 @@ async def simulate_call(
     Each utterance is ``bytes`` of 16-bit mono PCM at ``sample_rate`` (the call's rate: 8 kHz is
     what ``AudioSocket()`` sends, 16 kHz what ``c(slin16)`` gives), or a ``str`` of DTMF keys
     pressed in turn, e.g. ``"12#"`` (one DTMF message per key, at its release, while the audio
-    stream carries silence). Raises ``ValueError`` for an unsupported rate or a bad utterance and
+    stream carries silence), or an :class:`Interruption` that talks over the agent. Raises
+    ``ValueError`` for an unsupported rate or a bad utterance and
     ``OSError`` / ``TimeoutError`` if the server cannot be reached.
     """
     if sample_rate not in SAMPLE_RATE_AUDIO_KINDS:
@@ -138,7 +148,7 @@ async def simulate_call(
         if isinstance(item, str):
             if not item or set(item) - DTMF_DIGITS:
                 raise ValueError(f"{item!r} is not a string of DTMF keys")
-        elif len(item) % 2:
+        elif len(item.pcm if isinstance(item, Interruption) else item) % 2:
             raise ValueError("utterance PCM must have an even number of bytes")
     call = _SimulatedCall(
         utterances=list(utterances),
@@ -168,7 +178,7 @@ class _SimulatedCall:
     def __init__(
         self,
         *,
-        utterances: list[bytes | str],
+        utterances: list[bytes | str | Interruption],
         sample_rate: int,
         call_id: uuid.UUID,
         clock: Clock,
@@ -194,6 +204,8 @@ class _SimulatedCall:
         self.agent_max_lead = 0
         # Call time at which the agent's last speech frame finished playing; None = not yet.
         self.agent_speech_end: float | None = None
+        # Call time at which the agent's current (or last) stretch of speech began.
+        self.agent_speech_start: float | None = None
         self.agent_gone = False
         self.error: str | None = None
 
@@ -255,8 +267,11 @@ class _SimulatedCall:
         silence = bytes(self.frame_bytes)
         heard_since = self.t0
         for item in self.utterances:
-            yield from self._wait_for_agent(heard_since, self.pause_after_agent_s, silence)
-            heard_since = self.clock.now()
+            if isinstance(item, Interruption):
+                yield from self._wait_to_interrupt(heard_since, item.after_agent_speech_s, silence)
+                item = item.pcm
+            else:
+                yield from self._wait_for_agent(heard_since, self.pause_after_agent_s, silence)
             if isinstance(item, str):
                 for digit in item:
                     for _ in range(DTMF_TONE_FRAMES - 1):
@@ -271,7 +286,22 @@ class _SimulatedCall:
                         item[start : start + self.frame_bytes].ljust(self.frame_bytes, b"\0"),
                         None,
                     )
+            # Only what the agent says after the caller finished answers the caller (an agent
+            # that talked over the caller and stopped has not answered yet).
+            heard_since = self.clock.now()
         yield from self._wait_for_agent(heard_since, self.final_wait_s, silence)
+
+    def _wait_to_interrupt(
+        self, heard_since: float, after_s: float, silence: bytes
+    ) -> Iterator[tuple[bytes, None]]:
+        """Silence until the agent has been talking for ``after_s`` (then the caller cuts in)."""
+        started = self.clock.now()
+        while self.clock.now() - started < self.max_wait_for_agent_s:
+            begun = self.agent_speech_start
+            if begun is not None and begun >= heard_since and self.clock.now() - begun >= after_s:
+                return
+            yield silence, None
+        logger.info("simulated call %s: the agent never spoke; caller goes on", self.call_id)
 
     def _wait_for_agent(
         self, heard_since: float, silence_s: float, silence: bytes
@@ -284,7 +314,9 @@ class _SimulatedCall:
             end = self.agent_speech_end
             if end is not None and end > heard_since and now - end >= silence_s:
                 return
-            if now - started >= self.max_wait_for_agent_s:
+            answering = end is not None and end > heard_since and now - end < silence_s
+            # Only an agent that stays silent is given up on; one still answering is waited for.
+            if now - started >= self.max_wait_for_agent_s and not answering:
                 logger.info(
                     "simulated call %s: agent silent for %.1fs; caller goes on",
                     self.call_id,
@@ -340,4 +372,7 @@ class _SimulatedCall:
         self.agent += bytes(start - len(self.agent))
         self.agent += pcm
         if rms(pcm) >= self.speech_rms:
+            start_s = self.t0 + (len(self.agent) - len(pcm)) / self.bytes_per_s
+            if self.agent_speech_end is None or start_s - self.agent_speech_end > 0.3:
+                self.agent_speech_start = start_s  # a new stretch of agent speech begins
             self.agent_speech_end = self.t0 + len(self.agent) / self.bytes_per_s

@@ -30,7 +30,12 @@ from callagent.telephony.asterisk.audiosocket import (
     frame_bytes,
 )
 from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
-from callagent.telephony.asterisk.simulated_asterisk import SimulationResult, rms, simulate_call
+from callagent.telephony.asterisk.simulated_asterisk import (
+    Interruption,
+    SimulationResult,
+    rms,
+    simulate_call,
+)
 from callagent.voice_pipeline.clock import Clock, FakeClock, MonotonicClock
 
 pytestmark = pytest.mark.timeout(10)
@@ -168,7 +173,7 @@ def clock() -> FakeClock:
 async def run_call(
     handler: Callable[[AudioSocketConnection], Awaitable[None]],
     clock: FakeClock,
-    utterances: list[bytes | str],
+    utterances: list[bytes | str | Interruption],
     **kwargs: object,
 ) -> SimulationResult:
     async with AudioSocketServer(handler, port=0) as server:
@@ -228,6 +233,22 @@ async def test_polite_caller_waits_for_agent_and_timelines_align(clock: FakeCloc
     assert bytes(agent.received).rstrip(b"\0") == result.caller_pcm.rstrip(b"\0")
     gaps = {round(b - a, 6) for a, b in zip(agent.arrivals, agent.arrivals[1:], strict=False)}
     assert gaps == {TICK}
+
+
+async def test_interrupting_caller_talks_over_the_agent(clock: FakeClock) -> None:
+    agent = ToyAgent(clock, greeting_frames=50)  # a one-second greeting
+    result = await run_call(
+        agent,
+        clock,
+        [Interruption(tone(10, CALLER_LEVEL), after_agent_speech_s=0.4)],
+        final_wait_s=0.2,
+        max_wait_for_agent_s=5.0,
+    )
+    (g0, g1, _), *_ = segments(result.agent_pcm, 8000)
+    (c0, _, _), *_ = segments(result.caller_pcm, 8000)
+    # The caller cuts in 0.4 s (20 ticks) into the greeting, while the agent still talks.
+    assert c0 - g0 in (20, 21)
+    assert c0 < g1
 
 
 async def test_caller_goes_on_when_agent_stays_silent(clock: FakeClock) -> None:
