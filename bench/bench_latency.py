@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import platform
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from callagent.cli import prepare, run_simulated_call  # noqa: E402
+from callagent.cli import prepare, read_caller_audio, run_simulated_call  # noqa: E402
 from callagent.settings import load_settings  # noqa: E402
 
 from helpers.voices import flite_phone_wav  # noqa: E402
@@ -35,6 +36,14 @@ CALLER_LINES = [
 STAGES = ["end_of_turn", "stt", "llm_first_token", "tts_first_audio", "wire", "voice_to_voice"]
 
 
+def cpu_model() -> str:
+    """The processor's model name, as Linux reports it."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank on the sorted values)."""
     ordered = sorted(values)
@@ -42,7 +51,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank]
 
 
-async def run(profile: str, calls: int, llm_threads: int | None) -> None:
+async def run(profile: str, calls: int, llm_threads: int | None, verbose: bool) -> None:
     overrides: dict[tuple[str, str], object] = {
         ("models", "profile"): profile,
         ("models", "models_dir"): REPO / "models",
@@ -55,22 +64,27 @@ async def run(profile: str, calls: int, llm_threads: int | None) -> None:
     barge_ins = 0
     with tempfile.TemporaryDirectory() as folder:
         voices = ["slt", "awb", "rms", "kal16"]
-        wavs = [
-            flite_phone_wav(line, Path(folder) / f"line{i}.wav", voice=voices[i % len(voices)])
+        utterances = [
+            read_caller_audio(
+                flite_phone_wav(line, Path(folder) / f"line{i}.wav", voice=voices[i % len(voices)]),
+                8000,
+            )
             for i, line in enumerate(CALLER_LINES)
         ]
         for _ in range(calls):
             report, _result = await run_simulated_call(
-                settings, wavs, engines=engines, profile=agent
+                settings, utterances, engines=engines, profile=agent
             )
             barge_ins += len(report.log.barge_ins)
             for turn in report.log.turns:
+                if verbose:
+                    print(turn.caller_text, "->", turn.agent_text, turn.latency_ms())
                 for stage, value in turn.latency_ms().items():
                     if value is not None:
                         figures[stage].append(value)
     print(
         f"profile {profile}: {len(figures['voice_to_voice'])} turns in {calls} calls "
-        f"({barge_ins} barge-ins), {platform.processor() or platform.machine()}"
+        f"({barge_ins} barge-ins), {cpu_model()}, {os.cpu_count()} cores"
     )
     print(f"{'stage':<18}{'p50 ms':>10}{'p95 ms':>10}")
     for stage in STAGES:
@@ -84,9 +98,10 @@ def main() -> None:
     parser.add_argument("--models", default="ci")
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--llm-threads", type=int, default=None)
+    parser.add_argument("--verbose", action="store_true", help="print every turn")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(run(args.models, args.calls, args.llm_threads))
+    asyncio.run(run(args.models, args.calls, args.llm_threads, args.verbose))
 
 
 if __name__ == "__main__":

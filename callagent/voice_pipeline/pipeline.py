@@ -22,7 +22,7 @@ from callagent.voice_pipeline.audio import StreamResampler
 from callagent.voice_pipeline.clock import Clock
 from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
 from callagent.voice_pipeline.playback import PacedOutput, SpokenSegment, heard_text
-from callagent.voice_pipeline.stt import SpeechToText
+from callagent.voice_pipeline.stt import SpeechToText, Transcript
 from callagent.voice_pipeline.text_chunker import ClauseChunker
 from callagent.voice_pipeline.tts import TextToSpeech
 from callagent.voice_pipeline.turns import EndOfTurnPolicy, TurnSettings
@@ -194,6 +194,7 @@ class VoicePipeline:
         self._reply: _Reply | None = None
         self._utterance = bytearray()
         self._end_call_at: float | None = None
+        self._early_stt: asyncio.Task[Transcript] | None = None
 
     async def run(
         self,
@@ -237,6 +238,12 @@ class VoicePipeline:
             self._utterance += frame.pcm
         if isinstance(event, SpeechEnded):
             self._turns.speech_ended(event.end)
+            # Transcribe while the end-of-turn pause runs out: if the caller stays quiet, the
+            # transcript is (nearly) ready when the turn ends. New speech discards it.
+            self._early_stt = asyncio.create_task(
+                self._stt.transcribe(bytes(self._utterance), output.sample_rate),
+                name="early-stt",
+            )
         now = self._clock.now()
         if self._turns.turn_complete(now):
             speech_end = self._turns.speech_end if self._turns.speech_end is not None else now
@@ -244,9 +251,15 @@ class VoicePipeline:
             pcm = bytes(self._utterance)
             self._utterance.clear()
             self._turns.reset()
-            self._start_reply(output, caller_text=None, caller_pcm=pcm, record=record)
+            early, self._early_stt = self._early_stt, None
+            self._start_reply(
+                output, caller_text=None, caller_pcm=pcm, record=record, transcript=early
+            )
 
     def _on_speech_started(self, event: SpeechStarted, output: PacedOutput) -> None:
+        if self._early_stt is not None:
+            self._early_stt.cancel()
+            self._early_stt = None
         reply = self._reply
         if reply is not None and reply.task is not None and not reply.task.done():
             if reply.audible or not reply.caller_pcm:
@@ -280,12 +293,14 @@ class VoicePipeline:
         caller_pcm: bytes = b"",
         fixed_text: str | None = None,
         record: TurnRecord | None = None,
+        transcript: asyncio.Task[Transcript] | None = None,
     ) -> None:
         if self._reply is not None and self._reply.task is not None:
             self._reply.task.cancel()
         reply = _Reply(record=record or TurnRecord(), caller_pcm=caller_pcm)
         reply.task = asyncio.create_task(
-            self._speak_reply(reply, output, caller_text, fixed_text), name="agent-reply"
+            self._speak_reply(reply, output, caller_text, fixed_text, transcript),
+            name="agent-reply",
         )
         reply.task.add_done_callback(_log_failure)
         self._reply = reply
@@ -296,10 +311,19 @@ class VoicePipeline:
         output: PacedOutput,
         caller_text: str | None,
         fixed_text: str | None,
+        early_transcript: asyncio.Task[Transcript] | None = None,
     ) -> None:
         record = reply.record
         if caller_text is None:
-            transcript = await self._stt.transcribe(reply.caller_pcm, output.sample_rate)
+            try:
+                transcript = await (
+                    early_transcript
+                    if early_transcript is not None
+                    else self._stt.transcribe(reply.caller_pcm, output.sample_rate)
+                )
+            finally:
+                if early_transcript is not None:
+                    early_transcript.cancel()  # no-op once done; stops it if we were cancelled
             record.transcript_at = self._clock.now()
             if not transcript.text.strip():
                 log.info("caller turn had no words in it; not answering")
@@ -374,7 +398,7 @@ class VoicePipeline:
         if reply is not None and (reply.record.caller_text or reply.audible):
             # The call ended mid-answer: keep the exchange, cut at what was played.
             self._settle(reply, interrupted=True)
-        tasks = [t for t in (pacer_task, reply.task if reply else None) if t]
+        tasks = [t for t in (pacer_task, reply.task if reply else None, self._early_stt) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -18,16 +18,24 @@ from helpers.audio import frames, rms, silence
 
 @dataclass
 class FakeSpeechToText:
-    """Returns scripted transcripts in order, after ``delay_s`` of fake time."""
+    """Returns scripted transcripts in order, one per caller turn, after ``delay_s`` of fake
+    time. Audio that extends the previous request's audio is the same turn (the pipeline
+    transcribes a turn early and again when the caller goes on)."""
 
     clock: FakeClock
     transcripts: list[str]
     delay_s: float = 0.1
     heard: list[bytes] = field(default_factory=list)
+    _last_pcm: bytes = b""
+    _last_text: str = ""
 
     async def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
         self.heard.append(pcm)
-        text = self.transcripts.pop(0) if self.transcripts else ""
+        if self._last_pcm and pcm.startswith(self._last_pcm):
+            text = self._last_text  # more audio of the same turn: the same words
+        else:
+            text = self.transcripts.pop(0) if self.transcripts else ""
+        self._last_pcm, self._last_text = pcm, text
         await self.clock.sleep_until(self.clock.now() + self.delay_s)
         return Transcript(text)
 
