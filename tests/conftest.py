@@ -30,3 +30,13 @@ async def _no_leaked_tasks() -> object:
     for task in leaked:
         task.cancel()
     assert not leaked, f"test leaked asyncio tasks: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture(scope="session")
+def ci_models() -> object:
+    """The ``ci`` profile's model files (make test downloads them first)."""
+    from pathlib import Path
+
+    from callagent.model_files import resolve_profile
+
+    return resolve_profile("ci", Path(__file__).resolve().parents[1] / "models")

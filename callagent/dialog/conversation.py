@@ -31,8 +31,12 @@ _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
 
 def is_farewell(caller_text: str) -> bool:
-    """True when the caller is saying goodbye."""
-    return _FAREWELL.search(caller_text) is not None
+    """True when the caller is saying goodbye: a farewell among the last few words, and no
+    question after it ("bye — oh wait, how much is it?" is not the end of the call)."""
+    text = caller_text.strip()
+    if not text or text.endswith("?"):
+        return False
+    return _FAREWELL.search(" ".join(text.split()[-5:])) is not None
 
 
 def speakable(text: str) -> str:

@@ -1,0 +1,44 @@
+"""The real language model of the ``ci`` profile through llama-cpp-python."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.dialog.conversation import Conversation
+from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
+from callagent.dialog.prompt import build_system_prompt
+from callagent.model_files import ModelProfile
+
+pytestmark = pytest.mark.real_models
+
+
+@pytest.fixture(scope="module")
+def llm(ci_models: ModelProfile) -> LlamaCppLanguageModel:
+    return LlamaCppLanguageModel(ci_models.llm_path, LlamaSettings(max_tokens=48))
+
+
+async def test_the_model_streams_an_english_answer_in_pieces(llm: LlamaCppLanguageModel) -> None:
+    await llm.warm_up(build_system_prompt(DEFAULT_AGENT))
+    conversation = Conversation(DEFAULT_AGENT, llm)
+    deltas = [d async for d in conversation.reply("What warranty do your solar panels have?")]
+    text = "".join(deltas)
+    assert len(deltas) > 3  # streamed, not one block
+    assert sum(c.isalpha() for c in text) > 10
+    assert text.isascii() or any(w in text.lower() for w in ("the", "a", "we", "you"))
+
+
+async def test_leaving_the_stream_stops_generation_and_frees_the_model(
+    llm: LlamaCppLanguageModel,
+) -> None:
+    messages = Conversation(DEFAULT_AGENT, llm).messages_for("Tell me a very long story.")
+    async with contextlib.aclosing(llm.stream(messages)) as deltas:
+        async for _ in deltas:
+            break  # the caller barged in
+    # The single worker is free again at once: a new request answers promptly.
+    async with contextlib.aclosing(llm.stream(messages)) as again:
+        first = await asyncio.wait_for(anext(again), timeout=30)
+    assert first
