@@ -25,9 +25,11 @@ LONG_REPLY = (
 
 
 class Harness:
-    def __init__(self, transcripts: list[str], replies: list[str], *, greet: bool = False):
+    def __init__(
+        self, transcripts: list[str], replies: list[str], *, greet: bool = False, rate: int = 8000
+    ):
         self.clock = FakeClock()
-        self.call = FakeCall(self.clock)
+        self.call = FakeCall(self.clock, rate)
         self.stt = FakeSpeechToText(self.clock, transcripts)
         self.tts = FakeTextToSpeech(self.clock)
         self.llm = FakeLanguageModel(self.clock, replies)
@@ -217,3 +219,12 @@ async def test_transcription_starts_before_the_end_of_turn_pause_is_over() -> No
     # The early transcript was ready when the turn ended: STT adds (almost) nothing.
     assert latency["stt"] is not None
     assert latency["stt"] <= 40
+
+
+async def test_a_wideband_slin16_call_is_answered_at_16_khz() -> None:
+    h = Harness(["hello"], ["Hello, how can I help?"], rate=16000)
+    async with running(h):
+        await h.call.play(voice(1.0, rate=16000))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    assert {len(pcm) for _, pcm in h.call.sent} == {640}  # 20 ms at 16 kHz, kind 0x12
+    assert h.log.turns[0].agent_text == "Hello, how can I help?"
