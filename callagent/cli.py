@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import wave
 from collections.abc import Sequence
@@ -40,6 +41,9 @@ from callagent.voice_pipeline.turns import TurnSettings
 from callagent.voice_pipeline.vad import VadSettings
 
 log = logging.getLogger("callagent")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class UsageError(Exception):
@@ -152,11 +156,47 @@ async def _call(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _clients(args: argparse.Namespace, settings: Settings) -> int:
+    """``callagent clients create|keys|revoke`` (issue #3): manage tenants and API keys."""
+    import uuid
+
+    import msgspec
+
+    from callagent.store.db import Database
+    from callagent.store.errors import DomainError
+    from callagent.store.services import clients
+
+    database = Database(settings.database.url)
+    try:
+        await database.migrate()
+        if args.clients_command == "create":
+            created = await clients.create_client(database, args.name)
+            print(msgspec.json.encode(created).decode())
+        elif args.clients_command == "keys":
+            keys = await clients.list_api_keys(database, uuid.UUID(args.client_id))
+            print(msgspec.json.encode(keys).decode())
+        else:
+            revoked = await clients.revoke_api_key(database, uuid.UUID(args.key_id))
+            print(msgspec.json.encode(revoked).decode())
+    except ValueError as error:  # a malformed UUID
+        raise UsageError(f"not a valid id: {error}") from error
+    except DomainError as error:
+        raise UsageError(error.detail) from error
+    finally:
+        await database.dispose()
+    return 0
+
+
 async def _serve(settings: Settings) -> int:
     import uvicorn
 
     from callagent.api.app import create_app
+    from callagent.api.state import ApiState
+    from callagent.store.db import Database
 
+    # The REST API's database (issue #3): migrated to the latest schema before serving.
+    database = Database(settings.database.url)
+    await database.migrate()
     engines, profile = await prepare(settings)
     finished: list[CallReport] = []
     runner = CallRunner(
@@ -182,14 +222,47 @@ async def _serve(settings: Settings) -> int:
     log.info("AudioSocket listening on %s:%d", network.host, server.port)
     http = uvicorn.Server(
         uvicorn.Config(
-            create_app(status), host=network.host, port=network.http_port, log_level="warning"
+            create_app(status, ApiState(database)),
+            host=network.host,
+            port=network.http_port,
+            log_level="warning",
         )
     )
     log.info("health endpoint on http://%s:%d/health", network.host, network.http_port)
+    # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal to the handler that was
+    # there before it: make that a no-op, so the calls still get closed below and the process
+    # exits 0 like any service asked to stop.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
     try:
-        await http.serve()  # returns on SIGINT / SIGTERM
+        await http.serve()
     finally:
         await server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        await database.dispose()
+    return 0
+
+
+def _asterisk_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Render, check and write Asterisk's configuration (issue #4, docs/telephony.md)."""
+    from callagent.telephony.asterisk.config import (
+        AsteriskConfigError,
+        render_asterisk_config,
+        write_asterisk_config,
+    )
+    from callagent.telephony.asterisk.config_check import check_asterisk_config
+
+    try:
+        files = render_asterisk_config(
+            settings.asterisk, audiosocket_port=settings.network.audiosocket_port
+        )
+    except AsteriskConfigError as error:
+        raise UsageError(f"cannot render the Asterisk configuration: {error}") from error
+    problems = check_asterisk_config(files)
+    if problems:  # a bug in the templates, never the operator's: refuse to write it
+        raise UsageError("rendered Asterisk configuration failed its check: " + "; ".join(problems))
+    for path in write_asterisk_config(files, args.out):
+        print(path)
     return 0
 
 
@@ -208,6 +281,9 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--audiosocket-port", type=int, help="AudioSocket port (default 9092)")
     serve.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
+    serve.add_argument(
+        "--database-url", help="database (default sqlite+aiosqlite:///var/callagent.db)"
+    )
 
     call = sub.add_parser("call", parents=[common], help="run a call")
     call.add_argument(
@@ -222,6 +298,21 @@ def _build_parser() -> argparse.ArgumentParser:
     call.add_argument("--recording", type=Path, help="write the call (caller L, agent R)")
     call.add_argument("--json", action="store_true", help="print one JSON object")
 
+    clients_parser = sub.add_parser("clients", help="manage clients and their API keys")
+    clients_parser.add_argument("--database-url", help="database (as for serve)")
+    clients_sub = clients_parser.add_subparsers(dest="clients_command", required=True)
+    create = clients_sub.add_parser("create", help="create a client; prints its first API key")
+    create.add_argument("name")
+    keys = clients_sub.add_parser("keys", help="list a client's API keys")
+    keys.add_argument("client_id")
+    revoke = clients_sub.add_parser("revoke", help="revoke an API key")
+    revoke.add_argument("key_id")
+
+    asterisk = sub.add_parser(
+        "asterisk-config", help="write Asterisk's configuration from the settings (issue #4)"
+    )
+    asterisk.add_argument("--out", type=Path, required=True, help="folder for the .conf files")
+
     models = sub.add_parser("models", help="download or verify model files (see --help)")
     models.add_argument("model_args", nargs=argparse.REMAINDER)
     return parser
@@ -235,6 +326,7 @@ def _overrides(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
         ("network", "host"): getattr(args, "host", None),
         ("network", "audiosocket_port"): getattr(args, "audiosocket_port", None),
         ("network", "http_port"): getattr(args, "http_port", None),
+        ("database", "url"): getattr(args, "database_url", None),
     }
 
 
@@ -252,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return models_main(args.model_args)
     try:
         settings = load_settings(config_file=args.config, overrides=_overrides(args))
+        if args.command == "asterisk-config":
+            return _asterisk_config(args, settings)
+        if args.command == "clients":
+            return asyncio.run(_clients(args, settings))
         if args.command == "serve":
             with contextlib.suppress(KeyboardInterrupt):
                 return asyncio.run(_serve(settings))

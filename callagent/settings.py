@@ -8,10 +8,11 @@ component gets an explicit parameter object.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -38,8 +39,8 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Which model profile of models/manifest.json to run, and how many threads it gets."""
 
     profile: str = "ci"
-    models_dir: Path = Path("models")
-    llm_threads: int = 2
+    models_dir: str = "models"
+    llm_threads: int = 1
     stt_threads: int = 2
 
     def __post_init__(self) -> None:
@@ -50,7 +51,7 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The agent definition file; none means the built-in demo agent."""
 
-    file: Path | None = None
+    file: str | None = None
 
 
 class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -70,6 +71,186 @@ class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             )
 
 
+# --- telephony (issue #4) ---------------------------------------------------------------------
+#
+# Everything below lands in Asterisk's configuration files or in SIP messages, so each value is
+# checked against a small alphabet here, at start, with the setting named in the error (DESIGN.md
+# practice 12): a newline, ';', ',', '$' or parenthesis in a setting could otherwise inject
+# dialplan or config syntax (issue #4: no injection through settings). The renderer checks again.
+
+_TELEPHONY_PATTERNS: Mapping[str, tuple[str, str]] = {
+    "host": (r"[A-Za-z0-9.:\[\]-]{1,253}", "a host name or IP address (optionally :port)"),
+    "cidr": (r"[0-9A-Fa-f.:]{2,45}(/[0-9]{1,3})?", "an IP address or network, e.g. 10.0.0.0/8"),
+    "name": (r"[A-Za-z0-9._+-]{1,64}", "letters, digits and . _ + - (at most 64)"),
+    "secret": (
+        r"[A-Za-z0-9!#%&()*+,./:<=>?@\[\]^_{|}~-]{1,128}",
+        "printable characters without spaces, quotes, '$', ';' or backslashes",
+    ),
+    "number": (r"\+?[0-9]{2,20}", "a phone number: digits with an optional leading +"),
+    "target": (r"[a-z][a-z0-9_]{1,31}", "a name of 2-32 lower-case letters, digits or _"),
+}
+_CODECS = frozenset({"ulaw", "alaw", "g722", "opus", "gsm"})
+
+
+def _check_value(where: str, value: str, kind: str) -> None:
+    pattern, meaning = _TELEPHONY_PATTERNS[kind]
+    if re.fullmatch(pattern, value) is None:
+        # A secret is never echoed: the error ends up in logs.
+        shown = "a value that is not" if kind == "secret" else f"{value!r}, not"
+        raise SettingsError(f"{where}: got {shown} {meaning}")
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Asterisk in front of callagent: trunk, AMI account, dialplan (issue #4, docs/telephony.md).
+
+    Lists are comma-separated strings so they can come from one environment variable.
+    """
+
+    audiosocket_host: str = "127.0.0.1"
+    """Address at which Asterisk reaches callagent's AudioSocket port (network.audiosocket_port)."""
+    audiosocket_format: Literal["slin16", "slin"] = "slin16"
+    """slin16: Dial(AudioSocket/...c(slin16)), 16 kHz (kind 0x12); slin: AudioSocket(), 8 kHz."""
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_bind: str = "127.0.0.1"
+    """Address Asterisk's AMI listens on."""
+    ami_permit: str = "127.0.0.1/32"
+    """The callagent host(s) allowed to log in to AMI; everything else is denied."""
+    ami_username: str = "callagent"
+    ami_secret: str = ""
+    sip_bind: str = "0.0.0.0"
+    sip_port: int = 5060
+    external_address: str = ""
+    """Public address Asterisk announces in SIP/SDP when behind NAT (empty: none)."""
+    local_net: str = ""
+    """Comma-separated local networks (NAT: addresses not rewritten to external_address)."""
+    rtp_port_start: int = 10000
+    rtp_port_end: int = 10200
+    codecs: str = "g722,alaw,ulaw"
+    trunk_host: str = ""
+    trunk_transport: Literal["udp", "tcp", "tls"] = "udp"
+    trunk_username: str = ""
+    trunk_password: str = ""
+    trunk_register: bool = True
+    trunk_caller_id: str = ""
+    """Caller number presented on outbound calls (empty: the trunk's default)."""
+    dids: str = ""
+    """Comma-separated numbers the trunk delivers to us; each is answered by callagent."""
+    transfer_targets: str = ""
+    """Comma-separated name=number pairs: the only places a call may be handed over to."""
+    amd_enabled: bool = True
+    amd_on_machine: Literal["connect", "hangup"] = "connect"
+    originate_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("audiosocket_host", "ami_host", "ami_bind", "sip_bind"):
+            _check_value(f"asterisk.{name}", getattr(self, name), "host")
+        for name in ("ami_port", "sip_port", "rtp_port_start", "rtp_port_end"):
+            port = getattr(self, name)
+            if not 1 <= port <= 65535:
+                raise SettingsError(f"asterisk.{name} must be a port number 1..65535, got {port}")
+        if self.rtp_port_start >= self.rtp_port_end:
+            raise SettingsError("asterisk.rtp_port_start must be below asterisk.rtp_port_end")
+        for network in (*_split_list(self.ami_permit), *_split_list(self.local_net)):
+            _check_value("asterisk.ami_permit / asterisk.local_net", network, "cidr")
+        if not _split_list(self.ami_permit):
+            raise SettingsError("asterisk.ami_permit must name the callagent host")
+        _check_value("asterisk.ami_username", self.ami_username, "name")
+        if self.ami_secret:
+            _check_value("asterisk.ami_secret", self.ami_secret, "secret")
+        for name, kind in (
+            ("external_address", "host"),
+            ("trunk_host", "host"),
+            ("trunk_username", "name"),
+            ("trunk_password", "secret"),
+            ("trunk_caller_id", "number"),
+        ):
+            if getattr(self, name):
+                _check_value(f"asterisk.{name}", getattr(self, name), kind)
+        for did in self.did_list():
+            _check_value("asterisk.dids", did, "number")
+        self.transfer_map()  # validates
+        unknown = set(_split_list(self.codecs)) - _CODECS
+        if unknown or not _split_list(self.codecs):
+            raise SettingsError(
+                f"asterisk.codecs must list some of {sorted(_CODECS)}, got {self.codecs!r}"
+            )
+        if not 5.0 <= self.originate_timeout_s <= 120.0:
+            raise SettingsError("asterisk.originate_timeout_s must be 5..120 s")
+
+    def did_list(self) -> tuple[str, ...]:
+        """The DIDs, in the order given."""
+        return _split_list(self.dids)
+
+    def transfer_map(self) -> dict[str, str]:
+        """The transfer allow-list: target name → number."""
+        targets: dict[str, str] = {}
+        for item in _split_list(self.transfer_targets):
+            name, sep, number = (part.strip() for part in item.partition("="))
+            if not sep:
+                raise SettingsError(
+                    f"asterisk.transfer_targets entries are name=number, got {item!r}"
+                )
+            _check_value("asterisk.transfer_targets name", name, "target")
+            _check_value("asterisk.transfer_targets number", number, "number")
+            if name in targets:
+                raise SettingsError(f"asterisk.transfer_targets names {name!r} twice")
+            targets[name] = number
+        return targets
+
+
+class SipSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Direct SIP without Asterisk: callagent's own pjsua2 endpoint (issue #4 item 6)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5060
+    transport: Literal["udp", "tcp"] = "udp"
+    public_address: str = ""
+    rtp_port: int = 4000
+    rtp_port_range: int = 200
+    sample_rate: Literal[8000, 16000] = 16000
+    """Rate of the audio handed to the pipeline; pjmedia resamples the codec's rate to it."""
+    registrar: str = ""
+    """Trunk to register with (host[:port]); empty: only accept calls sent to host:port."""
+    username: str = ""
+    password: str = ""
+    max_calls: int = 4
+
+    def __post_init__(self) -> None:
+        _check_value("sip.host", self.host, "host")
+        for name in ("public_address", "registrar"):
+            if getattr(self, name):
+                _check_value(f"sip.{name}", getattr(self, name), "host")
+        if self.username:
+            _check_value("sip.username", self.username, "name")
+        if self.password:
+            _check_value("sip.password", self.password, "secret")
+        if self.registrar and not self.username:
+            raise SettingsError("sip.registrar needs sip.username (and sip.password)")
+        if not 0 <= self.port <= 65535 or not 0 <= self.rtp_port <= 65535:
+            raise SettingsError("sip.port and sip.rtp_port must be port numbers 0..65535")
+        if not 1 <= self.max_calls <= 64:
+            raise SettingsError(f"sip.max_calls must be 1..64, got {self.max_calls}")
+
+
+class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where clients, agents, customers and calls are stored (issue #3): a SQLite file by
+    default (the embedded mode), ``postgresql+asyncpg://…`` in production."""
+
+    url: str = "sqlite+aiosqlite:///var/callagent.db"
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError(
+                "database.url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """All settings, one section per concern."""
 
@@ -77,6 +258,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     models: ModelSettings = msgspec.field(default_factory=ModelSettings)
     agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
     turn_taking: TurnTakingSettings = msgspec.field(default_factory=TurnTakingSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    asterisk: AsteriskSettings = msgspec.field(default_factory=AsteriskSettings)
+    sip: SipSettings = msgspec.field(default_factory=SipSettings)
 
 
 # Environment variable → (section, field).
@@ -89,6 +273,38 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "CALLAGENT_LLM_THREADS": ("models", "llm_threads"),
     "CALLAGENT_AGENT": ("agent", "file"),
     "CALLAGENT_END_SILENCE_S": ("turn_taking", "end_silence_s"),
+    "CALLAGENT_DATABASE_URL": ("database", "url"),
+    "CALLAGENT_ASTERISK_AUDIOSOCKET_HOST": ("asterisk", "audiosocket_host"),
+    "CALLAGENT_AUDIOSOCKET_FORMAT": ("asterisk", "audiosocket_format"),
+    "CALLAGENT_AMI_HOST": ("asterisk", "ami_host"),
+    "CALLAGENT_AMI_PORT": ("asterisk", "ami_port"),
+    "CALLAGENT_AMI_BIND": ("asterisk", "ami_bind"),
+    "CALLAGENT_AMI_PERMIT": ("asterisk", "ami_permit"),
+    "CALLAGENT_AMI_USERNAME": ("asterisk", "ami_username"),
+    "CALLAGENT_AMI_SECRET": ("asterisk", "ami_secret"),
+    "CALLAGENT_ASTERISK_SIP_PORT": ("asterisk", "sip_port"),
+    "CALLAGENT_EXTERNAL_ADDRESS": ("asterisk", "external_address"),
+    "CALLAGENT_LOCAL_NET": ("asterisk", "local_net"),
+    "CALLAGENT_RTP_PORT_START": ("asterisk", "rtp_port_start"),
+    "CALLAGENT_RTP_PORT_END": ("asterisk", "rtp_port_end"),
+    "CALLAGENT_CODECS": ("asterisk", "codecs"),
+    "CALLAGENT_TRUNK_HOST": ("asterisk", "trunk_host"),
+    "CALLAGENT_TRUNK_TRANSPORT": ("asterisk", "trunk_transport"),
+    "CALLAGENT_TRUNK_USERNAME": ("asterisk", "trunk_username"),
+    "CALLAGENT_TRUNK_PASSWORD": ("asterisk", "trunk_password"),
+    "CALLAGENT_TRUNK_REGISTER": ("asterisk", "trunk_register"),
+    "CALLAGENT_TRUNK_CALLER_ID": ("asterisk", "trunk_caller_id"),
+    "CALLAGENT_DIDS": ("asterisk", "dids"),
+    "CALLAGENT_TRANSFER_TARGETS": ("asterisk", "transfer_targets"),
+    "CALLAGENT_AMD": ("asterisk", "amd_enabled"),
+    "CALLAGENT_AMD_ON_MACHINE": ("asterisk", "amd_on_machine"),
+    "CALLAGENT_SIP": ("sip", "enabled"),
+    "CALLAGENT_SIP_HOST": ("sip", "host"),
+    "CALLAGENT_SIP_PORT": ("sip", "port"),
+    "CALLAGENT_SIP_PUBLIC_ADDRESS": ("sip", "public_address"),
+    "CALLAGENT_SIP_REGISTRAR": ("sip", "registrar"),
+    "CALLAGENT_SIP_USERNAME": ("sip", "username"),
+    "CALLAGENT_SIP_PASSWORD": ("sip", "password"),
 }
 
 
@@ -117,7 +333,8 @@ def load_settings(
             raw.setdefault(section, {})[name] = value
     for (section, name), value in (overrides or {}).items():
         if value is not None:
-            raw.setdefault(section, {})[name] = value
+            # Paths are kept as text: that is how they arrive from files and the environment.
+            raw.setdefault(section, {})[name] = str(value) if isinstance(value, Path) else value
     try:
         # strict=False lets "9092" from the environment become an int; types are still checked.
         return msgspec.convert(raw, Settings, strict=False)

@@ -1,22 +1,108 @@
-"""The HTTP side of callagent. For now: the health endpoint of the embedded mode.
+"""The HTTP side of callagent: the Litestar application (issue #3).
 
-The REST API of issue #3 grows here; this module stays the place where the Litestar
-application is assembled.
+``create_app(status)`` alone serves ``GET /health`` (the embedded mode without a database).
+Given an :class:`ApiState` it also serves the REST API: the integration contract's routes under
+``/api/agents/ai/`` and ``/api/dashboard/ai-agent/``, the CRM resources under ``/api/``, the
+OpenAPI document at ``/schema/openapi.json`` and Swagger UI at ``/schema/swagger``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from callagent.api.auth import provide_client_id
+from callagent.api.errors import EXCEPTION_HANDLERS
+from callagent.api.routes.agent import AgentController
+from callagent.api.routes.crm import (
+    CallbackController,
+    CallController,
+    CustomerController,
+    NoteController,
+    OpportunityController,
+)
+from callagent.api.routes.dashboard import DashboardController
+from callagent.api.state import ApiState
+
+#: JSON bodies larger than this are refused with 413 (the CSV import allows more).
+MAX_BODY_BYTES = 1024 * 1024
+
+API_VERSION = "1.0.0"
 
 
-def create_app(status: Callable[[], dict[str, Any]]) -> Litestar:
-    """A Litestar app whose ``GET /health`` reports ``status()``."""
+def openapi_config() -> OpenAPIConfig:
+    """The OpenAPI document: bearer auth declared, Swagger UI and raw JSON served."""
+    return OpenAPIConfig(
+        title="callagent REST API",
+        version=API_VERSION,
+        description=(
+            "Clients, agents, training, customers, calls and callbacks (issue #3). "
+            "Authenticate with `Authorization: Bearer <api key>` "
+            "(`callagent clients create NAME` prints one)."
+        ),
+        path="/schema",
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(
+                    type="http", scheme="bearer", description="a callagent API key"
+                )
+            }
+        ),
+        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+    )
 
-    @get("/health", sync_to_thread=False)
+
+def api_router(state: ApiState) -> Router:
+    """Every ``/api`` route, each running as the client of its API key."""
+
+    def provide_state() -> ApiState:
+        return state
+
+    def provide_now() -> dt.datetime:
+        return state.clock()
+
+    return Router(
+        path="/",
+        route_handlers=[
+            AgentController,
+            DashboardController,
+            CustomerController,
+            NoteController,
+            CallController,
+            CallbackController,
+            OpportunityController,
+        ],
+        dependencies={
+            "api": Provide(provide_state, sync_to_thread=False),
+            "now": Provide(provide_now, sync_to_thread=False),
+            "client_id": Provide(provide_client_id),
+        },
+        security=[{"BearerAuth": []}],
+    )
+
+
+def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None) -> Litestar:
+    """A Litestar app whose ``GET /health`` reports ``status()``; with ``api``, the REST API."""
+
+    @get("/health", sync_to_thread=False, include_in_schema=False)
     def health() -> dict[str, Any]:
         return {"status": "ok", **status()}
 
-    return Litestar(route_handlers=[health])
+    handlers: list[Any] = [health]
+    if api is not None:
+        handlers.append(api_router(api))
+    return Litestar(
+        route_handlers=handlers,
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config() if api is not None else None,
+        request_max_body_size=MAX_BODY_BYTES,
+        # Close the pool in the loop that opened it (the server's, or a test client's).
+        on_shutdown=[api.db.dispose] if api is not None else [],
+    )

@@ -1,0 +1,138 @@
+"""``/api/agents/ai/…``: the integration contract's agent routes (issue #3), paths unchanged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from callagent.api.errors import responses
+from callagent.api.state import ApiState
+from callagent.store.schemas import (
+    AgentSetup,
+    AgentUpdate,
+    AgentView,
+    CallOutcomeReport,
+    CallOutcomeResult,
+    StartCall,
+    StartCallResult,
+    TrainingCreate,
+    TrainingList,
+    TrainingResult,
+)
+from callagent.store.services import agents, calls
+from callagent.telephony.outbound import CallPlacer, OutboundCallRequest, PlacementResult
+
+log = logging.getLogger(__name__)
+
+
+async def place(placer: CallPlacer, prepared: calls.PreparedCall) -> PlacementResult:
+    """Hand a committed call session to the telephony layer. A placer that raises must not
+    leave the call ``queued`` forever: that is recorded as a failed placement."""
+    request = OutboundCallRequest(
+        call_session_id=prepared.call_id,
+        client_id=prepared.client_id,
+        agent_id=prepared.agent_id,
+        customer_id=prepared.customer_id,
+        phone_number=prepared.phone_number,
+        call_type=prepared.call_type.value,
+        purpose=prepared.purpose,
+        context=prepared.context,
+        scheduled_callback_id=prepared.scheduled_callback_id,
+    )
+    try:
+        return await placer.place_call(request)
+    except Exception as error:
+        log.exception("call placer failed for call %s", prepared.call_id)
+        return PlacementResult(placed=False, reason=f"telephony error: {type(error).__name__}")
+
+
+class AgentController(Controller):
+    """The client's one agent."""
+
+    path = "/api/agents/ai"
+    tags = ("agent",)
+
+    @post("/setup/", status_code=201, responses=responses(400, 401, 409))
+    async def setup(
+        self,
+        data: JSONBody[AgentSetup],
+        client_id: NamedDependency[uuid.UUID],
+        api: NamedDependency[ApiState],
+    ) -> AgentView:
+        """Create the client's blank agent (status ``training``, level 0). Once per client."""
+        return await agents.setup_agent(api.db, client_id, data)
+
+    @get("/", responses=responses(401, 404))
+    async def show(
+        self, client_id: NamedDependency[uuid.UUID], api: NamedDependency[ApiState]
+    ) -> AgentView:
+        """The agent and what it has learnt."""
+        return await agents.get_agent(api.db, client_id)
+
+    @patch("/", responses=responses(400, 401, 404))
+    async def update(
+        self,
+        data: JSONBody[AgentUpdate],
+        client_id: NamedDependency[uuid.UUID],
+        api: NamedDependency[ApiState],
+    ) -> AgentView:
+        """Change the agent's settings (name, personality, voice, hours, time zone, info)."""
+        return await agents.update_agent(api.db, client_id, data)
+
+    @post("/training/", status_code=201, responses=responses(400, 401, 404))
+    async def train(
+        self,
+        data: JSONBody[TrainingCreate],
+        client_id: NamedDependency[uuid.UUID],
+        api: NamedDependency[ApiState],
+    ) -> TrainingResult:
+        """Add a training session; the level rises by the rubric (docs/api.md)."""
+        return await agents.add_training(api.db, client_id, data)
+
+    @get("/training/", responses=responses(401, 404))
+    async def trainings(
+        self, client_id: NamedDependency[uuid.UUID], api: NamedDependency[ApiState]
+    ) -> TrainingList:
+        """Every training session, oldest first."""
+        return await agents.list_trainings(api.db, client_id)
+
+    @post("/start-call/", status_code=201, responses=responses(400, 401, 404, 409))
+    async def start_call(
+        self,
+        data: JSONBody[StartCall],
+        client_id: NamedDependency[uuid.UUID],
+        api: NamedDependency[ApiState],
+        now: NamedDependency[dt.datetime],
+    ) -> StartCallResult:
+        """Place a call. Refused (409) while the agent is under 20 %, for do-not-call numbers,
+        and outside working hours unless ``ignore_working_hours``. Without telephony the call
+        session is created and comes back ``failed``: "no telephony configured"."""
+        prepared = await calls.prepare_call(api.db, client_id, data, now)
+        result = await place(api.placer, prepared)
+        recorded = await calls.record_placement(
+            api.db,
+            client_id,
+            prepared.call_id,
+            placed=result.placed,
+            reason=result.reason,
+            telephony_call_id=result.telephony_call_id,
+            now=api.clock(),
+        )
+        return msgspec.structs.replace(recorded, customer_created=prepared.customer_created)
+
+    @post("/call-outcome/", status_code=200, responses=responses(400, 401, 404, 409))
+    async def call_outcome(
+        self,
+        data: JSONBody[CallOutcomeReport],
+        client_id: NamedDependency[uuid.UUID],
+        api: NamedDependency[ApiState],
+        now: NamedDependency[dt.datetime],
+    ) -> CallOutcomeResult:
+        """Record how a call went: the call, the customer, a callback, the agent's learning."""
+        return await calls.record_outcome(api.db, client_id, data, now)

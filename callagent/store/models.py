@@ -1,0 +1,389 @@
+"""The tables of issue #3, as SQLAlchemy 2 declarative models.
+
+Rules that hold for every model here:
+
+- Every tenant-owned row carries ``client_id`` and every query filters on it (services do), so
+  one client's rows are invisible to another (issue #3 "no client may ever see or change another
+  client's data").
+- Relationships are declared with ``lazy="raise"``: a service that needs related rows loads them
+  explicitly (``selectinload``/joins); an accidental lazy load is an error in tests, not a
+  hidden query per row in production (DESIGN.md practice 11). The transcript, the one large
+  column, is deferred the same way so lists never drag it along.
+- Indexes lead with ``client_id`` and end with the sort key of the list they serve, so every
+  paginated list is an index range scan whatever the table size (issue #3 "Scale").
+- Schema changes go through Alembic (``callagent/store/migrations``), never ``create_all``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from callagent.store.ids import new_id
+from callagent.store.states import (
+    AgentStatus,
+    CallbackStatus,
+    CallOutcome,
+    CallStatus,
+    CallType,
+    InterestLevel,
+    NoteKind,
+    OpportunityStage,
+    PersonalityType,
+    Sentiment,
+    TrainingType,
+)
+
+# Named constraints make Alembic migrations reproducible on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend.
+
+    SQLite has no time zone type and hands back naive values; storing UTC and re-attaching the
+    zone on the way out keeps comparisons (overdue callbacks, working hours) correct everywhere.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _enum(enum_class: type[Any]) -> Enum:
+    # Stored as VARCHAR(32) without a CHECK constraint: new values need no migration; the API and
+    # the services accept only the listed ones.
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention above."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Client(Base):
+    """A tenant: one business using this installation."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """One API key of a client. Only its SHA-256 is stored (the key is 256 random bits, so a
+    slow password hash would add nothing but latency to every request)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class AIAgent(Base):
+    """The client's one agent (unique on ``client_id``) and what it has learnt."""
+
+    __tablename__ = "ai_agents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), unique=True
+    )
+    agent_name: Mapped[str] = mapped_column(String(100))
+    personality_type: Mapped[PersonalityType] = mapped_column(_enum(PersonalityType))
+    voice_model: Mapped[str] = mapped_column(String(200))
+    working_hours_start: Mapped[dt.time] = mapped_column(Time)
+    working_hours_end: Mapped[dt.time] = mapped_column(Time)
+    timezone: Mapped[str] = mapped_column(String(64))
+    business_info: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    sales_goals: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    status: Mapped[AgentStatus] = mapped_column(_enum(AgentStatus), default=AgentStatus.TRAINING)
+    training_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Points per rubric area (callagent.store.training); the dashboard shows them.
+    training_coverage: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    calls_handled: Mapped[int] = mapped_column(Integer, default=0)
+    successful_conversions: Mapped[int] = mapped_column(Integer, default=0)
+    conversation_memory: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    customer_preferences: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    # Learning data: counts per outcome, per objection, satisfaction sums (call-outcome).
+    performance_metrics: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AgentTraining(Base):
+    """One training session and what it taught."""
+
+    __tablename__ = "agent_trainings"
+    __table_args__ = (Index("ix_agent_trainings_agent_id_id", "agent_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id", ondelete="CASCADE"))
+    training_type: Mapped[TrainingType] = mapped_column(_enum(TrainingType))
+    training_content: Mapped[str] = mapped_column(Text, default="")
+    product_details: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    objection_responses: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    sales_techniques: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    client_instructions: Mapped[str] = mapped_column(Text, default="")
+    # Coverage of this session's own rubric area after it, 0–100.
+    completion_percentage: Mapped[int] = mapped_column(Integer, default=0)
+    level_before: Mapped[int] = mapped_column(Integer, default=0)
+    level_after: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CustomerProfile(Base):
+    """A person the agent calls or who calls it; one per phone number per client.
+
+    The issue says "per agent"; a client has exactly one agent, so the client scope is the same
+    thing and lets a CRM import customers before the agent is set up.
+    """
+
+    __tablename__ = "customer_profiles"
+    __table_args__ = (
+        Index("uq_customer_profiles_client_phone", "client_id", "phone_number", unique=True),
+        Index("ix_customer_profiles_client_id_id", "client_id", "id"),
+        Index("ix_customer_profiles_client_interest_id", "client_id", "interest_level", "id"),
+        Index("ix_customer_profiles_client_converted_id", "client_id", "converted", "id"),
+        Index("ix_customer_profiles_client_dnc_id", "client_id", "do_not_call", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    phone_number: Mapped[str] = mapped_column(String(20))  # E.164
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    company: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    interest_level: Mapped[InterestLevel] = mapped_column(
+        _enum(InterestLevel), default=InterestLevel.COLD
+    )
+    call_preference_time: Mapped[str] = mapped_column(String(100), default="")
+    total_calls: Mapped[int] = mapped_column(Integer, default=0)
+    answered_calls: Mapped[int] = mapped_column(Integer, default=0)
+    total_talk_time_s: Mapped[float] = mapped_column(Float, default=0.0)
+    last_call_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_outcome: Mapped[CallOutcome | None] = mapped_column(_enum(CallOutcome))
+    conversation_notes: Mapped[str] = mapped_column(Text, default="")
+    preferences: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    objections: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    do_not_call_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    converted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CallSession(Base):
+    """One call, placed or received, with what was said and how it went."""
+
+    __tablename__ = "call_sessions"
+    __table_args__ = (
+        Index("ix_call_sessions_client_id_id", "client_id", "id"),
+        Index("ix_call_sessions_client_status_id", "client_id", "status", "id"),
+        Index("ix_call_sessions_client_outcome_id", "client_id", "outcome", "id"),
+        Index("ix_call_sessions_client_type_id", "client_id", "call_type", "id"),
+        Index("ix_call_sessions_client_customer_id", "client_id", "customer_id", "id"),
+        Index("ix_call_sessions_customer_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_profiles.id", ondelete="CASCADE")
+    )
+    callback_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("scheduled_callbacks.id", ondelete="SET NULL")
+    )
+    call_type: Mapped[CallType] = mapped_column(_enum(CallType))
+    purpose: Mapped[str] = mapped_column(String(500), default="")
+    context: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    phone_number: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.QUEUED)
+    outcome: Mapped[CallOutcome | None] = mapped_column(_enum(CallOutcome))
+    failure_reason: Mapped[str] = mapped_column(String(500), default="")
+    customer_response: Mapped[str] = mapped_column(Text, default="")
+    conversation_notes: Mapped[str] = mapped_column(Text, default="")
+    customer_satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # [{"speaker": "agent"|"caller", "text": str, "at": ISO-8601, "interrupted": bool}]
+    transcript: Mapped[list[Any]] = mapped_column(
+        JsonType, default=list, deferred=True, deferred_raiseload=True
+    )
+    sentiment: Mapped[Sentiment | None] = mapped_column(_enum(Sentiment))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    recording_ref: Mapped[str] = mapped_column(String(500), default="")
+    latency: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    telephony_channel: Mapped[str] = mapped_column(String(200), default="")
+    telephony_call_id: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    customer: Mapped[CustomerProfile] = relationship(lazy="raise")
+
+
+class ScheduledCallback(Base):
+    """A call the agent promised to make at a given time."""
+
+    __tablename__ = "scheduled_callbacks"
+    __table_args__ = (
+        Index("ix_scheduled_callbacks_client_due", "client_id", "scheduled_at", "id"),
+        Index(
+            "ix_scheduled_callbacks_client_status_due", "client_id", "status", "scheduled_at", "id"
+        ),
+        Index("ix_scheduled_callbacks_customer_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_profiles.id", ondelete="CASCADE")
+    )
+    # The call that asked for this callback. A plain id, not a foreign key: call_sessions
+    # already points here (callback_id), and a cycle of foreign keys cannot be created in order.
+    origin_call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    scheduled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[CallbackStatus] = mapped_column(
+        _enum(CallbackStatus), default=CallbackStatus.SCHEDULED
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=3)
+    expected_outcome: Mapped[str] = mapped_column(String(500), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[CustomerProfile] = relationship(lazy="raise")
+
+
+class ContactNote(Base):
+    """A call summary or a manual note about a customer."""
+
+    __tablename__ = "contact_notes"
+    __table_args__ = (
+        Index("ix_contact_notes_client_customer_id", "client_id", "customer_id", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_profiles.id", ondelete="CASCADE")
+    )
+    call_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("call_sessions.id", ondelete="SET NULL")
+    )
+    kind: Mapped[NoteKind] = mapped_column(_enum(NoteKind))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Opportunity(Base):
+    """A possible sale to a customer."""
+
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        Index("ix_opportunities_client_id_id", "client_id", "id"),
+        Index("ix_opportunities_client_stage_id", "client_id", "stage", "id"),
+        Index("ix_opportunities_customer_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_profiles.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    # Money in minor units (cents): exact on both backends, unlike floats or SQLite "NUMERIC".
+    estimated_value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    probability: Mapped[int] = mapped_column(Integer, default=0)
+    stage: Mapped[OpportunityStage] = mapped_column(
+        _enum(OpportunityStage), default=OpportunityStage.PROSPECTING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Counter(Base):
+    """Per-client running totals (customers per interest level, callbacks per status, …).
+
+    Why: the dashboard must not slow down as tables grow (issue #3 "Scale"), and COUNT(*) over a
+    million calls does. Services change these in the same transaction as the rows they count,
+    with ``value = value + delta`` so concurrent writers never lose an update.
+    """
+
+    __tablename__ = "counters"
+
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,178 @@
+"""The client's agent: setup, settings and training (issue #3)."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from callagent.store import training as rubric
+from callagent.store.db import Database
+from callagent.store.errors import Conflict, ValidationFailed
+from callagent.store.models import AgentTraining, AIAgent
+from callagent.store.schemas import (
+    AgentSetup,
+    AgentUpdate,
+    AgentView,
+    TrainingCreate,
+    TrainingList,
+    TrainingResult,
+)
+from callagent.store.services._common import (
+    agent_view,
+    check_timezone,
+    get_agent_row,
+    parse_hhmm,
+    training_view,
+)
+from callagent.store.states import AgentStatus, check_transition
+
+# The order in which training moves an agent forward; training never moves it back.
+_STATUS_ORDER = [
+    AgentStatus.TRAINING,
+    AgentStatus.LEARNING,
+    AgentStatus.ACTIVE,
+    AgentStatus.OPTIMIZING,
+]
+
+
+def advance_status(current: AgentStatus, target: AgentStatus) -> AgentStatus:
+    """Walk the transition table from ``current`` up to ``target`` one legal step at a time
+    (a session can take an agent from training straight past 80 %)."""
+    while _STATUS_ORDER.index(current) < _STATUS_ORDER.index(target):
+        current = check_transition(current, _STATUS_ORDER[_STATUS_ORDER.index(current) + 1])
+    return current
+
+
+def _check_hours(start: str, end: str) -> None:
+    if parse_hhmm(start) == parse_hhmm(end):
+        raise ValidationFailed("working_hours_end", "must differ from working_hours_start")
+
+
+async def setup_agent(db: Database, client_id: uuid.UUID, data: AgentSetup) -> AgentView:
+    """Create the client's blank agent (status training, level 0); a second one is a 409."""
+    check_timezone(data.timezone)
+    _check_hours(data.working_hours_start, data.working_hours_end)
+    agent = AIAgent(
+        client_id=client_id,
+        agent_name=data.agent_name,
+        personality_type=data.personality_type,
+        voice_model=data.voice_model,
+        working_hours_start=parse_hhmm(data.working_hours_start),
+        working_hours_end=parse_hhmm(data.working_hours_end),
+        timezone=data.timezone,
+        business_info=data.business_info,
+        sales_goals=data.sales_goals,
+        status=AgentStatus.TRAINING,
+        training_level=0,
+        training_coverage=rubric.score(()),
+        calls_handled=0,
+        successful_conversions=0,
+        conversation_memory={},
+        customer_preferences={},
+        performance_metrics={},
+    )
+    try:
+        async with db.write() as session:
+            existing = await session.scalar(
+                select(AIAgent.id).where(AIAgent.client_id == client_id)
+            )
+            if existing is not None:
+                raise Conflict("this client already has an agent")
+            session.add(agent)
+    except IntegrityError:  # two setups at once: the unique index decides
+        raise Conflict("this client already has an agent") from None
+    return agent_view(agent)
+
+
+async def get_agent(db: Database, client_id: uuid.UUID) -> AgentView:
+    """The client's agent, or NotFound."""
+    async with db.read() as session:
+        return agent_view(await get_agent_row(session, client_id))
+
+
+async def update_agent(db: Database, client_id: uuid.UUID, data: AgentUpdate) -> AgentView:
+    """Change the agent's settings; what it learnt (level, status, metrics) is not settable."""
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "timezone" in changes:
+        check_timezone(changes["timezone"])
+    async with db.write() as session:
+        agent = await get_agent_row(session, client_id, for_update=True)
+        start = changes.get("working_hours_start", agent.working_hours_start.strftime("%H:%M"))
+        end = changes.get("working_hours_end", agent.working_hours_end.strftime("%H:%M"))
+        _check_hours(start, end)
+        for name, value in changes.items():
+            if name in ("working_hours_start", "working_hours_end"):
+                value = parse_hhmm(value)
+            setattr(agent, name, value)
+        await session.flush()
+        return agent_view(agent)
+
+
+def _material(row: AgentTraining) -> rubric.TrainingMaterial:
+    return rubric.TrainingMaterial(
+        training_type=row.training_type,
+        content=row.training_content,
+        product_details=row.product_details,
+        objection_responses=row.objection_responses,
+        sales_techniques=row.sales_techniques,
+    )
+
+
+async def add_training(db: Database, client_id: uuid.UUID, data: TrainingCreate) -> TrainingResult:
+    """Store a training session and raise the agent's level by what it adds (the rubric)."""
+    async with db.write() as session:
+        # Locked so two sessions at once both count (PostgreSQL; SQLite writes are serial).
+        agent = await get_agent_row(session, client_id, for_update=True)
+        rows = list(
+            await session.scalars(
+                select(AgentTraining)
+                .where(AgentTraining.agent_id == agent.id)
+                .order_by(AgentTraining.id)
+            )
+        )
+        new = AgentTraining(
+            client_id=client_id,
+            agent_id=agent.id,
+            training_type=data.training_type,
+            training_content=data.training_content,
+            product_details=msgspec.structs.asdict(data.product_details),
+            objection_responses=dict(data.objection_responses),
+            sales_techniques=list(data.sales_techniques),
+            client_instructions=data.client_instructions,
+        )
+        coverage = rubric.score([_material(row) for row in [*rows, new]])
+        level = rubric.level(coverage)
+        new.level_before = agent.training_level
+        new.level_after = level
+        new.completion_percentage = rubric.area_percent(coverage, data.training_type)
+        session.add(new)
+        agent.training_level = level
+        agent.training_coverage = coverage
+        agent.status = advance_status(agent.status, rubric.status_for_level(level))
+        await session.flush()
+        return TrainingResult(
+            training=training_view(new),
+            training_level=level,
+            status=agent.status,
+            coverage=coverage,
+        )
+
+
+async def list_trainings(db: Database, client_id: uuid.UUID) -> TrainingList:
+    """Every training session of the agent, oldest first (there are few)."""
+    async with db.read() as session:
+        agent = await get_agent_row(session, client_id)
+        rows = await session.scalars(
+            select(AgentTraining)
+            .where(AgentTraining.agent_id == agent.id, AgentTraining.client_id == client_id)
+            .order_by(AgentTraining.id)
+        )
+        return TrainingList(
+            items=[training_view(row) for row in rows],
+            training_level=agent.training_level,
+            status=agent.status,
+            coverage=agent.training_coverage,
+        )

@@ -1,0 +1,518 @@
+"""Calls: start-call, placement, outcome, lists and detail, and the telephony layer's updates.
+
+``start-call`` is split in two short transactions around the telephony hand-over (issue #3,
+DESIGN.md practice 11): :func:`prepare_call` commits the customer and a ``queued`` call session
+(so the telephony layer can find it by id), the API hands the ids to a ``CallPlacer``, and
+:func:`record_placement` writes what the placer said. No transaction is open while dialling.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
+
+from callagent.store import counters
+from callagent.store import training as rubric
+from callagent.store.db import Database
+from callagent.store.errors import CallRefused, Conflict, NotFound, ValidationFailed
+from callagent.store.models import (
+    AgentTraining,
+    AIAgent,
+    CallSession,
+    ContactNote,
+    CustomerProfile,
+    ScheduledCallback,
+)
+from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.phone import normalize_phone
+from callagent.store.schemas import (
+    CallDetail,
+    CallOutcomeReport,
+    CallOutcomeResult,
+    CallPage,
+    StartCall,
+    StartCallResult,
+    TranscriptTurn,
+)
+from callagent.store.services import callbacks as callback_service
+from callagent.store.services._common import (
+    call_fields,
+    call_view,
+    callback_view,
+    customer_view,
+    get_agent_row,
+    get_scoped,
+    hhmm,
+    parse_uuid,
+)
+from callagent.store.services.agents import advance_status
+from callagent.store.services.customers import customer_counts, merge, set_do_not_call, set_interest
+from callagent.store.states import (
+    UNREACHED_OUTCOMES,
+    AgentStatus,
+    CallbackStatus,
+    CallOutcome,
+    CallStatus,
+    CallType,
+    InterestLevel,
+    NoteKind,
+    check_transition,
+)
+
+#: An active agent with this many handled calls has enough data to be tuned: ``optimizing``.
+OPTIMIZE_AFTER_CALLS = 50
+_MAX_CUSTOMER_OBJECTIONS = 50
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A committed ``queued`` call session, by ids, ready for the telephony layer."""
+
+    call_id: uuid.UUID
+    client_id: uuid.UUID
+    agent_id: uuid.UUID
+    customer_id: uuid.UUID
+    customer_created: bool
+    phone_number: str
+    call_type: CallType
+    purpose: str
+    context: dict[str, Any]
+    scheduled_callback_id: uuid.UUID | None
+
+
+def within_working_hours(agent: AIAgent, now: dt.datetime) -> bool:
+    """Whether ``now`` falls in the agent's working hours, in the agent's time zone (a window
+    that ends before it starts runs overnight)."""
+    local = now.astimezone(zoneinfo.ZoneInfo(agent.timezone)).time().replace(tzinfo=None)
+    start, end = agent.working_hours_start, agent.working_hours_end
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+async def prepare_call(
+    db: Database, client_id: uuid.UUID, data: StartCall, now: dt.datetime
+) -> PreparedCall:
+    """Check that the call may be made, create or find the customer, and commit a ``queued``
+    call session. Refusals (CallRefused) write nothing."""
+    if data.call_type == CallType.INBOUND:
+        raise ValidationFailed(
+            "call_type", "start-call places outgoing calls: use outbound, scheduled or followup"
+        )
+    phone = normalize_phone(data.phone_number)
+    async with db.write() as session:
+        agent = await get_agent_row(session, client_id)
+        if agent.training_level < rubric.LEARNING_AT:
+            raise CallRefused(
+                "agent_not_ready",
+                f"the agent is trained to {agent.training_level} %; it can call from "
+                f"{rubric.LEARNING_AT} % on (POST /api/agents/ai/training/)",
+            )
+        if not data.ignore_working_hours and not within_working_hours(agent, now):
+            local = now.astimezone(zoneinfo.ZoneInfo(agent.timezone))
+            raise CallRefused(
+                "outside_working_hours",
+                f"it is {local:%H:%M} in {agent.timezone}; the agent calls between "
+                f"{hhmm(agent.working_hours_start)} and {hhmm(agent.working_hours_end)} "
+                "(set ignore_working_hours to call anyway)",
+            )
+        customer = await session.scalar(
+            select(CustomerProfile)
+            .where(CustomerProfile.client_id == client_id, CustomerProfile.phone_number == phone)
+            .with_for_update()
+        )
+        created = customer is None
+        if customer is None:
+            customer = CustomerProfile(
+                client_id=client_id,
+                phone_number=phone,
+                interest_level=InterestLevel.COLD,
+                converted=False,
+                do_not_call=False,
+                objections=[],
+                preferences={},
+                total_calls=0,
+                answered_calls=0,
+                total_talk_time_s=0.0,
+            )
+            session.add(customer)
+            await counters.bump(session, client_id, customer_counts(customer))
+            await session.flush()
+        elif customer.do_not_call:
+            raise CallRefused("do_not_call", f"{phone} is on the do-not-call list")
+        callback_id = None
+        if data.scheduled_callback_id is not None:
+            callback = await get_scoped(
+                session,
+                ScheduledCallback,
+                client_id,
+                data.scheduled_callback_id,
+                "scheduled callback",
+                for_update=True,
+            )
+            if callback.customer_id != customer.id:
+                raise ValidationFailed(
+                    "scheduled_callback_id", "that callback is for another phone number"
+                )
+            await counters.bump(
+                session, client_id, callback_service.move(callback, CallbackStatus.IN_PROGRESS)
+            )
+            callback.attempts += 1
+            callback_id = callback.id
+        call = CallSession(
+            client_id=client_id,
+            agent_id=agent.id,
+            customer_id=customer.id,
+            callback_id=callback_id,
+            call_type=data.call_type,
+            purpose=data.purpose,
+            context=data.context,
+            phone_number=phone,
+            status=CallStatus.QUEUED,
+            transcript=[],
+            latency={},
+            created_at=now,
+        )
+        session.add(call)
+        await session.flush()
+        return PreparedCall(
+            call_id=call.id,
+            client_id=client_id,
+            agent_id=agent.id,
+            customer_id=customer.id,
+            customer_created=created,
+            phone_number=phone,
+            call_type=data.call_type,
+            purpose=data.purpose,
+            context=data.context,
+            scheduled_callback_id=callback_id,
+        )
+
+
+async def record_placement(
+    db: Database,
+    client_id: uuid.UUID,
+    call_id: uuid.UUID,
+    *,
+    placed: bool,
+    reason: str,
+    telephony_call_id: str,
+    now: dt.datetime,
+) -> StartCallResult:
+    """What the telephony layer said: ``dialing``, or ``failed`` with its reason (and then the
+    call's outcome is ``failed`` and a callback behind it is retried or failed)."""
+    async with db.write() as session:
+        call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
+        customer = await get_scoped(
+            session, CustomerProfile, client_id, call.customer_id, "customer"
+        )
+        if placed:
+            call.status = check_transition(call.status, CallStatus.DIALING)
+            call.telephony_call_id = telephony_call_id
+            customer.total_calls += 1
+            customer.last_call_at = now
+        else:
+            call.status = check_transition(call.status, CallStatus.FAILED)
+            call.outcome = CallOutcome.FAILED
+            call.failure_reason = reason
+            call.ended_at = now
+            await _settle_callback(session, client_id, call, CallOutcome.FAILED, now)
+        await session.flush()
+        return StartCallResult(
+            call_id=call.id,
+            customer_id=call.customer_id,
+            customer_created=False,
+            phone_number=call.phone_number,
+            call_type=call.call_type,
+            status=call.status,
+            failure_reason=call.failure_reason,
+            scheduled_callback_id=call.callback_id,
+            created_at=call.created_at,
+        )
+
+
+async def _settle_callback(
+    session: Any, client_id: uuid.UUID, call: CallSession, outcome: CallOutcome, now: dt.datetime
+) -> ScheduledCallback | None:
+    if call.callback_id is None:
+        return None
+    callback = await get_scoped(
+        session, ScheduledCallback, client_id, call.callback_id, "callback", for_update=True
+    )
+    await counters.bump(session, client_id, callback_service.settle(callback, outcome, now))
+    return callback
+
+
+def _interest_after(current: InterestLevel, outcome: CallOutcome) -> InterestLevel:
+    """The interest level an outcome implies; converted customers stay converted."""
+    if current == InterestLevel.CONVERTED:
+        return current
+    order = [InterestLevel.COLD, InterestLevel.WARM, InterestLevel.HOT]
+    if outcome == CallOutcome.CONVERTED:
+        return InterestLevel.CONVERTED
+    if outcome == CallOutcome.INTERESTED:
+        return order[min(order.index(current) + 1, 2)]
+    if outcome == CallOutcome.DEMO_SCHEDULED:
+        return InterestLevel.HOT
+    if outcome == CallOutcome.CALLBACK_REQUESTED and current == InterestLevel.COLD:
+        return InterestLevel.WARM
+    if outcome in (CallOutcome.NOT_INTERESTED, CallOutcome.DO_NOT_CALL):
+        return InterestLevel.COLD
+    return current
+
+
+async def _known_objections(session: Any, agent: AIAgent) -> set[str]:
+    rows = await session.scalars(
+        select(AgentTraining.objection_responses).where(AgentTraining.agent_id == agent.id)
+    )
+    return {name.strip().lower() for responses in rows for name in responses}
+
+
+def _learn(
+    agent: AIAgent, report: CallOutcomeReport, objections: set[str], known: set[str]
+) -> None:
+    """Fold one call into the agent's learning data (a new dict: JSON columns are not
+    change-tracked in place)."""
+    metrics = copy.deepcopy(agent.performance_metrics or {})
+    outcomes = metrics.setdefault("outcomes", {})
+    outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
+    per_objection = metrics.setdefault("objections", {})
+    for name in sorted(objections):
+        entry = per_objection.setdefault(name, {"raised": 0, "converted": 0, "trained": False})
+        entry["raised"] += 1
+        entry["trained"] = name in known
+        if report.outcome == CallOutcome.CONVERTED:
+            entry["converted"] += 1
+    if report.customer_satisfaction is not None:
+        satisfaction = metrics.setdefault("satisfaction", {"sum": 0, "count": 0})
+        satisfaction["sum"] += report.customer_satisfaction
+        satisfaction["count"] += 1
+    if report.sentiment is not None:
+        sentiments = metrics.setdefault("sentiment", {})
+        sentiments[report.sentiment.value] = sentiments.get(report.sentiment.value, 0) + 1
+    agent.performance_metrics = metrics
+
+
+async def record_outcome(
+    db: Database, client_id: uuid.UUID, report: CallOutcomeReport, now: dt.datetime
+) -> CallOutcomeResult:
+    """``call-outcome``: close the call, update the customer, schedule the callback, settle the
+    callback the call was made for, and teach the agent. All in one transaction."""
+    if report.callback_requested:
+        if report.callback_datetime is None:
+            raise ValidationFailed("callback_datetime", "required when callback_requested is true")
+        if report.callback_datetime <= now:
+            raise ValidationFailed("callback_datetime", "must be in the future")
+        if report.outcome == CallOutcome.DO_NOT_CALL:
+            raise ValidationFailed("callback_requested", "contradicts the outcome do_not_call")
+    async with db.write() as session:
+        # The agent row is locked first, by every outcome, so learning data never loses a call.
+        agent = await get_agent_row(session, client_id, for_update=True)
+        call = await get_scoped(
+            session, CallSession, client_id, report.call_id, "call", for_update=True
+        )
+        if call.outcome is not None:
+            raise Conflict(f"call {call.id} already has the outcome '{call.outcome}'")
+        target = CallStatus.FAILED if report.outcome == CallOutcome.FAILED else CallStatus.COMPLETED
+        call.status = check_transition(call.status, target)
+        call.outcome = report.outcome
+        call.customer_response = report.customer_response
+        call.conversation_notes = report.conversation_notes
+        call.customer_satisfaction = report.customer_satisfaction
+        call.sentiment = report.sentiment
+        call.ended_at = now
+        if report.duration_s is not None:
+            call.duration_s = report.duration_s
+        elif call.started_at is not None:
+            call.duration_s = (now - call.started_at).total_seconds()
+
+        customer = await get_scoped(
+            session, CustomerProfile, client_id, call.customer_id, "customer", for_update=True
+        )
+        before = customer_counts(customer, -1)
+        set_interest(customer, _interest_after(customer.interest_level, report.outcome))
+        customer.last_outcome = report.outcome
+        customer.last_call_at = now
+        if report.outcome not in UNREACHED_OUTCOMES:
+            customer.answered_calls += 1
+        customer.total_talk_time_s += call.duration_s or 0.0
+        if report.conversation_notes:
+            customer.conversation_notes = report.conversation_notes
+            session.add(
+                ContactNote(
+                    client_id=client_id,
+                    customer_id=customer.id,
+                    call_id=call.id,
+                    kind=NoteKind.CALL_SUMMARY,
+                    body=report.conversation_notes,
+                )
+            )
+        known = await _known_objections(session, agent)
+        response = report.customer_response.lower()
+        raised = {name.strip().lower() for name in report.objections}
+        raised |= {name for name in known if name and name in response}
+        if raised:
+            merged = list(dict.fromkeys([*customer.objections, *sorted(raised)]))
+            customer.objections = merged[-_MAX_CUSTOMER_OBJECTIONS:]
+        if report.outcome == CallOutcome.DO_NOT_CALL:
+            set_do_not_call(customer, True)
+            await callback_service.cancel_open_callbacks(session, client_id, customer.id)
+        await counters.bump(session, client_id, merge(before, customer_counts(customer)))
+
+        await _settle_callback(session, client_id, call, report.outcome, now)
+        new_callback = None
+        if report.callback_requested:
+            assert report.callback_datetime is not None  # checked above
+            new_callback = await callback_service.new_callback(
+                session,
+                client_id,
+                customer.id,
+                scheduled_at=report.callback_datetime,
+                reason=report.callback_reason or "callback requested on the call",
+                priority=2 if customer.interest_level == InterestLevel.HOT else 3,
+                origin_call_id=call.id,
+            )
+
+        agent.calls_handled += 1
+        if report.outcome == CallOutcome.CONVERTED:
+            agent.successful_conversions += 1
+        _learn(agent, report, raised, known)
+        if agent.status == AgentStatus.ACTIVE and agent.calls_handled >= OPTIMIZE_AFTER_CALLS:
+            agent.status = advance_status(agent.status, AgentStatus.OPTIMIZING)
+        await session.flush()
+        return CallOutcomeResult(
+            call=call_view(call),
+            customer=customer_view(customer),
+            callback=callback_view(new_callback, customer, now) if new_callback else None,
+            agent_status=agent.status,
+            calls_handled=agent.calls_handled,
+            successful_conversions=agent.successful_conversions,
+        )
+
+
+async def list_calls(
+    db: Database,
+    client_id: uuid.UUID,
+    *,
+    status: CallStatus | None = None,
+    outcome: CallOutcome | None = None,
+    call_type: CallType | None = None,
+    customer_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> CallPage:
+    """Calls newest first, filtered; keyset-paginated on the id. No transcripts."""
+    check_limit(limit)
+    statement = select(CallSession).where(CallSession.client_id == client_id)
+    if status is not None:
+        statement = statement.where(CallSession.status == status)
+    if outcome is not None:
+        statement = statement.where(CallSession.outcome == outcome)
+    if call_type is not None:
+        statement = statement.where(CallSession.call_type == call_type)
+    if customer_id is not None:
+        statement = statement.where(CallSession.customer_id == customer_id)
+    if cursor is not None:
+        (last,) = decode_cursor(cursor, 1)
+        statement = statement.where(CallSession.id < parse_uuid(last, "cursor"))
+    statement = statement.order_by(CallSession.id.desc()).limit(limit + 1)
+    async with db.read() as session:
+        rows = list(await session.scalars(statement))
+    page, more = split_page(rows, limit)
+    return CallPage(
+        items=[call_view(row) for row in page],
+        next_cursor=encode_cursor(page[-1].id) if more else None,
+    )
+
+
+async def get_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> CallDetail:
+    """One call with its transcript."""
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(CallSession, CustomerProfile.name)
+                .join(CustomerProfile, CustomerProfile.id == CallSession.customer_id)
+                .where(CallSession.id == call_id, CallSession.client_id == client_id)
+                .options(undefer(CallSession.transcript))
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound(f"call {call_id} not found")
+    call, customer_name = row
+    return CallDetail(
+        **call_fields(call),
+        context=call.context,
+        customer_response=call.customer_response,
+        conversation_notes=call.conversation_notes,
+        transcript=[TranscriptTurn(**turn) for turn in call.transcript],
+        recording_ref=call.recording_ref,
+        latency=call.latency,
+        telephony_channel=call.telephony_channel,
+        telephony_call_id=call.telephony_call_id,
+        customer_name=customer_name,
+    )
+
+
+# The telephony layer's side (Asterisk work, issue #4): it knows calls by the ids it was given.
+
+
+async def advance_call(
+    db: Database,
+    client_id: uuid.UUID,
+    call_id: uuid.UUID,
+    status: CallStatus,
+    now: dt.datetime,
+    *,
+    telephony_channel: str | None = None,
+    failure_reason: str | None = None,
+    recording_ref: str | None = None,
+    latency: dict[str, Any] | None = None,
+) -> CallStatus:
+    """Move a call along its life (ringing, answered, hung up) through CALL_TRANSITIONS."""
+    async with db.write() as session:
+        call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
+        call.status = check_transition(call.status, status)
+        if status == CallStatus.IN_PROGRESS:
+            call.started_at = now
+        if status in (CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED):
+            call.ended_at = now
+            if call.started_at is not None:
+                call.duration_s = (now - call.started_at).total_seconds()
+        if telephony_channel is not None:
+            call.telephony_channel = telephony_channel
+        if failure_reason is not None:
+            call.failure_reason = failure_reason
+        if recording_ref is not None:
+            call.recording_ref = recording_ref
+        if latency is not None:
+            call.latency = latency
+        return call.status
+
+
+async def append_transcript(
+    db: Database, client_id: uuid.UUID, call_id: uuid.UUID, turns: list[TranscriptTurn]
+) -> int:
+    """Add utterances to a call's transcript; the number of turns it now has."""
+    async with db.write() as session:
+        call = (
+            await session.execute(
+                select(CallSession)
+                .where(CallSession.id == call_id, CallSession.client_id == client_id)
+                .options(undefer(CallSession.transcript))
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if call is None:
+            from callagent.store.errors import NotFound
+
+            raise NotFound(f"call {call_id} not found")
+        call.transcript = [*call.transcript, *msgspec.to_builtins(turns)]
+        return len(call.transcript)

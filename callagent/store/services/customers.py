@@ -1,0 +1,399 @@
+"""Customer profiles: create, read, update, delete, list, CSV import, do-not-call (issue #3)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections import Counter as Tally
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callagent.store import counters
+from callagent.store.db import Database
+from callagent.store.errors import Conflict, ValidationFailed
+from callagent.store.models import CustomerProfile, ScheduledCallback, utcnow
+from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.phone import normalize_phone
+from callagent.store.schemas import (
+    CustomerCreate,
+    CustomerPage,
+    CustomerUpdate,
+    CustomerView,
+    ImportResult,
+    ImportRowError,
+)
+from callagent.store.services._common import (
+    check_timezone,
+    customer_view,
+    get_scoped,
+    parse_uuid,
+)
+from callagent.store.services.callbacks import cancel_open_callbacks
+from callagent.store.states import InterestLevel, check_transition
+
+MAX_IMPORT_ROWS = 10_000
+
+
+class _DryRun(Exception):
+    """Raised to roll back a dry-run import after it was fully checked."""
+
+
+IMPORT_COLUMNS = (
+    "phone_number",
+    "name",
+    "email",
+    "company",
+    "timezone",
+    "interest_level",
+    "call_preference_time",
+    "do_not_call",
+)
+
+
+def customer_counts(customer: CustomerProfile, sign: int = 1) -> dict[str, int]:
+    """The counters one customer contributes to (negated with ``sign=-1``)."""
+    deltas = {"customers.total": sign, f"customers.{customer.interest_level.value}": sign}
+    if customer.do_not_call:
+        deltas["customers.do_not_call"] = sign
+    return deltas
+
+
+def merge(*deltas: Mapping[str, int]) -> dict[str, int]:
+    """Sum counter deltas."""
+    total: Tally[str] = Tally()
+    for delta in deltas:
+        total.update(delta)
+    return dict(total)
+
+
+def set_interest(customer: CustomerProfile, target: InterestLevel) -> None:
+    """Change the interest level through its transition table; ``converted`` follows it."""
+    if target != customer.interest_level:
+        customer.interest_level = check_transition(customer.interest_level, target)
+    customer.converted = customer.interest_level == InterestLevel.CONVERTED
+
+
+def set_do_not_call(customer: CustomerProfile, value: bool) -> None:
+    """Set or clear do-not-call, remembering when it was set."""
+    if value and not customer.do_not_call:
+        customer.do_not_call_at = utcnow()
+    if not value:
+        customer.do_not_call_at = None
+    customer.do_not_call = value
+
+
+async def _phone_taken(
+    session: AsyncSession, client_id: uuid.UUID, phone: str, except_id: uuid.UUID | None = None
+) -> bool:
+    statement = select(CustomerProfile.id).where(
+        CustomerProfile.client_id == client_id, CustomerProfile.phone_number == phone
+    )
+    found = await session.scalar(statement)
+    return found is not None and found != except_id
+
+
+async def create_customer(db: Database, client_id: uuid.UUID, data: CustomerCreate) -> CustomerView:
+    """A new customer; a phone number the client already has is a 409."""
+    phone = normalize_phone(data.phone_number)
+    if data.timezone is not None:
+        check_timezone(data.timezone)
+    customer = CustomerProfile(
+        client_id=client_id,
+        phone_number=phone,
+        name=data.name,
+        email=data.email,
+        company=data.company,
+        timezone=data.timezone,
+        interest_level=data.interest_level,
+        converted=data.interest_level == InterestLevel.CONVERTED,
+        call_preference_time=data.call_preference_time,
+        conversation_notes=data.conversation_notes,
+        preferences=data.preferences,
+        objections=[],
+        total_calls=0,
+        answered_calls=0,
+        total_talk_time_s=0.0,
+    )
+    set_do_not_call(customer, data.do_not_call)
+    try:
+        async with db.write() as session:
+            if await _phone_taken(session, client_id, phone):
+                raise Conflict(f"a customer with phone number {phone} already exists")
+            session.add(customer)
+            await counters.bump(session, client_id, customer_counts(customer))
+    except IntegrityError:
+        raise Conflict(f"a customer with phone number {phone} already exists") from None
+    return customer_view(customer)
+
+
+async def get_customer(db: Database, client_id: uuid.UUID, customer_id: uuid.UUID) -> CustomerView:
+    """One customer of this client."""
+    async with db.read() as session:
+        return customer_view(
+            await get_scoped(session, CustomerProfile, client_id, customer_id, "customer")
+        )
+
+
+async def update_customer(
+    db: Database, client_id: uuid.UUID, customer_id: uuid.UUID, data: CustomerUpdate
+) -> CustomerView:
+    """Change the given fields; interest level changes follow the transition table."""
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "phone_number" in changes:
+        changes["phone_number"] = normalize_phone(changes["phone_number"])
+    if changes.get("timezone") is not None:
+        check_timezone(changes["timezone"])
+    async with db.write() as session:
+        customer = await get_scoped(
+            session, CustomerProfile, client_id, customer_id, "customer", for_update=True
+        )
+        before = customer_counts(customer, -1)
+        phone = changes.pop("phone_number", None)
+        if phone is not None and phone != customer.phone_number:
+            if await _phone_taken(session, client_id, phone, customer.id):
+                raise Conflict(f"a customer with phone number {phone} already exists")
+            customer.phone_number = phone
+        interest = changes.pop("interest_level", None)
+        if interest is not None:
+            set_interest(customer, interest)
+        for name, value in changes.items():
+            setattr(customer, name, value)
+        await counters.bump(session, client_id, merge(before, customer_counts(customer)))
+        await session.flush()
+        return customer_view(customer)
+
+
+async def mark_do_not_call(
+    db: Database, client_id: uuid.UUID, customer_id: uuid.UUID, value: bool
+) -> CustomerView:
+    """Set (or clear) do-not-call; start-call refuses such customers, and setting it cancels
+    their scheduled callbacks (nobody may dial them later)."""
+    async with db.write() as session:
+        customer = await get_scoped(
+            session, CustomerProfile, client_id, customer_id, "customer", for_update=True
+        )
+        before = customer_counts(customer, -1)
+        set_do_not_call(customer, value)
+        if value:
+            await cancel_open_callbacks(session, client_id, customer.id)
+        await counters.bump(session, client_id, merge(before, customer_counts(customer)))
+        await session.flush()
+        return customer_view(customer)
+
+
+async def delete_customer(db: Database, client_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    """Delete a customer and everything about them (calls, callbacks, notes, opportunities)."""
+    async with db.write() as session:
+        customer = await get_scoped(
+            session, CustomerProfile, client_id, customer_id, "customer", for_update=True
+        )
+        statuses = await session.execute(
+            select(ScheduledCallback.status, func.count())
+            .where(
+                ScheduledCallback.client_id == client_id,
+                ScheduledCallback.customer_id == customer_id,
+            )
+            .group_by(ScheduledCallback.status)
+        )
+        deltas = customer_counts(customer, -1)
+        for status, count in statuses.all():
+            deltas[f"callbacks.{status.value}"] = -count
+        # The database cascades to the customer's calls, callbacks, notes and opportunities.
+        await session.execute(
+            delete(CustomerProfile).where(
+                CustomerProfile.id == customer_id, CustomerProfile.client_id == client_id
+            )
+        )
+        await counters.bump(session, client_id, deltas)
+
+
+async def list_customers(
+    db: Database,
+    client_id: uuid.UUID,
+    *,
+    interest_level: InterestLevel | None = None,
+    converted: bool | None = None,
+    do_not_call: bool | None = None,
+    phone_number: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> CustomerPage:
+    """Customers newest first, filtered; keyset-paginated on the id."""
+    check_limit(limit)
+    statement = select(CustomerProfile).where(CustomerProfile.client_id == client_id)
+    if interest_level is not None:
+        statement = statement.where(CustomerProfile.interest_level == interest_level)
+    if converted is not None:
+        statement = statement.where(CustomerProfile.converted == converted)
+    if do_not_call is not None:
+        statement = statement.where(CustomerProfile.do_not_call == do_not_call)
+    if phone_number is not None:
+        statement = statement.where(CustomerProfile.phone_number == normalize_phone(phone_number))
+    if cursor is not None:
+        (last,) = decode_cursor(cursor, 1)
+        statement = statement.where(CustomerProfile.id < parse_uuid(last, "cursor"))
+    statement = statement.order_by(CustomerProfile.id.desc()).limit(limit + 1)
+    async with db.read() as session:
+        rows = list(await session.scalars(statement))
+    page, more = split_page(rows, limit)
+    return CustomerPage(
+        items=[customer_view(row) for row in page],
+        next_cursor=encode_cursor(page[-1].id) if more else None,
+    )
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "y"):
+        return True
+    if lowered in ("", "0", "false", "no", "n"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _parse_row(raw: Mapping[str, str | None]) -> dict[str, Any]:
+    """One CSV row as customer fields; raises ValidationFailed naming the column."""
+    values = {key: (value or "").strip() for key, value in raw.items() if key is not None}
+    if None in raw:
+        raise ValidationFailed("row", "more values than columns")
+    row: dict[str, Any] = {"phone_number": normalize_phone(values.get("phone_number", ""))}
+    for name, limit in (
+        ("name", 200),
+        ("email", 320),
+        ("company", 200),
+        ("call_preference_time", 100),
+    ):
+        if values.get(name):
+            if len(values[name]) > limit:
+                raise ValidationFailed(name, f"longer than {limit} characters")
+            row[name] = values[name]
+    if values.get("timezone"):
+        row["timezone"] = check_timezone(values["timezone"])
+    if values.get("interest_level"):
+        try:
+            row["interest_level"] = InterestLevel(values["interest_level"].lower())
+        except ValueError:
+            allowed = ", ".join(level.value for level in InterestLevel)
+            raise ValidationFailed("interest_level", f"must be one of {allowed}") from None
+    if values.get("do_not_call"):
+        try:
+            row["do_not_call"] = _parse_bool(values["do_not_call"])
+        except ValueError as error:
+            raise ValidationFailed("do_not_call", str(error)) from None
+    return row
+
+
+async def import_customers(
+    db: Database, client_id: uuid.UUID, text: str, *, dry_run: bool = False
+) -> ImportResult:
+    """Create or update customers from CSV (header row required; ``phone_number`` column
+    required; other known columns optional). Each bad row is reported with its field and reason
+    and skipped; the good rows are written in one transaction. An existing phone number updates
+    that customer's non-empty columns."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    if "phone_number" not in header:
+        raise ValidationFailed("file", "the CSV header must have a phone_number column")
+    unknown = [column for column in header if column not in IMPORT_COLUMNS]
+    if unknown:
+        raise ValidationFailed("file", f"unknown columns: {', '.join(unknown)}")
+    errors: list[ImportRowError] = []
+    parsed: dict[str, tuple[int, dict[str, Any]]] = {}
+    try:
+        for number, raw in enumerate(reader, start=1):
+            if number > MAX_IMPORT_ROWS:
+                raise ValidationFailed("file", f"more than {MAX_IMPORT_ROWS} rows")
+            try:
+                row = _parse_row(raw)
+            except ValidationFailed as error:
+                errors.append(ImportRowError(row=number, field=error.field, reason=error.reason))
+                continue
+            phone = row["phone_number"]
+            if phone in parsed:
+                errors.append(
+                    ImportRowError(
+                        row=number,
+                        field="phone_number",
+                        reason=f"same number as row {parsed[phone][0]}",
+                    )
+                )
+                continue
+            parsed[phone] = (number, row)
+    except csv.Error as error:
+        raise ValidationFailed("file", f"not valid CSV: {error}") from None
+
+    created = updated = 0
+    try:
+        async with db.write() as session:
+            existing: dict[str, CustomerProfile] = {}
+            phones = list(parsed)
+            for start in range(0, len(phones), 500):
+                chunk = phones[start : start + 500]
+                for customer in await session.scalars(
+                    select(CustomerProfile)
+                    .where(
+                        CustomerProfile.client_id == client_id,
+                        CustomerProfile.phone_number.in_(chunk),
+                    )
+                    .with_for_update()
+                ):
+                    existing[customer.phone_number] = customer
+            deltas: Tally[str] = Tally()
+            for phone, (number, row) in parsed.items():
+                customer = existing.get(phone)
+                if customer is None:
+                    customer = CustomerProfile(
+                        client_id=client_id,
+                        phone_number=phone,
+                        interest_level=row.get("interest_level", InterestLevel.COLD),
+                        converted=row.get("interest_level") == InterestLevel.CONVERTED,
+                        objections=[],
+                        preferences={},
+                        total_calls=0,
+                        answered_calls=0,
+                        total_talk_time_s=0.0,
+                        **{
+                            k: v
+                            for k, v in row.items()
+                            if k in ("name", "email", "company", "timezone", "call_preference_time")
+                        },
+                    )
+                    set_do_not_call(customer, row.get("do_not_call", False))
+                    session.add(customer)
+                    deltas.update(customer_counts(customer))
+                    created += 1
+                    continue
+                before = customer_counts(customer, -1)
+                try:
+                    if "interest_level" in row:
+                        # Checked before anything is changed, so a refused row changes nothing.
+                        if row["interest_level"] != customer.interest_level:
+                            check_transition(customer.interest_level, row["interest_level"])
+                        set_interest(customer, row["interest_level"])
+                except Conflict as error:
+                    errors.append(
+                        ImportRowError(row=number, field="interest_level", reason=error.detail)
+                    )
+                    continue
+                for name in ("name", "email", "company", "timezone", "call_preference_time"):
+                    if name in row:
+                        setattr(customer, name, row[name])
+                if "do_not_call" in row:
+                    set_do_not_call(customer, row["do_not_call"])
+                deltas.update(merge(before, customer_counts(customer)))
+                updated += 1
+            await counters.bump(session, client_id, dict(deltas))
+            if dry_run:
+                raise _DryRun  # leaves db.write() by the rollback path: nothing is written
+    except _DryRun:
+        pass
+    except IntegrityError:  # a concurrent write added one of these numbers
+        raise Conflict("a customer in the file was created meanwhile; retry the import") from None
+    errors.sort(key=lambda error: error.row)
+    return ImportResult(created=created, updated=updated, errors=errors, dry_run=dry_run)

@@ -1,0 +1,111 @@
+"""``GET /api/dashboard/ai-agent/`` and its two lists (issue #3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from .conftest import Headers, train_to
+from helpers.store_fixtures import FixedClock
+
+Client = AsyncTestClient[Any]
+
+
+async def test_dashboard_after_some_calls(
+    client: Client, tenant: Headers, clock: FixedClock
+) -> None:
+    await train_to(client, tenant, 45)
+    outcomes = ["converted", "interested", "not_interested", "no_answer"]
+    for index, outcome in enumerate(outcomes):
+        call = (
+            await client.post(
+                "/api/agents/ai/start-call/",
+                json={"phone_number": f"+1415555010{index}"},
+                headers=tenant,
+            )
+        ).json()
+        await client.post(
+            "/api/agents/ai/call-outcome/",
+            json={
+                "call_id": call["call_id"],
+                "outcome": outcome,
+                "customer_satisfaction": 2,
+                "objections": ["price"] if index < 2 else [],
+                "callback_requested": outcome == "interested",
+                "callback_datetime": (clock.now + dt.timedelta(hours=1)).isoformat(),
+            },
+            headers=tenant,
+        )
+    await client.post("/api/customers/", json={"phone_number": "+14155550199"}, headers=tenant)
+    clock.advance(hours=3)  # the callback is now overdue
+    response = await client.get("/api/dashboard/ai-agent/", headers=tenant)
+    assert response.status_code == 200, response.text
+    board = response.json()
+    assert board["agent"]["status"] == "learning"
+    assert board["performance"]["calls_handled"] == 4
+    assert board["performance"]["successful_conversions"] == 1
+    assert board["performance"]["conversion_rate"] == 0.25
+    assert board["performance"]["average_satisfaction"] == 2
+    assert board["performance"]["outcomes"]["no_answer"] == 1
+    assert len(board["recent_calls"]) == 4
+    assert board["customer_statistics"] == {
+        "total": 5,
+        "cold": 3,  # not interested, no answer, and the one never called
+        "warm": 1,
+        "hot": 0,
+        "converted": 1,
+        "do_not_call": 0,
+    }
+    callbacks = board["scheduled_callbacks"]
+    assert (callbacks["scheduled"], callbacks["overdue"], callbacks["overdue_capped"]) == (
+        1,
+        1,
+        False,
+    )
+    assert callbacks["upcoming"][0]["overdue"] is True
+    training = board["training_status"]
+    assert training["training_level"] == board["agent"]["training_level"]
+    assert training["sessions"] == 2
+    assert training["next_steps"]
+    kinds = {insight["kind"] for insight in board["learning_insights"]}
+    assert {"objection", "untrained_objection", "outcomes"} <= kinds
+    codes = {alert["code"] for alert in board["alerts"]}
+    assert codes == {"overdue_callbacks", "low_satisfaction"}
+    actions = {action["action"] for action in board["quick_actions"]}
+    assert {"train", "start_call", "overdue_callbacks"} <= actions
+
+    hot = await client.get(
+        "/api/dashboard/ai-agent/customers/",
+        params={"interest_level": "converted", "converted": "true"},
+        headers=tenant,
+    )
+    assert [c["phone_number"] for c in hot.json()["items"]] == ["+14155550100"]
+    overdue = await client.get(
+        "/api/dashboard/ai-agent/callbacks/",
+        params={"status": "scheduled", "overdue": "true"},
+        headers=tenant,
+    )
+    assert [c["phone_number"] for c in overdue.json()["items"]] == ["+14155550101"]
+    upcoming = await client.get(
+        "/api/dashboard/ai-agent/callbacks/", params={"overdue": "false"}, headers=tenant
+    )
+    assert upcoming.json()["items"] == []
+    conflict = await client.get(
+        "/api/dashboard/ai-agent/callbacks/",
+        params={"status": "completed", "overdue": "true"},
+        headers=tenant,
+    )
+    assert conflict.status_code == 400
+    assert conflict.json()["field"] == "overdue"
+
+
+async def test_new_agent_dashboard(client: Client, tenant: Headers) -> None:
+    await client.post("/api/agents/ai/setup/", json={"agent_name": "Alex"}, headers=tenant)
+    board = (await client.get("/api/dashboard/ai-agent/", headers=tenant)).json()
+    assert board["agent"]["training_level"] == 0
+    assert board["recent_calls"] == []
+    assert board["customer_statistics"]["total"] == 0
+    assert [alert["code"] for alert in board["alerts"]] == ["agent_not_ready"]
+    assert "start_call" not in {action["action"] for action in board["quick_actions"]}
