@@ -1,0 +1,340 @@
+"""Asterisk's configuration rendered from settings (issue #4 item 1): structure, values, refusals.
+
+Asterisk is not available here; every rendered variant goes through :mod:`config_check`, a check
+built on the rules of Asterisk's config parser, and the AMI simulator (test_ami_client.py) runs on
+the rendered manager.conf and extensions.conf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import types
+from pathlib import Path
+
+import pytest
+
+from callagent.cli import main
+from callagent.settings import AsteriskSettings, Settings, SettingsError, load_settings
+from callagent.telephony.asterisk.config import (
+    SECRET_FILES,
+    TEMPLATE_FILES,
+    AmdParameters,
+    AsteriskConfigError,
+    render_asterisk_config,
+    write_asterisk_config,
+)
+from callagent.telephony.asterisk.config_check import (
+    ConfSyntaxError,
+    check_asterisk_config,
+    parse_conf,
+)
+
+SECRET = "s3cret-0123456789abcdef"
+BASE = {
+    "CALLAGENT_AMI_SECRET": SECRET,
+    "CALLAGENT_TRUNK_HOST": "sip.example.net",
+    "CALLAGENT_TRUNK_USERNAME": "u4930",
+    "CALLAGENT_TRUNK_PASSWORD": "trunk!pass#1",
+    "CALLAGENT_DIDS": "+4930123456, 4930999",
+    "CALLAGENT_TRANSFER_TARGETS": "sales=+4930111, support=0301234",
+}
+
+VARIANTS = {
+    "defaults": {},
+    "nat-hangup-on-machine": {
+        "CALLAGENT_EXTERNAL_ADDRESS": "203.0.113.5",
+        "CALLAGENT_LOCAL_NET": "10.0.0.0/8, 192.168.0.0/16",
+        "CALLAGENT_AMD_ON_MACHINE": "hangup",
+    },
+    "slin-no-amd-no-register-tls": {
+        "CALLAGENT_AUDIOSOCKET_FORMAT": "slin",
+        "CALLAGENT_AMD": "false",
+        "CALLAGENT_TRUNK_REGISTER": "false",
+        "CALLAGENT_TRUNK_TRANSPORT": "tls",
+        "CALLAGENT_TRUNK_HOST": "sip.example.net:5061",
+        "CALLAGENT_TRANSFER_TARGETS": "",
+    },
+    "docker": {
+        "CALLAGENT_ASTERISK_AUDIOSOCKET_HOST": "callagent",
+        "CALLAGENT_AMI_BIND": "0.0.0.0",
+        "CALLAGENT_AMI_PERMIT": "172.28.0.0/16",
+    },
+}
+
+
+def settings_for(**env: str) -> Settings:
+    return load_settings(environ={**BASE, **env})
+
+
+def render(**env: str) -> dict[str, str]:
+    settings = settings_for(**env)
+    return render_asterisk_config(
+        settings.asterisk, audiosocket_port=settings.network.audiosocket_port
+    )
+
+
+def section(files: dict[str, str], name: str, header: str) -> dict[str, list[str]]:
+    """{key: [values]} of the first [header] of a rendered file."""
+    for sec in parse_conf(files[name], name):
+        if sec.name == header:
+            result: dict[str, list[str]] = {}
+            for key, value in sec.entries:
+                result.setdefault(key, []).append(value)
+            return result
+    raise AssertionError(f"no [{header}] in {name}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_renders_all_files_and_passes_the_check(variant: str) -> None:
+    files = render(**VARIANTS[variant])
+    assert tuple(files) == TEMPLATE_FILES
+    assert check_asterisk_config(files) == []
+    for text in files.values():
+        assert "{{" not in text
+        assert "}}" not in text
+
+
+def test_inbound_answers_only_the_dids_then_answer_event_and_audiosocket_in_order() -> None:
+    files = render()
+    inbound = section(files, "extensions.conf", "callagent-inbound")
+    assert inbound["exten"] == [
+        "+4930123456,1,Set(CALLAGENT_DID=+4930123456)",
+        "4930999,1,Set(CALLAGENT_DID=4930999)",
+        "i,1,Hangup(1)",
+    ]
+    answer = section(files, "extensions.conf", "callagent-answer")
+    steps = [answer["exten"][0], *answer["same"]]
+    apps = [step.split(",", 2 if step is steps[0] else 1)[-1].split("(")[0] for step in steps]
+    # AudioSocket refuses an unanswered channel: Answer() comes first (issue #4).
+    assert apps == ["Answer", "Set", "Set", "UserEvent", "Gosub", "Hangup"]
+    assert "${UUID()}" in steps[1]
+    assert "FILTER(0123456789+,${CALLERID(num)})" in steps[2]
+    assert (
+        "UserEvent(CallagentInbound,CallId: ${CALLAGENT_UUID},Did: ${CALLAGENT_DID},"
+        "Caller: ${CALLAGENT_CALLER})" in steps[3]
+    )
+
+
+def test_slin16_uses_the_channel_driver_with_the_codec_option_and_slin_the_application() -> None:
+    connect16 = section(render(), "extensions.conf", "callagent-connect")["exten"][0]
+    # Without c(slin16) the channel driver passes the caller's codec labelled as slin (issue #4).
+    assert connect16 == (
+        "s,1,Dial(AudioSocket/${CALLAGENT_AUDIOSOCKET}/${CALLAGENT_UUID}/c(slin16),,g)"
+    )
+    assert "require = chan_audiosocket.so" in render()["modules.conf"]
+    slin = render(CALLAGENT_AUDIOSOCKET_FORMAT="slin")
+    assert section(slin, "extensions.conf", "callagent-connect")["exten"][0] == (
+        "s,1,AudioSocket(${CALLAGENT_UUID},${CALLAGENT_AUDIOSOCKET})"
+    )
+    assert "require = app_audiosocket.so" in slin["modules.conf"]
+
+
+def test_the_audiosocket_address_is_where_asterisk_reaches_callagent() -> None:
+    files = render(
+        CALLAGENT_ASTERISK_AUDIOSOCKET_HOST="callagent", CALLAGENT_AUDIOSOCKET_PORT="9100"
+    )
+    assert section(files, "extensions.conf", "globals") == {
+        "CALLAGENT_AUDIOSOCKET": ["callagent:9100"]
+    }
+
+
+def test_outbound_runs_amd_and_reports_it_before_connecting() -> None:
+    outbound = section(render(), "extensions.conf", "callagent-outbound")["same"]
+    assert outbound[0] == "n,AMD()"
+    assert outbound[1].startswith("n,UserEvent(CallagentAmd,CallId: ${CALLAGENT_UUID},")
+    assert "Status: ${AMDSTATUS}" in outbound[1]
+    assert outbound[2] == "n,Gosub(callagent-connect,s,1)"
+    hangup = section(
+        render(CALLAGENT_AMD_ON_MACHINE="hangup"), "extensions.conf", "callagent-outbound"
+    )
+    assert 'n,GotoIf($["${AMDSTATUS}" = "MACHINE"]?machine)' in hangup["same"]
+    assert "n(machine),Hangup(16)" in hangup["same"]
+    no_amd = render(CALLAGENT_AMD="false")
+    assert "n,AMD()" not in no_amd["extensions.conf"]
+    assert "app_amd" not in no_amd["modules.conf"]
+
+
+def test_amd_settings_are_the_documented_choice_not_asterisks_defaults() -> None:
+    amd = section(render(), "amd.conf", "general")
+    assert {k: int(v[0]) for k, v in amd.items()} == dataclasses.asdict(AmdParameters())
+    assert amd["maximum_number_of_words"] == ["5"]  # Asterisk's 2 hears people as machines
+
+
+def test_transfer_context_holds_exactly_the_allow_list() -> None:
+    transfer = section(render(), "extensions.conf", "callagent-transfer")
+    assert transfer["exten"] == [
+        "sales,1,Dial(PJSIP/+4930111@trunk,60)",
+        "support,1,Dial(PJSIP/0301234@trunk,60)",
+        "i,1,Hangup(1)",
+    ]
+    empty = section(render(CALLAGENT_TRANSFER_TARGETS=""), "extensions.conf", "callagent-transfer")
+    assert empty["exten"] == ["i,1,Hangup(1)"]
+
+
+def test_ami_account_is_bound_to_the_callagent_host_with_least_privileges() -> None:
+    files = render(CALLAGENT_AMI_PERMIT="10.1.2.3/32,10.1.2.4/32")
+    general = section(files, "manager.conf", "general")
+    assert general["bindaddr"] == ["127.0.0.1"]
+    user = section(files, "manager.conf", "callagent")
+    assert user["secret"] == [SECRET]
+    assert user["deny"] == ["0.0.0.0/0.0.0.0", "::/0"]
+    assert user["permit"] == ["10.1.2.3/32", "10.1.2.4/32"]
+    assert user["read"] == ["call,dtmf,user"]
+    assert user["write"] == ["call,originate"]
+
+
+def test_trunk_values_land_in_pjsip_conf() -> None:
+    files = render(
+        CALLAGENT_EXTERNAL_ADDRESS="203.0.113.5",
+        CALLAGENT_LOCAL_NET="10.0.0.0/8",
+        CALLAGENT_ASTERISK_SIP_PORT="5080",
+    )
+    sections = parse_conf(files["pjsip.conf"])
+    by_key = {(s.name, s.get("type")): s for s in sections}
+    assert by_key["transport-udp", "transport"].get("bind") == "0.0.0.0:5080"
+    assert by_key["transport-udp", "transport"].get("external_media_address") == "203.0.113.5"
+    assert by_key["transport-udp", "transport"].get_all("local_net") == ["10.0.0.0/8"]
+    reg = by_key["trunk-reg", "registration"]
+    assert reg.get("server_uri") == "sip:sip.example.net"
+    assert reg.get("client_uri") == "sip:u4930@sip.example.net"
+    auth = by_key["trunk-auth", "auth"]
+    assert (auth.get("username"), auth.get("password")) == ("u4930", "trunk!pass#1")
+    endpoint = by_key["trunk", "endpoint"]
+    assert endpoint.get("context") == "callagent-inbound"
+    assert endpoint.get("allow") == "g722,alaw,ulaw"
+    assert by_key["trunk-identify", "identify"].get("match") == "sip.example.net"
+    rtp = section(files, "rtp.conf", "general")
+    assert (rtp["rtpstart"], rtp["rtpend"]) == (["10000"], ["10200"])
+    assert section(files, "asterisk.conf", "options")["transmit_silence"] == ["yes"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CALLAGENT_DIDS", "+4930123,1234;Dial(PJSIP/900@trunk)"),
+        ("CALLAGENT_DIDS", "_X."),  # a pattern would answer every number
+        ("CALLAGENT_DIDS", "123\nexten => 9,1,Dial(x)"),
+        ("CALLAGENT_TRANSFER_TARGETS", "sales=+4930111,evil=00900123(x)"),
+        ("CALLAGENT_TRANSFER_TARGETS", "sales=+49 30 111"),
+        ("CALLAGENT_TRANSFER_TARGETS", "i=+4930111"),  # i/s/t/h are special extensions
+        ("CALLAGENT_TRANSFER_TARGETS", "sales"),
+        ("CALLAGENT_TRANSFER_TARGETS", "sales=1234,sales=5678"),
+        ("CALLAGENT_TRUNK_HOST", "sip.example.net\n[evil]"),
+        ("CALLAGENT_TRUNK_HOST", "sip.example.net;transport=tcp"),
+        ("CALLAGENT_TRUNK_USERNAME", "u@x"),
+        ("CALLAGENT_TRUNK_PASSWORD", "pass word"),
+        ("CALLAGENT_TRUNK_PASSWORD", "pa;ss"),
+        ("CALLAGENT_AMI_SECRET", "${SHELL(id)}0123456789"),
+        ("CALLAGENT_AMI_PERMIT", "0.0.0.0/0,evil"),
+        ("CALLAGENT_ASTERISK_AUDIOSOCKET_HOST", "callagent:9092/x"),
+        ("CALLAGENT_TRUNK_CALLER_ID", "Sales <123>"),
+        ("CALLAGENT_CODECS", "ulaw,evil"),
+        ("CALLAGENT_AUDIOSOCKET_FORMAT", "ulaw"),
+        ("CALLAGENT_RTP_PORT_START", "20000"),
+    ],
+)
+def test_values_that_could_inject_syntax_are_refused_at_start(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError):
+        settings_for(**{variable: value})
+
+
+def test_ami_must_permit_someone() -> None:
+    with pytest.raises(SettingsError, match="ami_permit"):
+        AsteriskSettings(ami_permit=" , ")
+
+
+def test_a_secret_is_never_echoed_in_the_error() -> None:
+    with pytest.raises(SettingsError) as error:
+        settings_for(CALLAGENT_TRUNK_PASSWORD="top secret")
+    assert "top secret" not in str(error.value)
+
+
+def test_missing_settings_are_all_named_at_once() -> None:
+    with pytest.raises(AsteriskConfigError) as error:
+        render_asterisk_config(AsteriskSettings(ami_secret="short"), audiosocket_port=9092)
+    message = str(error.value)
+    for name in ("ami_secret", "trunk_host", "dids", "trunk_register"):
+        assert name in message
+
+
+def test_the_renderer_checks_values_again_even_if_settings_were_bypassed() -> None:
+    real = settings_for().asterisk
+    fields = {name: getattr(real, name) for name in real.__struct_fields__}
+    forged = types.SimpleNamespace(
+        **{**fields, "trunk_host": "x\n[evil]"},
+        did_list=real.did_list,
+        transfer_map=real.transfer_map,
+    )
+    with pytest.raises(AsteriskConfigError, match="trunk_host"):
+        render_asterisk_config(forged, audiosocket_port=9092)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "expected"),
+    [
+        ("extensions.conf", "n,Hangup()", "n,System(rm -rf /)", "unknown or malformed"),
+        ("extensions.conf", "Gosub(callagent-connect,s,1)", "Gosub(nowhere,s,1)", "does not exist"),
+        ("extensions.conf", "Dial(PJSIP/+4930111@trunk", "Dial(PJSIP/+4930111@nope", "endpoint"),
+        ("extensions.conf", "Set(CALLAGENT_DID=+4930123456)", "Set(X=${A)", "unbalanced"),
+        ("pjsip.conf", "rtp_symmetric = yes", "rtp_symetric = yes", "unknown option"),
+        ("pjsip.conf", "aors = trunk", "aors = trunks", "names no aor"),
+        ("manager.conf", "write = call,originate", "write = all", "more than callagent needs"),
+        ("asterisk.conf", "transmit_silence = yes", "transmit_silence = no", "transmit_silence"),
+        ("modules.conf", "noload = chan_iax2.so", "noload = chan_iax2", "not a module file"),
+        ("amd.conf", "greeting = 2000", "greeting = 2s", "whole number"),
+    ],
+)
+def test_the_check_catches_mistakes(name: str, old: str, new: str, expected: str) -> None:
+    files = render()
+    assert old in files[name]
+    files[name] = files[name].replace(old, new, 1)
+    problems = check_asterisk_config(files)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["key = value\n", "[general\n", "[general]\njust words\n", "[general]\n#include x.conf\n"],
+)
+def test_the_parser_refuses_what_asterisk_would_not_read(text: str) -> None:
+    with pytest.raises(ConfSyntaxError):
+        parse_conf(text)
+
+
+def test_comments_and_escaped_semicolons() -> None:
+    (sec,) = parse_conf("[a](!)\nx = 1 ; comment\ny => a\\;b\n; whole line\n")
+    assert sec.options == ("!",)
+    assert sec.entries == [("x", "1"), ("y", "a\\;b")]
+
+
+def test_files_with_passwords_are_not_world_readable(tmp_path: Path) -> None:
+    out = tmp_path / "asterisk"
+    out.mkdir()
+    (out / "manager.conf").write_text("old")
+    os.chmod(out / "manager.conf", 0o666)
+    paths = write_asterisk_config(render(), out)
+    assert {p.name for p in paths} == set(TEMPLATE_FILES)
+    for path in paths:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o640 if path.name in SECRET_FILES else 0o644), path.name
+
+
+def test_cli_writes_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in BASE.items():
+        monkeypatch.setenv(key, value)
+    assert main(["asterisk-config", "--out", str(tmp_path / "conf")]) == 0
+    files = {p.name: p.read_text() for p in (tmp_path / "conf").iterdir()}
+    assert check_asterisk_config(files) == []
+    assert SECRET in files["manager.conf"]
+
+
+def test_cli_names_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in BASE:
+        monkeypatch.delenv(key, raising=False)
+    assert main(["asterisk-config", "--out", str(tmp_path / "conf")]) == 2
+    assert "asterisk.ami_secret" in capsys.readouterr().err
+    assert not (tmp_path / "conf").exists()
