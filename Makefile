@@ -11,7 +11,7 @@ PROFILE ?= ci
 # than a portable build, and the multimodal part we do not use halves the build time when off.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON
 export HF_HUB_OFFLINE := 1
-DEBIAN_TEST_PACKAGES := flite sox postgresql
+DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose
 
 .PHONY: run test install install-test models system-packages lint pytest bench clean
 

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from callagent.dialog.agent_profile import AgentProfile
@@ -17,6 +18,7 @@ from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
 from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, ErrorMessage
 from callagent.telephony.asterisk.server import AudioSocketConnection
+from callagent.telephony.recording import CallRecorder
 from callagent.voice_pipeline.clock import Clock
 from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
 from callagent.voice_pipeline.pipeline import CallLog, PipelineSettings, VoicePipeline
@@ -43,6 +45,7 @@ class CallReport:
     log: CallLog = field(default_factory=CallLog)
     started_at: float = 0.0
     ended_at: float = 0.0
+    recording: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape of ``callagent call --json`` (issue #2, item 7)."""
@@ -61,6 +64,7 @@ class CallReport:
             "barge_ins": len(self.log.barge_ins),
             "barge_in_stop_ms": [b.stop_ms for b in self.log.barge_ins],
             "duration_s": round(self.ended_at - self.started_at, 2),
+            "recording": self.recording,
         }
 
 
@@ -74,7 +78,9 @@ class CallRunner:
         clock: Clock,
         settings: PipelineSettings | None = None,
         on_call_finished: Callable[[CallReport], None] | None = None,
+        recordings: Path | None = None,
     ) -> None:
+        self._recordings = recordings
         self._engines = engines
         self._profile = profile
         self._clock = clock
@@ -93,9 +99,19 @@ class CallRunner:
             self._settings,
             report.log,
         )
+        recorder = CallRecorder(self._recordings, connection.call_id) if self._recordings else None
+
+        async def send(pcm: bytes) -> None:
+            if recorder is not None:
+                recorder.agent_audio(pcm)
+            await connection.send_audio(pcm)
+
         try:
-            await pipeline.run(self._frames(connection), connection.send_audio, connection.hang_up)
+            await pipeline.run(self._frames(connection, recorder), send, connection.hang_up)
         finally:
+            if recorder is not None:
+                recorder.close()
+                report.recording = recorder.reference
             report.ended_at = time.time()
             log.info(
                 "call %s: ended after %d turns, %d barge-ins",
@@ -106,10 +122,14 @@ class CallRunner:
             if self._on_call_finished is not None:
                 self._on_call_finished(report)
 
-    async def _frames(self, connection: AudioSocketConnection) -> AsyncIterator[InboundFrame]:
+    async def _frames(
+        self, connection: AudioSocketConnection, recorder: CallRecorder | None
+    ) -> AsyncIterator[InboundFrame]:
         async for event in connection.events():
             now = self._clock.now()
             if isinstance(event, Audio):
+                if recorder is not None:
+                    recorder.caller_audio(event.pcm, event.sample_rate)
                 yield AudioFrame(event.pcm, event.sample_rate, now)
             elif isinstance(event, Dtmf):
                 yield DtmfFrame(event.digit, now)

@@ -1,0 +1,533 @@
+"""The AMI client (panoramisk) against the AMI simulator running the rendered configuration, with
+calls connected to a real AudioSocket server over TCP (issue #4 items 2, 3 and 7; tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import struct
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import pytest
+
+from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.settings import Settings, load_settings
+from callagent.telephony.asterisk.ami import (
+    AmiActionError,
+    AmiClient,
+    AmiDialer,
+    AmiNotConnected,
+    Backoff,
+    TransferMethod,
+)
+from callagent.telephony.asterisk.ami_simulator import AmiSimulator, Callee, SimulatedChannel
+from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, frame_bytes
+from callagent.telephony.asterisk.call_tracker import (
+    AmdResult,
+    AmdStatus,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallOutcome,
+    CallRinging,
+    CallTransferred,
+    DtmfReceived,
+    InboundCallStarted,
+    OriginateResult,
+)
+from callagent.telephony.asterisk.config import render_asterisk_config
+from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
+from callagent.telephony.asterisk.simulated_asterisk import rms
+from callagent.telephony.asterisk.transfer import TransferRefused
+from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.voice_pipeline.clock import MonotonicClock
+
+from helpers.audio import voice
+from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
+
+pytestmark = pytest.mark.timeout(20)
+
+SECRET = "ami-secret-0123456789"
+NUMBER = "+4930555000"
+FAST = Backoff(initial_s=0.05, max_s=0.2)
+
+
+def settings_for(audiosocket_port: int, **env: str) -> Settings:
+    return load_settings(
+        environ={
+            "CALLAGENT_AMI_SECRET": SECRET,
+            "CALLAGENT_TRUNK_HOST": "sip.example.net",
+            "CALLAGENT_TRUNK_USERNAME": "u1",
+            "CALLAGENT_TRUNK_PASSWORD": "p1",
+            "CALLAGENT_DIDS": "+4930123456",
+            "CALLAGENT_TRANSFER_TARGETS": "sales=+4930111,support=+4930222",
+            "CALLAGENT_AUDIOSOCKET_PORT": str(audiosocket_port),
+            **env,
+        }
+    )
+
+
+class ToneAgent:
+    """A trivial AudioSocket call handler: once the caller's audio flows it says a 0.3 s tone,
+    and again after each caller turn (loud audio, then 0.2 s of quiet); silence in between keeps
+    the line alive. It records what each call delivered."""
+
+    TONE_FRAMES = 15
+    QUIET_FRAMES = 10
+
+    def __init__(self) -> None:
+        self.calls: dict[uuid.UUID, dict[str, object]] = {}
+
+    async def __call__(self, conn: AudioSocketConnection) -> None:
+        record: dict[str, object] = {"frames": 0, "digits": [], "rate": None}
+        self.calls[conn.call_id] = record
+        to_say = [0]  # tone frames still to send
+        speaker: asyncio.Task[None] | None = None
+        quiet = 0
+        heard_speech = False
+        try:
+            async for event in conn.events():
+                if isinstance(event, Dtmf):
+                    record["digits"].append(event.digit)  # type: ignore[attr-defined]
+                    continue
+                if not isinstance(event, Audio):
+                    continue
+                record["frames"] = int(record["frames"]) + 1  # type: ignore[call-overload]
+                record["rate"] = event.sample_rate
+                if speaker is None:  # greet once the caller's rate is known
+                    to_say[0] = self.TONE_FRAMES
+                    speaker = asyncio.create_task(self._speak(conn, event.sample_rate, to_say))
+                if rms(event.pcm) > 1000:
+                    heard_speech, quiet = True, 0
+                elif heard_speech:
+                    quiet += 1
+                    if quiet == self.QUIET_FRAMES:
+                        heard_speech = False
+                        to_say[0] = self.TONE_FRAMES
+        finally:
+            if speaker is not None:
+                speaker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await speaker
+
+    @staticmethod
+    async def _speak(conn: AudioSocketConnection, rate: int, to_say: list[int]) -> None:
+        tone = struct.pack("<hh", 4000, -4000) * (frame_bytes(rate) // 4)
+        silence = bytes(frame_bytes(rate))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for tick in itertools.count(1):
+            if to_say[0] > 0:
+                to_say[0] -= 1
+                await conn.send_audio(tone)
+            else:
+                await conn.send_audio(silence)
+            await asyncio.sleep(max(0.0, start + tick * 0.02 - loop.time()))
+
+
+@dataclass
+class Rig:
+    """AudioSocket server + AMI simulator on the rendered config + AMI client and dialer."""
+
+    settings: Settings
+    agent: ToneAgent
+    server: AudioSocketServer
+    sim: AmiSimulator
+    client: AmiClient
+    dialer: AmiDialer
+    events: list[CallEvent] = field(default_factory=list)
+
+    def of(self, call_id: uuid.UUID) -> list[CallEvent]:
+        return [e for e in self.events if e.call_id == call_id]
+
+    async def wait_for(self, predicate: Callable[[], object], timeout_s: float = 8.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():  # noqa: ASYNC110 - polls state of several components
+                await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    *,
+    callees: dict[str, Callee] | None = None,
+    handler: Callable[[AudioSocketConnection], object] | None = None,
+    manager_conf_edit: Callable[[str], str] = lambda text: text,
+    secret: str = SECRET,
+    **env: str,
+) -> AsyncIterator[Rig]:
+    agent = ToneAgent()
+    async with AudioSocketServer(handler or agent, "127.0.0.1", 0) as server:  # type: ignore[arg-type]
+        settings = settings_for(server.port, **env)
+        files = render_asterisk_config(settings.asterisk, audiosocket_port=server.port)
+        sim = AmiSimulator(
+            manager_conf=manager_conf_edit(files["manager.conf"]),
+            extensions_conf=files["extensions.conf"],
+            callees=callees or {},
+        )
+        async with sim:
+            client = AmiClient(
+                "127.0.0.1", sim.port, "callagent", secret, backoff=FAST, ping_interval_s=0.5
+            )
+            dialer = AmiDialer.from_settings(client, settings.asterisk)
+            r = Rig(settings, agent, server, sim, client, dialer)
+            client.subscribe(r.events.append)
+            async with client:
+                yield r
+
+
+async def test_login_uses_the_rendered_account_and_keeps_the_connection_alive() -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        assert r.client.logins == 1
+        login = r.sim.actions[0]
+        assert (login.name, login["Username"], login["Secret"]) == ("Login", "callagent", SECRET)
+        await r.wait_for(lambda: any(a.name == "Ping" for a in r.sim.actions))
+        assert r.client.connected
+
+
+async def test_a_wrong_secret_is_refused_and_retried_with_backoff() -> None:
+    async with rig(secret="wrong-secret-0123456789") as r:
+        await r.wait_for(lambda: sum(a.name == "Login" for a in r.sim.actions) >= 3)
+        assert not r.client.connected
+        assert r.client.logins == 0
+        with pytest.raises(AmiNotConnected):
+            await r.dialer.originate(NUMBER)
+
+
+async def test_originate_answered_then_conversation_then_hang_up() -> None:
+    callee = Callee(reason=4, utterances=(voice(0.4, 16000),))
+    async with rig(callees={NUMBER: callee}, CALLAGENT_TRUNK_CALLER_ID="+4930999") as r:
+        await r.client.wait_connected(2)
+        call_id = uuid.uuid4()
+        result = await r.dialer.originate(NUMBER, call_id=call_id, ring_timeout_s=5)
+        assert result.outcome is CallOutcome.ANSWERED
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        kinds = [type(e) for e in r.of(call_id)]
+        assert kinds == [CallRinging, CallAnswered, OriginateResult, AmdResult, CallEnded]
+        amd = next(e for e in r.of(call_id) if isinstance(e, AmdResult))
+        assert amd.status is AmdStatus.HUMAN
+        ended = r.of(call_id)[-1]
+        assert isinstance(ended, CallEnded)
+        assert (ended.cause, ended.cause_text) == (16, "Normal Clearing")
+        # The AudioSocket call carried the same id, at 16 kHz (c(slin16)), both ways.
+        assert r.agent.calls[call_id]["rate"] == 16000
+        assert int(r.agent.calls[call_id]["frames"]) > 20  # type: ignore[call-overload]
+        channel = next(c for c in r.sim.channels.values() if c.call_id == call_id)
+        assert channel.result is not None
+        assert channel.result.hung_up_by == "caller"
+        assert channel.uniqueid == str(call_id)  # ChannelId: every event names the call
+        originate = next(a for a in r.sim.actions if a.name == "Originate")
+        assert originate["Channel"] == f"PJSIP/{NUMBER}@trunk"
+        assert originate["Context"] == "callagent-outbound"
+        assert originate["Async"] == "true"
+        assert originate["Timeout"] == "5000"
+        assert originate["CallerID"] == "+4930999"
+        assert originate.variables() == {"CALLAGENT_UUID": str(call_id)}
+        state = r.client.tracker.get(call_id)
+        assert state is not None
+        assert state.outcome == OriginateResult(call_id, CallOutcome.ANSWERED, 4, "")
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome", "cause"),
+    [
+        (5, CallOutcome.BUSY, 17),
+        (3, CallOutcome.NO_ANSWER, 19),
+        (8, CallOutcome.CONGESTION, 34),
+        (0, CallOutcome.FAILED, None),
+    ],
+)
+async def test_each_failure_outcome(reason: int, outcome: CallOutcome, cause: int | None) -> None:
+    async with rig(callees={NUMBER: Callee(reason=reason)}) as r:
+        await r.client.wait_connected(2)
+        call_id = uuid.uuid4()
+        result = await r.dialer.originate(NUMBER, call_id=call_id, ring_timeout_s=0.3)
+        assert (result.outcome, result.reason) == (outcome, reason)
+        await asyncio.sleep(0.05)
+        ends = [e for e in r.of(call_id) if isinstance(e, CallEnded)]
+        assert [e.cause for e in ends] == ([cause] if cause else [])
+        assert call_id not in r.agent.calls  # never connected to the agent
+        assert r.client.tracker.active == []
+
+
+async def test_an_originate_the_account_may_not_place_fails_cleanly() -> None:
+    def no_originate(text: str) -> str:
+        return text.replace("write = call,originate", "write = call")
+
+    async with rig(callees={NUMBER: Callee()}, manager_conf_edit=no_originate) as r:
+        await r.client.wait_connected(2)
+        result = await r.dialer.originate(NUMBER)
+        assert result.outcome is CallOutcome.FAILED
+        assert result.message == "Permission denied"
+
+
+async def test_a_machine_is_hung_up_when_configured() -> None:
+    callee = Callee(amd_status="MACHINE", amd_cause="LONGGREETING-2100-2000")
+    async with rig(callees={NUMBER: callee}, CALLAGENT_AMD_ON_MACHINE="hangup") as r:
+        await r.client.wait_connected(2)
+        call_id = uuid.uuid4()
+        assert (await r.dialer.originate(NUMBER, call_id=call_id)).outcome is CallOutcome.ANSWERED
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        amd = next(e for e in r.of(call_id) if isinstance(e, AmdResult))
+        assert (amd.status, amd.cause) == (AmdStatus.MACHINE, "LONGGREETING-2100-2000")
+        assert call_id not in r.agent.calls
+
+
+async def test_inbound_call_brings_did_and_filtered_caller_id_to_the_audiosocket_side() -> None:
+    seen: dict[uuid.UUID, object] = {}
+    client_box: list[AmiClient] = []
+
+    async def routing_handler(conn: AudioSocketConnection) -> None:
+        # What the call router will do: wait briefly for the AMI announcement of this UUID.
+        seen[conn.call_id] = await client_box[0].wait_for_call(conn.call_id, timeout_s=2)
+        await agent(conn)
+
+    agent = ToneAgent()
+    async with rig(handler=routing_handler) as r:
+        client_box.append(r.client)
+        await r.client.wait_connected(2)
+        channel = await r.sim.inbound_call(
+            "+4930123456", "+49170,Did: 666", (voice(0.3, 16000),), final_wait_s=0.2
+        )
+        call_id = channel.call_id
+        assert call_id is not None
+        state = seen[call_id]
+        assert state is not None
+        assert (state.number, state.caller) == ("+4930123456", "+49170666")  # type: ignore[attr-defined]
+        started = next(e for e in r.of(call_id) if isinstance(e, InboundCallStarted))
+        assert started.channel == channel.name
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        # A number that is not one of the DIDs is refused by the dialplan.
+        other = await r.sim.inbound_call("+4930999999", "+49170")
+        assert other.hangup_cause == 1
+        assert other.call_id is None
+        # The account reads only call, dtmf and user events: dialplan chatter never reaches it.
+        assert {e.name for user, e in r.sim.delivered if user == "callagent"} <= {
+            "FullyBooted",
+            "Newchannel",
+            "Newstate",
+            "UserEvent",
+            "Hangup",
+        }
+
+
+async def _live_inbound_call(r: Rig) -> tuple[SimulatedChannel, uuid.UUID, asyncio.Task[object]]:
+    long_talk = tuple(voice(0.3, 16000) for _ in range(6))
+    task: asyncio.Task[object] = asyncio.create_task(
+        r.sim.inbound_call("+4930123456", "+49170", long_talk, pause_after_agent_s=0.3)
+    )
+    await r.wait_for(lambda: any(isinstance(e, InboundCallStarted) for e in r.events))
+    started = next(e for e in r.events if isinstance(e, InboundCallStarted))
+    channel = r.sim.live_channel(started.call_id)
+    assert channel is not None
+    await r.wait_for(lambda: started.call_id in r.agent.calls)
+    return channel, started.call_id, task
+
+
+@pytest.mark.parametrize("method", list(TransferMethod))
+async def test_transfer_to_an_allow_listed_target(method: TransferMethod) -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        await r.dialer.transfer(call_id, "sales", method=method)
+        assert channel.redirected_to == ("callagent-transfer", "sales")
+        await task
+        assert any(isinstance(e, CallTransferred) and e.target == "sales" for e in r.of(call_id))
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        action = next(a for a in r.sim.actions if a.name == method.value)
+        assert (action["Context"], action["Exten"]) == ("callagent-transfer", "sales")
+
+
+@pytest.mark.parametrize(
+    "target", ["+4990012345", "00900123456", "Sales", "sales ", "sales\r\nAction: Originate", "i"]
+)
+async def test_transfer_refuses_a_target_not_on_the_allow_list(target: str) -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        with pytest.raises(TransferRefused):
+            await r.dialer.transfer(call_id, target)
+        assert not any(a.name in ("Redirect", "BlindTransfer") for a in r.sim.actions)
+        assert channel.redirected_to is None
+        await r.dialer.hangup(call_id)
+        await task
+
+
+async def test_the_dialplan_refuses_a_target_even_past_the_client() -> None:
+    # Second fence: if the allow-list in callagent were wrong, Asterisk has no such extension.
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        with pytest.raises(AmiActionError, match="does not exist"):
+            await r.client.send_action(
+                {
+                    "Action": "Redirect",
+                    "Channel": channel.name,
+                    "Context": "callagent-transfer",
+                    "Exten": "+4990012345",
+                    "Priority": "1",
+                }
+            )
+        await r.dialer.hangup(call_id)
+        await task
+
+
+async def test_hangup_and_dtmf_both_ways() -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        await r.dialer.play_dtmf(call_id, "12#")
+        assert channel.dtmf_played == ["1", "2", "#"]
+        with pytest.raises(ValueError, match="DTMF"):
+            await r.dialer.play_dtmf(call_id, "1\r\nAction: Originate")
+        r.sim.press(channel, "5")
+        await r.wait_for(lambda: any(isinstance(e, DtmfReceived) for e in r.of(call_id)))
+        assert next(e for e in r.of(call_id) if isinstance(e, DtmfReceived)).digit == "5"
+        await r.dialer.hangup(call_id, cause=16)
+        finished = await task
+        assert finished is channel
+        assert channel.hangup_cause == 16
+        ended = [e for e in r.of(call_id) if isinstance(e, CallEnded)]
+        assert [e.cause for e in ended] == [16]
+
+
+async def test_ami_disconnect_mid_call_then_reconnect_keeps_the_call() -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        await r.sim.drop_sessions()
+        await r.wait_for(lambda: r.client.logins == 2)
+        # The AudioSocket call was not touched, and AMI still knows which channel it is.
+        assert channel.hangup_cause is None
+        assert any(a.name == "Status" for a in r.sim.actions)
+        await r.dialer.play_dtmf(call_id, "9")
+        assert channel.dtmf_played == ["9"]
+        await r.dialer.hangup(call_id)
+        await task
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+
+
+async def test_a_call_that_ended_while_ami_was_away_is_ended_on_reconnect() -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        await r.sim.stop_listening()
+        r.sim.hang_up(channel, 16)  # the caller hangs up while nobody listens
+        await task
+        await r.sim.start()
+        await r.wait_for(lambda: r.client.logins == 2)
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        ended = next(e for e in r.of(call_id) if isinstance(e, CallEnded))
+        assert ended.cause_text == "ended while AMI was disconnected"
+
+
+async def test_an_originate_in_flight_survives_an_ami_drop() -> None:
+    callee = Callee(ring_s=0.6, utterances=(voice(0.3, 16000),))
+    async with rig(callees={NUMBER: callee}) as r:
+        await r.client.wait_connected(2)
+        call_id = uuid.uuid4()
+        originate = asyncio.create_task(r.dialer.originate(NUMBER, call_id=call_id))
+        await r.wait_for(lambda: any(a.name == "Originate" for a in r.sim.actions))
+        await r.sim.drop_sessions()  # the OriginateResponse will go to a dead session
+        result = await originate
+        assert result.outcome is CallOutcome.ANSWERED
+        assert r.client.logins == 2
+        # One call, not two: nothing was replayed on the new connection.
+        assert sum(a.name == "Originate" for a in r.sim.actions) == 1
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+
+
+async def test_a_malformed_event_ends_nothing() -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        r.sim.emit("Hangup", "call", ("Uniqueid", channel.uniqueid), ("Cause", "sixteen"))
+        r.sim.emit("UserEvent", "user", ("UserEvent", "CallagentInbound"), ("CallId", "x"))
+        r.sim.emit("DTMFEnd", "dtmf", ("Uniqueid", channel.uniqueid), ("Digit", "XY"))
+        await r.wait_for(lambda: r.client.tracker.dropped == 3)
+        assert r.client.connected
+        assert r.client.logins == 1
+        assert not any(isinstance(e, CallEnded) for e in r.of(call_id))
+        await r.dialer.hangup(call_id)
+        await task
+
+
+async def test_values_that_would_inject_ami_headers_never_leave() -> None:
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        sent = len(r.sim.actions)
+        for bad in ("+49 30 555", "555\r\nAction: Originate", "PJSIP/1@evil"):
+            with pytest.raises(ValueError, match="not a phone number"):
+                await r.dialer.originate(bad)
+        with pytest.raises(ValueError, match="caller name"):
+            await r.dialer.originate(NUMBER, caller_name="Eve\r\nAction: Hangup")
+        with pytest.raises(ValueError, match="line break"):
+            await r.client.send_action({"Action": "Ping", "X": "a\r\nAction: Originate"})
+        assert len(r.sim.actions) == sent
+
+
+async def test_a_real_call_runner_converses_on_an_originated_call() -> None:
+    clock = MonotonicClock()
+    stt = FakeSpeechToText(clock, ["Can you call me back tomorrow?"])  # type: ignore[arg-type]
+    tts = FakeTextToSpeech(clock, seconds_per_word=0.1)  # type: ignore[arg-type]
+    llm = FakeLanguageModel(clock, ["Sure, tomorrow works."])  # type: ignore[arg-type]
+    reports: list[CallReport] = []
+    profile = msgspec.structs.replace(DEFAULT_AGENT, greeting="Hello there.")
+    runner = CallRunner(
+        VoiceEngines(stt, tts, llm), profile, clock, on_call_finished=reports.append
+    )
+    callee = Callee(utterances=(voice(0.8, 16000),), pause_after_agent_s=0.3, final_wait_s=0.8)
+    async with rig(callees={NUMBER: callee}, handler=runner) as r:
+        await r.client.wait_connected(2)
+        call_id = uuid.uuid4()
+        assert (await r.dialer.originate(NUMBER, call_id=call_id)).outcome is CallOutcome.ANSWERED
+        await r.wait_for(lambda: bool(reports), timeout_s=12)
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+    (report,) = reports
+    assert report.call_id == call_id
+    data = report.to_json()
+    assert data["greeting"] == "Hello there."
+    assert [t["caller_text"] for t in data["turns"]] == ["Can you call me back tomorrow?"]
+    assert data["turns"][0]["agent_text"] == "Sure, tomorrow works."
+    assert tts.spoken[:2] == ["Hello there.", "Sure, tomorrow works."]
+
+
+async def test_the_call_placer_starts_dialling_and_returns_at_once() -> None:
+    from callagent.telephony.asterisk.placer import AmiCallPlacer
+    from callagent.telephony.outbound import CallPlacer, OutboundCallRequest
+
+    def request(number: str) -> OutboundCallRequest:
+        return OutboundCallRequest(
+            call_session_id=uuid.uuid4(),
+            client_id=uuid.uuid4(),
+            agent_id=uuid.uuid4(),
+            customer_id=uuid.uuid4(),
+            phone_number=number,
+            call_type="outbound",
+        )
+
+    callee = Callee(ring_s=0.3, utterances=(voice(0.3, 16000),))
+    async with rig(callees={NUMBER: callee}) as r:
+        placer = AmiCallPlacer(r.dialer)
+        assert isinstance(placer, CallPlacer)
+        not_yet = await placer.place_call(request(NUMBER))  # before the login
+        assert (not_yet.placed, not_yet.reason) == (False, "Asterisk's AMI is not connected")
+        await r.client.wait_connected(2)
+        wanted = request(NUMBER)
+        placed = await placer.place_call(wanted)
+        assert (placed.placed, placed.telephony_call_id) == (True, str(wanted.call_session_id))
+        assert not any(isinstance(e, CallAnswered) for e in r.of(wanted.call_session_id))
+        # The call session id is the call id: AMI events and the AudioSocket UUID carry it.
+        await r.wait_for(
+            lambda: any(isinstance(e, CallEnded) for e in r.of(wanted.call_session_id))
+        )
+        result = next(e for e in r.of(wanted.call_session_id) if isinstance(e, OriginateResult))
+        assert result.outcome is CallOutcome.ANSWERED
+        assert wanted.call_session_id in r.agent.calls
+        bad = await placer.place_call(request("0800 FLOWERS"))
+        assert not bad.placed
+        assert "not a phone number" in bad.reason

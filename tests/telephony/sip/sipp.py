@@ -1,0 +1,257 @@
+"""Running Debian's sipp (package ``sip-tester``) as a real SIP caller, and hearing what it is sent.
+
+sipp places the call and streams headerless µ-law over RTP (its ``rtp_stream`` would send a .wav
+header as audio - DESIGN.md "Known traps"). Its SDP names the port of an "ear": a UDP socket of
+the test that records the RTP the endpoint sends back, i.e. what the caller would hear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SIPP = shutil.which("sipp")
+
+
+def sipp_available() -> bool:
+    """True when sipp is installed (CI installs sip-tester)."""
+    return SIPP is not None
+
+
+_BIAS = 0x84
+_CLIP = 32635
+
+
+def pcm_to_ulaw(pcm: bytes) -> bytes:
+    """16-bit 8 kHz PCM as G.711 µ-law bytes (what PCMU carries), the ITU-T reference way."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
+    sign = np.where(samples < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(samples), _CLIP) + _BIAS
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def ulaw_to_pcm(ulaw: bytes) -> bytes:
+    """G.711 µ-law bytes as 16-bit PCM."""
+    codes = ~np.frombuffer(ulaw, dtype=np.uint8).astype(np.int32) & 0xFF
+    exponent = (codes >> 4) & 0x07
+    magnitude = ((((codes & 0x0F) << 3) + _BIAS) << exponent) - _BIAS
+    return np.where(codes & 0x80, -magnitude, magnitude).astype("<i2").tobytes()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Ear(asyncio.DatagramProtocol):
+    """Records RTP packets: (payload type, payload)."""
+
+    packets: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return
+        csrc = data[0] & 0x0F
+        payload_type = data[1] & 0x7F
+        self.packets.append((payload_type, data[12 + 4 * csrc :]))
+
+    def pcm(self, payload_type: int = 0) -> bytes:
+        """The received PCMU audio, decoded, in arrival order."""
+        return ulaw_to_pcm(b"".join(p for pt, p in self.packets if pt == payload_type))
+
+
+async def open_ear() -> tuple[asyncio.DatagramTransport, Ear, int]:
+    loop = asyncio.get_running_loop()
+    transport, ear = await loop.create_datagram_endpoint(Ear, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    return transport, ear, port
+
+
+_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callagent caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:{caller}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio {ear_port} RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: sip:{caller}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+
+_DTMF = """  <send><![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Contact: sip:{caller}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={digit}
+Duration=160
+]]></send>
+  <recv response="200"/>
+"""
+
+_TAIL = """  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} BYE
+Contact: sip:{caller}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def scenario(
+    *,
+    ear_port: int,
+    caller: str,
+    before_speech_ms: int,
+    after_speech_ms: int,
+    speech_file: str,
+    dtmf: str = "",
+) -> str:
+    """A sipp caller: INVITE (SDP pointing at the ear), ACK, optional DTMF over SIP INFO, a
+    pause, the speech file as RTP (PCMU) while pausing ``after_speech_ms``, BYE."""
+    parts = [_HEAD.format(caller=caller, ear_port=ear_port)]
+    parts += [_DTMF.format(caller=caller, digit=digit, cseq=2 + i) for i, digit in enumerate(dtmf)]
+    parts.append(f'  <pause milliseconds="{before_speech_ms}"/>\n')
+    parts.append(f'  <nop><action><exec rtp_stream="{speech_file},1,0"/></action></nop>\n')
+    parts.append(f'  <pause milliseconds="{after_speech_ms}"/>\n')
+    parts.append(_TAIL.format(caller=caller, cseq=2 + len(dtmf)))
+    return "".join(parts)
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+    errors: str
+
+
+async def run_sipp(
+    workdir: Path,
+    *,
+    target_port: int,
+    service: str,
+    ulaw: bytes,
+    ear_port: int,
+    caller: str = "4930777",
+    before_speech_ms: int = 300,
+    after_speech_ms: int = 1500,
+    dtmf: str = "",
+    timeout_s: float = 30.0,
+) -> SippResult:
+    """Call ``service@127.0.0.1:target_port`` once with sipp and wait for it to finish."""
+    assert SIPP is not None
+    (workdir / "caller.ulaw").write_bytes(ulaw)
+    xml = workdir / "caller.xml"
+    xml.write_text(
+        scenario(
+            ear_port=ear_port,
+            caller=caller,
+            before_speech_ms=before_speech_ms,
+            # rtp_stream plays in the background: the pause covers the speech, then the wait.
+            after_speech_ms=len(ulaw) // 8 + after_speech_ms,
+            speech_file="caller.ulaw",
+            dtmf=dtmf,
+        )
+    )
+    process = await asyncio.create_subprocess_exec(
+        SIPP,
+        f"127.0.0.1:{target_port}",
+        "-sf",
+        str(xml),
+        "-s",
+        service,
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-p",
+        str(free_udp_port()),
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout_s)}s",
+        "-timeout_error",
+        "-trace_err",
+        cwd=workdir,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "TERM": "dumb"},
+    )
+    try:
+        async with asyncio.timeout(timeout_s + 5):
+            output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    errors = await asyncio.to_thread(_read_errors, workdir)
+    return SippResult(process.returncode or 0, output.decode(errors="replace")[-3000:], errors)
+
+
+def _read_errors(workdir: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in workdir.glob("*_errors.log"))
+
+
+def rtp_header(sequence: int, timestamp: int, ssrc: int = 0x1234, payload_type: int = 0) -> bytes:
+    """A minimal RTP header (used to poke the endpoint with stray packets)."""
+    return struct.pack("!BBHII", 0x80, payload_type, sequence, timestamp, ssrc)
