@@ -54,15 +54,21 @@ class Conversation:
         *,
         max_history_messages: int = 16,
         max_sentences: int = 3,
+        context: str | None = None,
     ) -> None:
         self.profile = profile
         self._llm = llm
         self._system_prompt = build_system_prompt(profile)
+        # What this call is about and what the records say about the caller (issue #4,
+        # ``customer_context``). It changes per call, so it goes *after* the byte-stable
+        # system prompt: the model's prefix cache still covers the agent's prompt.
+        self._context = context.strip() if context else ""
         self._history: list[ChatMessage] = []
         self._max_history = max_history_messages
         self._max_sentences = max_sentences
         self._end_call = False
         self._pending_keys: list[str] = []
+        self._generated = ""  # the model's raw text of the reply in progress
 
     @property
     def history(self) -> list[ChatMessage]:
@@ -85,11 +91,10 @@ class Conversation:
             history = history[1:]
         if self._pending_keys:
             caller_text = f"{caller_text} (The caller pressed: {' '.join(self._pending_keys)})"
-        return [
-            {"role": "system", "content": self._system_prompt},
-            *history,
-            {"role": "user", "content": caller_text},
-        ]
+        messages: list[ChatMessage] = [{"role": "system", "content": self._system_prompt}]
+        if self._context:
+            messages.append({"role": "system", "content": self._context})
+        return [*messages, *history, {"role": "user", "content": caller_text}]
 
     async def reply(self, caller_text: str) -> AsyncIterator[str]:
         if is_farewell(caller_text):
@@ -99,9 +104,11 @@ class Conversation:
         messages = self.messages_for(caller_text)
         self._pending_keys.clear()
         produced = ""
+        self._generated = ""
         # aclosing: leaving early must stop the model now, not when the generator is collected.
         async with contextlib.aclosing(self._llm.stream(messages)) as deltas:
             async for delta in deltas:
+                self._generated += delta
                 text = speakable(delta)
                 if not text:
                     continue
@@ -115,6 +122,11 @@ class Conversation:
             yield "Sorry, could you say that again?"
 
     def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
+        generated, self._generated = self._generated, ""
+        if not interrupted and " ".join(speakable(generated).split()) == heard_text:
+            # All of it was heard: keep the model's own text, byte for byte, so the next
+            # request's prompt matches what llama.cpp has evaluated (prefix cache).
+            heard_text = generated.strip()
         if caller_text:
             if self._history and self._history[-1]["role"] == "user":
                 # The agent's previous answer was never heard: one caller turn, not two.

@@ -30,7 +30,7 @@ class VadSettings:
     onset_window_ms: int = 120
     onset_speech_ms: int = 100
     onset_voiced_ms: int = 40
-    hangover_ms: int = 240
+    hangover_ms: int = 160
     pre_roll_ms: int = 300
     snr_db: float = 9.0
     min_level_dbfs: float = -50.0

@@ -121,3 +121,12 @@ def test_farewells_are_recognised(text: str, farewell: bool) -> None:
 
 def test_speakable_keeps_ordinary_punctuation() -> None:
     assert speakable("It's $9,000 - or 9.5k, really?") == "It's $9,000 - or 9.5k, really?"
+
+
+async def test_a_fully_heard_answer_is_kept_as_the_model_wrote_it(llm: FakeLanguageModel) -> None:
+    # Byte-identical history keeps llama.cpp's prefix cache valid for the next turn.
+    llm.replies = ["Yes,  we do.\n\nIt is *easy*."]
+    conversation = Conversation(DEFAULT_AGENT, llm)
+    spoken = await collect(conversation, "hi")
+    conversation.commit_turn("hi", " ".join(spoken.split()), interrupted=False)
+    assert conversation.history[-1]["content"] == "Yes,  we do.\n\nIt is *easy*."
