@@ -1,12 +1,14 @@
 # The two set-up commands of the README:
-#   make run   installs callagent and the `ci` models, then serves on embedded defaults
+#   make run   installs callagent and the `default` models, then serves on embedded defaults
 #   make test  installs the test tools (and Debian packages the tests need), then runs everything
 # Both are idempotent: a second run reuses .venv, the built wheels and the checked models.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PROFILE ?= ci
+# `make run` talks with the `default` models; the tests run on the small `ci` ones.
+PROFILE ?= default
+TEST_PROFILE := ci
 # llama-cpp-python builds from source: native CPU code is 1.6–1.8x faster at prompt processing
 # than a portable build, and the multimodal part we do not use halves the build time when off.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON
@@ -15,10 +17,13 @@ DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose
 
 .PHONY: run test install install-test models system-packages lint pytest bench clean
 
-run: install models
+run: install
+	scripts/download_models.sh --profile $(PROFILE)
 	$(BIN)/callagent serve --models $(PROFILE)
 
-test: system-packages install-test models lint pytest
+test: system-packages install-test
+	scripts/download_models.sh --profile $(TEST_PROFILE)
+	$(MAKE) lint pytest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +36,7 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
 models: $(BIN)/python
-	scripts/download_models.sh --profile $(PROFILE)
+	scripts/download_models.sh --profile $(PROFILE) --profile $(TEST_PROFILE)
 
 # Tests that need a Debian package must run in CI, not skip: install them when we can.
 system-packages:

@@ -38,7 +38,7 @@ class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Which model profile of models/manifest.json to run, and how many threads it gets."""
 
-    profile: str = "ci"
+    profile: str = "default"
     models_dir: str = "models"
     llm_threads: int = 1
     stt_threads: int = 2

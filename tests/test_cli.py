@@ -53,6 +53,7 @@ async def test_serve_answers_health_checks_and_audiosocket_calls_then_stops_clea
         cwd=tmp_path,  # nothing may depend on the current folder but the models
         env={
             "CALLAGENT_MODELS_DIR": str(REPO / "models"),
+            "CALLAGENT_MODELS": "ci",
             "CALLAGENT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
             "PATH": "/usr/bin:/bin",
         },

@@ -14,7 +14,7 @@ def test_embedded_defaults_listen_on_loopback_only() -> None:
     assert settings.network.host == "127.0.0.1"
     assert settings.network.audiosocket_port == 9092
     assert settings.network.http_port == 8000
-    assert settings.models.profile == "ci"
+    assert settings.models.profile == "default"
 
 
 def test_later_sources_win_file_then_environment_then_flags(tmp_path: Path) -> None:

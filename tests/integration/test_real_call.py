@@ -113,6 +113,8 @@ def test_cli_simulates_a_call_on_a_recording_it_has_never_seen(tmp_path: Path) -
             "--out",
             str(out),
             "--json",
+            "--models",
+            "ci",
             "--models-dir",
             str(REPO / "models"),
         ],
