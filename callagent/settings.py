@@ -251,6 +251,42 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
 
 
+class RecordingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Call recordings (issue #4 item 4): both sides of each call as a 2-channel wav in
+    ``folder``, named by the call id and referenced from the call session; files older than
+    ``retention_days`` are deleted at start and daily (0 keeps them forever)."""
+
+    enabled: bool = True
+    folder: str = "var/recordings"
+    retention_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.folder.strip():
+            raise SettingsError("recording.folder must name a folder")
+        if not 0 <= self.retention_days <= 36_500:
+            raise SettingsError(
+                f"recording.retention_days must be 0..36500 (0: keep), got {self.retention_days}"
+            )
+
+
+class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What a call to a number no client owns gets (issue #4, docs/telephony.md "Routing").
+
+    ``file_agent``: the agent of ``agent.file`` (or the built-in demo agent) answers and nothing
+    is stored - a single-business install works without creating a client. ``message``: the
+    caller hears ``unknown_number_message`` and the call ends - for multi-tenant installs.
+    """
+
+    unknown_number: Literal["file_agent", "message"] = "file_agent"
+    unknown_number_message: str = (
+        "Sorry, this number is not in service at the moment. Please check the number. Goodbye."
+    )
+
+    def __post_init__(self) -> None:
+        if not self.unknown_number_message.strip() or len(self.unknown_number_message) > 500:
+            raise SettingsError("routing.unknown_number_message must be 1..500 characters")
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """All settings, one section per concern."""
 
@@ -261,6 +297,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     asterisk: AsteriskSettings = msgspec.field(default_factory=AsteriskSettings)
     sip: SipSettings = msgspec.field(default_factory=SipSettings)
+    recording: RecordingSettings = msgspec.field(default_factory=RecordingSettings)
+    routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
 
 
 # Environment variable → (section, field).
@@ -305,6 +343,11 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "CALLAGENT_SIP_REGISTRAR": ("sip", "registrar"),
     "CALLAGENT_SIP_USERNAME": ("sip", "username"),
     "CALLAGENT_SIP_PASSWORD": ("sip", "password"),
+    "CALLAGENT_RECORDINGS": ("recording", "enabled"),
+    "CALLAGENT_RECORDINGS_DIR": ("recording", "folder"),
+    "CALLAGENT_RECORDING_RETENTION_DAYS": ("recording", "retention_days"),
+    "CALLAGENT_UNKNOWN_NUMBER": ("routing", "unknown_number"),
+    "CALLAGENT_UNKNOWN_NUMBER_MESSAGE": ("routing", "unknown_number_message"),
 }
 
 

@@ -29,6 +29,11 @@ class AgentProfile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     product_facts: list[str] = msgspec.field(default_factory=list)
     objection_answers: dict[str, str] = msgspec.field(default_factory=dict)
     goals: list[str] = msgspec.field(default_factory=list)
+    # Filled from the client's training (issue #4, ``profile_builder``); empty ones add nothing
+    # to the system prompt, so existing agent files keep their exact prompt.
+    company_info: str = ""
+    techniques: list[str] = msgspec.field(default_factory=list)
+    instructions: list[str] = msgspec.field(default_factory=list)
     greeting: str = "Hello, this is {name} from {company}. How can I help you today?"
     goodbye: str = "Thank you for your time. Goodbye!"
 

@@ -27,6 +27,8 @@ def build_system_prompt(profile: AgentProfile) -> str:
         f"You speak {profile.language}. Your job: {profile.purpose}.",
         PHONE_STYLE_RULES,
     ]
+    if profile.company_info.strip():
+        parts.append(f"About {profile.company}: {profile.company_info.strip()}")
     if profile.script.strip():
         parts.append(f"Call script: {profile.script.strip()}")
     if profile.product_facts:
@@ -36,6 +38,10 @@ def build_system_prompt(profile: AgentProfile) -> str:
             "If the caller objects:\n"
             + "\n".join(f'- "{k}": {v}' for k, v in sorted(profile.objection_answers.items()))
         )
+    if profile.techniques:
+        parts.append("Techniques that work: " + " ".join(profile.techniques))
     if profile.goals:
         parts.append("Goals for this call: " + " ".join(profile.goals))
+    if profile.instructions:
+        parts.append(f"Instructions from {profile.company}: " + " ".join(profile.instructions))
     return "\n\n".join(parts)

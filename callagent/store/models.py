@@ -176,6 +176,26 @@ class AIAgent(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
+class PhoneNumber(Base):
+    """A number (DID) the client's agent answers (issue #4: "DID → client's agent").
+
+    Unique across the whole installation, not per client: one inbound call must route to
+    exactly one client, so client B's number can never reach client A's agent. E.164, like
+    customer numbers. Set through the agent's ``phone_numbers`` (setup / PATCH).
+    """
+
+    __tablename__ = "phone_numbers"
+    __table_args__ = (Index("ix_phone_numbers_client_id_number", "client_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ai_agents.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class AgentTraining(Base):
     """One training session and what it taught."""
 
@@ -282,6 +302,16 @@ class CallSession(Base):
     latency: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     telephony_channel: Mapped[str] = mapped_column(String(200), default="")
     telephony_call_id: Mapped[str] = mapped_column(String(200), default="")
+    # What the phone system reported (issue #4, migration 0002): the number that was called
+    # (inbound), AMD's verdict, the Q.850 hang-up cause, the caller's key presses and a
+    # hand-over target. Plain columns, so "every MACHINE call" is an ordinary query.
+    did: Mapped[str] = mapped_column(String(20), default="")
+    amd_status: Mapped[str] = mapped_column(String(16), default="")
+    amd_cause: Mapped[str] = mapped_column(String(100), default="")
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause_text: Mapped[str] = mapped_column(String(100), default="")
+    dtmf: Mapped[str] = mapped_column(String(64), default="")
+    transferred_to: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -53,6 +53,12 @@ Percent = Annotated[int, Meta(ge=0, le=100)]
 Money = Annotated[Decimal, Meta(description="amount, at most two decimals, 0 to 1e12")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
 JsonObject = dict[str, Any]
+# The numbers (DIDs) an agent answers (issue #4): E.164 after normalisation, unique across the
+# installation. A short list: a business has a handful of lines, not thousands.
+PhoneNumbers = Annotated[
+    list[PhoneText],
+    Meta(max_length=20, description="numbers (DIDs) this agent answers, E.164"),
+]
 
 
 class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -77,6 +83,8 @@ class AgentSetup(Input):
     timezone: TimeZoneName = "UTC"
     business_info: JsonObject = msgspec.field(default_factory=dict)
     sales_goals: JsonObject = msgspec.field(default_factory=dict)
+    # Optional (issue #4), so bodies of the integration contract work unchanged.
+    phone_numbers: PhoneNumbers = msgspec.field(default_factory=list)
 
 
 class AgentUpdate(Input):
@@ -90,6 +98,8 @@ class AgentUpdate(Input):
     timezone: TimeZoneName | UnsetType = UNSET
     business_info: JsonObject | UnsetType = UNSET
     sales_goals: JsonObject | UnsetType = UNSET
+    # Replaces the whole set ([] releases every number); absent leaves it as it is.
+    phone_numbers: PhoneNumbers | UnsetType = UNSET
 
 
 class AgentView(Output):
@@ -114,6 +124,7 @@ class AgentView(Output):
     performance_metrics: JsonObject
     created_at: dt.datetime
     updated_at: dt.datetime
+    phone_numbers: list[str] = msgspec.field(default_factory=list)
 
 
 class ProductDetails(Input):
@@ -352,6 +363,14 @@ class CallDetail(CallView):
     telephony_channel: str
     telephony_call_id: str
     customer_name: str
+    # What the phone system reported (issue #4); empty / null when not known.
+    did: str = ""
+    amd_status: str = ""
+    amd_cause: str = ""
+    hangup_cause: int | None = None
+    hangup_cause_text: str = ""
+    dtmf: str = ""
+    transferred_to: str = ""
 
 
 class CallPage(Output):

@@ -1,6 +1,12 @@
-"""Joins one AudioSocket call to a voice pipeline and a dialog.
+"""Joins one call - AudioSocket or direct SIP - to a voice pipeline and a dialog.
 
-One runner per call (DESIGN.md); the speech and language engines are shared by all calls.
+One runner per call (DESIGN.md); the speech and language engines are shared by all calls. With a
+:class:`~callagent.telephony.routing.CallRouter` the runner answers with the agent of the
+client whose number was called (or the call session that was placed), gives the dialog what
+the customer record knows, and - with :class:`~callagent.telephony.call_journal.CallJournals` -
+stores the call as it goes: status, every finished turn, latency, recording (issue #4 item 3).
+Without them it answers every call with the one configured agent and stores nothing (the
+embedded mode and ``callagent call --simulate``).
 """
 
 from __future__ import annotations
@@ -16,12 +22,24 @@ from typing import Any
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
+from callagent.store.services.telephony import CallUpdate
+from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, ErrorMessage
-from callagent.telephony.asterisk.server import AudioSocketConnection
+from callagent.telephony.call_journal import CallJournal, CallJournals, JournalObserver
+from callagent.telephony.connection import CallConnection
 from callagent.telephony.recording import CallRecorder
+from callagent.telephony.routing import CallRouter, MessageResponder, Route
 from callagent.voice_pipeline.clock import Clock
 from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
-from callagent.voice_pipeline.pipeline import CallLog, PipelineSettings, VoicePipeline
+from callagent.voice_pipeline.pipeline import (
+    BargeIn,
+    CallLog,
+    PipelineObserver,
+    PipelineSettings,
+    Responder,
+    TurnRecord,
+    VoicePipeline,
+)
 from callagent.voice_pipeline.stt import SpeechToText
 from callagent.voice_pipeline.tts import TextToSpeech
 
@@ -68,8 +86,38 @@ class CallReport:
         }
 
 
+class _Tee:
+    """Hands each pipeline event to several observers; one that raises is logged and does not
+    disturb the others or the call."""
+
+    def __init__(self, *observers: PipelineObserver) -> None:
+        self._observers = observers
+
+    def turn_finished(self, record: TurnRecord) -> None:
+        for observer in self._observers:
+            try:
+                observer.turn_finished(record)
+            except Exception:
+                log.exception("call observer failed")
+
+    def barge_in(self, event: BargeIn) -> None:
+        for observer in self._observers:
+            try:
+                observer.barge_in(event)
+            except Exception:
+                log.exception("call observer failed")
+
+    def agent_spoke(self, text: str) -> None:
+        for observer in self._observers:
+            try:
+                observer.agent_spoke(text)
+            except Exception:
+                log.exception("call observer failed")
+
+
 class CallRunner:
-    """The AudioSocket server's call handler: one conversation per connection."""
+    """The call handler of the AudioSocket server and the SIP endpoint: one conversation per
+    connection."""
 
     def __init__(
         self,
@@ -79,6 +127,9 @@ class CallRunner:
         settings: PipelineSettings | None = None,
         on_call_finished: Callable[[CallReport], None] | None = None,
         recordings: Path | None = None,
+        *,
+        router: CallRouter | None = None,
+        journals: CallJournals | None = None,
     ) -> None:
         self._recordings = recordings
         self._engines = engines
@@ -86,18 +137,50 @@ class CallRunner:
         self._clock = clock
         self._settings = settings or PipelineSettings()
         self._on_call_finished = on_call_finished
+        self._router = router
+        self._journals = journals
 
-    async def __call__(self, connection: AudioSocketConnection) -> None:
+    async def __call__(self, connection: CallConnection) -> None:
         report = CallReport(call_id=connection.call_id, started_at=time.time())
         log.info("call %s from %s: connected", connection.call_id, connection.remote)
-        conversation = Conversation(self._profile, self._engines.llm)
+        if self._router is not None:
+            route = await self._router.route(connection)
+        else:
+            route = Route(kind="file_agent", reason="no router", profile=self._profile)
+        if self._journals is None or route.call_id is None or route.client_id is None:
+            await self._converse(connection, route, report, None)
+            return
+        async with self._journals.hold(route.call_id, route.client_id) as journal:
+            await self._converse(connection, route, report, journal)
+
+    def _responder(self, route: Route) -> Responder:
+        if route.kind == "message":
+            return MessageResponder(route.message)
+        return Conversation(
+            route.profile or self._profile, self._engines.llm, context=route.context
+        )
+
+    async def _converse(
+        self,
+        connection: CallConnection,
+        route: Route,
+        report: CallReport,
+        journal: CallJournal | None,
+    ) -> None:
+        observer: PipelineObserver = report.log
+        writer: JournalObserver | None = None
+        if journal is not None:
+            # Make sure the session shows the call as live even if AMI's "answered" is late.
+            journal.update(CallUpdate(status=CallStatus.IN_PROGRESS))
+            writer = JournalObserver(journal, self._clock)
+            observer = _Tee(report.log, writer)
         pipeline = VoicePipeline(
             self._engines.stt,
             self._engines.tts,
-            conversation,
+            self._responder(route),
             self._clock,
             self._settings,
-            report.log,
+            observer,
         )
         recorder = CallRecorder(self._recordings, connection.call_id) if self._recordings else None
 
@@ -106,8 +189,14 @@ class CallRunner:
                 recorder.agent_audio(pcm)
             await connection.send_audio(pcm)
 
+        # The line's own DTMF is stored only when AMI does not report it (direct SIP).
+        keys = journal if journal is not None and not route.via_ami else None
+        failure: str | None = None
         try:
-            await pipeline.run(self._frames(connection, recorder), send, connection.hang_up)
+            await pipeline.run(self._frames(connection, recorder, keys), send, connection.hang_up)
+        except Exception as error:
+            failure = f"call handler error: {type(error).__name__}"
+            raise
         finally:
             if recorder is not None:
                 recorder.close()
@@ -119,11 +208,23 @@ class CallRunner:
                 len(report.log.turns),
                 len(report.log.barge_ins),
             )
+            if journal is not None and writer is not None:
+                journal.update(
+                    CallUpdate(
+                        status=CallStatus.FAILED if failure else CallStatus.COMPLETED,
+                        failure_reason=failure,
+                        recording_ref=report.recording,
+                        latency=writer.snapshot(),
+                    )
+                )
             if self._on_call_finished is not None:
                 self._on_call_finished(report)
 
     async def _frames(
-        self, connection: AudioSocketConnection, recorder: CallRecorder | None
+        self,
+        connection: CallConnection,
+        recorder: CallRecorder | None,
+        keys: CallJournal | None,
     ) -> AsyncIterator[InboundFrame]:
         async for event in connection.events():
             now = self._clock.now()
@@ -132,6 +233,8 @@ class CallRunner:
                     recorder.caller_audio(event.pcm, event.sample_rate)
                 yield AudioFrame(event.pcm, event.sample_rate, now)
             elif isinstance(event, Dtmf):
+                if keys is not None:
+                    keys.update(CallUpdate(dtmf=event.digit))
                 yield DtmfFrame(event.digit, now)
             elif isinstance(event, ErrorMessage):
                 log.warning("call %s: Asterisk reported error %r", connection.call_id, event.code)

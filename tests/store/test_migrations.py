@@ -1,17 +1,38 @@
-"""Alembic migrations from empty, on SQLite and on a real PostgreSQL server (issue #3)."""
+"""Alembic migrations from empty and over data, on SQLite and on a real PostgreSQL server (issues
+#3 and #4)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
 from callagent.store.db import Database
-from callagent.store.models import Base
+from callagent.store.models import Base, CallSession, PhoneNumber
 
 from helpers.store_fixtures import fresh_url
+
+
+def _column_type(value: Any) -> Any:
+    """A column type for a plain value (rows are written with the schema of 0001, not today's
+    models)."""
+    kinds: list[tuple[type, Any]] = [
+        (uuid.UUID, sa.Uuid()),
+        (bool, sa.Boolean()),
+        (int, sa.Integer()),
+        (float, sa.Float()),
+        (str, sa.String()),
+        (dt.datetime, sa.DateTime(timezone=True)),
+        (dt.time, sa.Time()),
+        (dict, sa.JSON()),
+        (list, sa.JSON()),
+    ]
+    return next(kind for python_type, kind in kinds if isinstance(value, python_type))
 
 
 async def test_migrations_from_empty_match_the_models(backend: str) -> None:
@@ -29,6 +50,78 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
             diff, tables, revision = await connection.run_sync(check)
         assert diff == [], "models and migrations differ: add a migration"
         assert set(Base.metadata.tables) <= tables
-        assert revision == "0001"
+        assert revision == "0002"
+    finally:
+        await database.dispose()
+
+
+async def test_0002_upgrades_a_filled_0001_database(backend: str) -> None:
+    """Issue #4's migration adds columns to existing call sessions: they get empty values."""
+    database = Database(fresh_url(backend))
+    try:
+        await database.migrate("0001")
+        ids = {name: uuid.uuid4() for name in ("client", "agent", "customer", "call")}
+        now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+        common = {"created_at": now, "updated_at": now}
+        rows = {
+            "clients": {"id": ids["client"], "name": "old", "created_at": now},
+            "ai_agents": {
+                **common,
+                **dict.fromkeys(("calls_handled", "successful_conversions", "training_level"), 0),
+                **{k: {} for k in ("business_info", "sales_goals", "training_coverage")},
+                **{k: {} for k in ("conversation_memory", "customer_preferences")},
+                "performance_metrics": {},
+                "id": ids["agent"],
+                "client_id": ids["client"],
+                "agent_name": "A",
+                "personality_type": "friendly",
+                "voice_model": "v",
+                "working_hours_start": dt.time(9),
+                "working_hours_end": dt.time(17),
+                "timezone": "UTC",
+                "status": "training",
+            },
+            "customer_profiles": {
+                **common,
+                **dict.fromkeys(("name", "email", "company", "call_preference_time"), ""),
+                **dict.fromkeys(("total_calls", "answered_calls"), 0),
+                "id": ids["customer"],
+                "client_id": ids["client"],
+                "phone_number": "+14155550123",
+                "interest_level": "cold",
+                "total_talk_time_s": 0.0,
+                "conversation_notes": "",
+                "preferences": {},
+                "objections": [],
+                "do_not_call": False,
+                "converted": False,
+            },
+            "call_sessions": {
+                **dict.fromkeys(("purpose", "failure_reason", "customer_response"), ""),
+                **dict.fromkeys(("conversation_notes", "recording_ref"), ""),
+                **dict.fromkeys(("telephony_channel", "telephony_call_id"), ""),
+                "id": ids["call"],
+                "client_id": ids["client"],
+                "agent_id": ids["agent"],
+                "customer_id": ids["customer"],
+                "call_type": "outbound",
+                "context": {},
+                "phone_number": "+14155550123",
+                "status": "completed",
+                "transcript": [],
+                "latency": {},
+                "created_at": now,
+            },
+        }
+        async with database.write_engine.begin() as connection:
+            for name, values in rows.items():
+                columns = [sa.column(key, _column_type(value)) for key, value in values.items()]
+                await connection.execute(sa.insert(sa.table(name, *columns)).values(**values))
+        await database.migrate()
+        async with database.read() as session:
+            call = await session.get(CallSession, ids["call"])
+            assert call is not None
+            assert (call.did, call.amd_status, call.dtmf, call.hangup_cause) == ("", "", "", None)
+            assert await session.scalar(select(func.count()).select_from(PhoneNumber)) == 0
     finally:
         await database.dispose()

@@ -20,6 +20,7 @@ from callagent.store.models import (
     ContactNote,
     CustomerProfile,
     Opportunity,
+    PhoneNumber,
     ScheduledCallback,
 )
 from callagent.store.schemas import (
@@ -104,8 +105,18 @@ async def get_agent_row(
     return agent
 
 
-def agent_view(agent: AIAgent) -> AgentView:
-    """The API view of an agent row."""
+async def agent_phone_numbers(session: AsyncSession, agent_id: uuid.UUID) -> list[str]:
+    """The numbers (DIDs) the agent answers, sorted (issue #4)."""
+    rows = await session.scalars(
+        select(PhoneNumber.number)
+        .where(PhoneNumber.agent_id == agent_id)
+        .order_by(PhoneNumber.number)
+    )
+    return list(rows)
+
+
+def agent_view(agent: AIAgent, phone_numbers: list[str] | None = None) -> AgentView:
+    """The API view of an agent row (with its numbers, when the caller loaded them)."""
     return AgentView(
         id=agent.id,
         agent_name=agent.agent_name,
@@ -126,6 +137,7 @@ def agent_view(agent: AIAgent) -> AgentView:
         performance_metrics=agent.performance_metrics,
         created_at=agent.created_at,
         updated_at=agent.updated_at,
+        phone_numbers=list(phone_numbers or []),
     )
 
 

@@ -7,11 +7,13 @@ import uuid
 import msgspec
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callagent.store import training as rubric
 from callagent.store.db import Database
 from callagent.store.errors import Conflict, ValidationFailed
-from callagent.store.models import AgentTraining, AIAgent
+from callagent.store.models import AgentTraining, AIAgent, PhoneNumber
+from callagent.store.phone import normalize_phone
 from callagent.store.schemas import (
     AgentSetup,
     AgentUpdate,
@@ -21,6 +23,7 @@ from callagent.store.schemas import (
     TrainingResult,
 )
 from callagent.store.services._common import (
+    agent_phone_numbers,
     agent_view,
     check_timezone,
     get_agent_row,
@@ -46,6 +49,46 @@ def advance_status(current: AgentStatus, target: AgentStatus) -> AgentStatus:
     return current
 
 
+NUMBER_TAKEN = "is already answered by another agent of this installation"
+
+
+def normalize_numbers(values: list[str]) -> list[str]:
+    """The agent's numbers in E.164, each once, in the order given; a bad one is a 400 naming
+    its position."""
+    numbers = [normalize_phone(value, f"phone_numbers[{i}]") for i, value in enumerate(values)]
+    return list(dict.fromkeys(numbers))
+
+
+async def _set_numbers(session: AsyncSession, agent: AIAgent, numbers: list[str]) -> None:
+    """Make ``numbers`` exactly the agent's numbers (issue #4: DID → client's agent).
+
+    A number is unique across the installation, so one inbound call has one owner: a number
+    another client holds is a 409 (which client is not said). Two clients claiming the same
+    number at once are decided by the unique index (IntegrityError → 409 in the caller).
+    """
+    rows = list(
+        await session.scalars(
+            select(PhoneNumber)
+            .where(
+                (PhoneNumber.agent_id == agent.id) | PhoneNumber.number.in_(numbers),
+            )
+            .with_for_update()
+        )
+    )
+    for row in rows:
+        if row.client_id != agent.client_id:
+            index = numbers.index(row.number)
+            raise Conflict(f"phone_numbers[{index}]: {row.number} {NUMBER_TAKEN}")
+    kept = {row.number for row in rows if row.number in numbers}
+    for row in rows:
+        if row.number not in numbers:
+            await session.delete(row)
+    for number in numbers:
+        if number not in kept:
+            session.add(PhoneNumber(client_id=agent.client_id, agent_id=agent.id, number=number))
+    await session.flush()
+
+
 def _check_hours(start: str, end: str) -> None:
     if parse_hhmm(start) == parse_hhmm(end):
         raise ValidationFailed("working_hours_end", "must differ from working_hours_start")
@@ -55,6 +98,7 @@ async def setup_agent(db: Database, client_id: uuid.UUID, data: AgentSetup) -> A
     """Create the client's blank agent (status training, level 0); a second one is a 409."""
     check_timezone(data.timezone)
     _check_hours(data.working_hours_start, data.working_hours_end)
+    numbers = normalize_numbers(data.phone_numbers)
     agent = AIAgent(
         client_id=client_id,
         agent_name=data.agent_name,
@@ -82,15 +126,19 @@ async def setup_agent(db: Database, client_id: uuid.UUID, data: AgentSetup) -> A
             if existing is not None:
                 raise Conflict("this client already has an agent")
             session.add(agent)
-    except IntegrityError:  # two setups at once: the unique index decides
-        raise Conflict("this client already has an agent") from None
-    return agent_view(agent)
+            await session.flush()
+            if numbers:
+                await _set_numbers(session, agent, numbers)
+    except IntegrityError:  # two setups (or two claims of a number) at once: an index decides
+        raise Conflict("this client already has an agent, or a number is taken") from None
+    return agent_view(agent, sorted(numbers))
 
 
 async def get_agent(db: Database, client_id: uuid.UUID) -> AgentView:
     """The client's agent, or NotFound."""
     async with db.read() as session:
-        return agent_view(await get_agent_row(session, client_id))
+        agent = await get_agent_row(session, client_id)
+        return agent_view(agent, await agent_phone_numbers(session, agent.id))
 
 
 async def update_agent(db: Database, client_id: uuid.UUID, data: AgentUpdate) -> AgentView:
@@ -98,17 +146,25 @@ async def update_agent(db: Database, client_id: uuid.UUID, data: AgentUpdate) ->
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     if "timezone" in changes:
         check_timezone(changes["timezone"])
-    async with db.write() as session:
-        agent = await get_agent_row(session, client_id, for_update=True)
-        start = changes.get("working_hours_start", agent.working_hours_start.strftime("%H:%M"))
-        end = changes.get("working_hours_end", agent.working_hours_end.strftime("%H:%M"))
-        _check_hours(start, end)
-        for name, value in changes.items():
-            if name in ("working_hours_start", "working_hours_end"):
-                value = parse_hhmm(value)
-            setattr(agent, name, value)
-        await session.flush()
-        return agent_view(agent)
+    numbers = changes.pop("phone_numbers", None)
+    if numbers is not None:
+        numbers = normalize_numbers(numbers)
+    try:
+        async with db.write() as session:
+            agent = await get_agent_row(session, client_id, for_update=True)
+            start = changes.get("working_hours_start", agent.working_hours_start.strftime("%H:%M"))
+            end = changes.get("working_hours_end", agent.working_hours_end.strftime("%H:%M"))
+            _check_hours(start, end)
+            for name, value in changes.items():
+                if name in ("working_hours_start", "working_hours_end"):
+                    value = parse_hhmm(value)
+                setattr(agent, name, value)
+            if numbers is not None:
+                await _set_numbers(session, agent, numbers)
+            await session.flush()
+            return agent_view(agent, await agent_phone_numbers(session, agent.id))
+    except IntegrityError:  # another client claimed one of the numbers at the same moment
+        raise Conflict(f"a phone number {NUMBER_TAKEN}") from None
 
 
 def _material(row: AgentTraining) -> rubric.TrainingMaterial:

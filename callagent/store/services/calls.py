@@ -214,16 +214,21 @@ async def record_placement(
         customer = await get_scoped(
             session, CustomerProfile, client_id, call.customer_id, "customer"
         )
+        # The placer starts dialling before this transaction: Asterisk's events (ringing,
+        # answered, busy…) may have moved the call on already (issue #4). Status only moves
+        # forward, so a call that is past ``queued`` keeps what the telephony layer wrote.
         if placed:
-            call.status = check_transition(call.status, CallStatus.DIALING)
+            if call.status == CallStatus.QUEUED:
+                call.status = check_transition(call.status, CallStatus.DIALING)
             call.telephony_call_id = telephony_call_id
             customer.total_calls += 1
             customer.last_call_at = now
         else:
-            call.status = check_transition(call.status, CallStatus.FAILED)
+            if call.status != CallStatus.FAILED:
+                call.status = check_transition(call.status, CallStatus.FAILED)
             call.outcome = CallOutcome.FAILED
             call.failure_reason = reason
-            call.ended_at = now
+            call.ended_at = call.ended_at or now
             await _settle_callback(session, client_id, call, CallOutcome.FAILED, now)
         await session.flush()
         return StartCallResult(
@@ -322,16 +327,21 @@ async def record_outcome(
         if call.outcome is not None:
             raise Conflict(f"call {call.id} already has the outcome '{call.outcome}'")
         target = CallStatus.FAILED if report.outcome == CallOutcome.FAILED else CallStatus.COMPLETED
-        call.status = check_transition(call.status, target)
+        # The telephony layer ends a call when it hangs up (issue #4) and leaves the outcome of
+        # an answered call to this report: such a call keeps its status, end and duration, and
+        # its talk time was counted then.
+        ended_by_telephony = call.status == target and call.ended_at is not None
+        if not ended_by_telephony:
+            call.status = check_transition(call.status, target)
+            call.ended_at = now
         call.outcome = report.outcome
         call.customer_response = report.customer_response
         call.conversation_notes = report.conversation_notes
         call.customer_satisfaction = report.customer_satisfaction
         call.sentiment = report.sentiment
-        call.ended_at = now
         if report.duration_s is not None:
             call.duration_s = report.duration_s
-        elif call.started_at is not None:
+        elif call.started_at is not None and not ended_by_telephony:
             call.duration_s = (now - call.started_at).total_seconds()
 
         customer = await get_scoped(
@@ -341,9 +351,10 @@ async def record_outcome(
         set_interest(customer, _interest_after(customer.interest_level, report.outcome))
         customer.last_outcome = report.outcome
         customer.last_call_at = now
-        if report.outcome not in UNREACHED_OUTCOMES:
-            customer.answered_calls += 1
-        customer.total_talk_time_s += call.duration_s or 0.0
+        if not ended_by_telephony:
+            if report.outcome not in UNREACHED_OUTCOMES:
+                customer.answered_calls += 1
+            customer.total_talk_time_s += call.duration_s or 0.0
         if report.conversation_notes:
             customer.conversation_notes = report.conversation_notes
             session.add(
@@ -458,6 +469,13 @@ async def get_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> Ca
         telephony_channel=call.telephony_channel,
         telephony_call_id=call.telephony_call_id,
         customer_name=customer_name,
+        did=call.did,
+        amd_status=call.amd_status,
+        amd_cause=call.amd_cause,
+        hangup_cause=call.hangup_cause,
+        hangup_cause_text=call.hangup_cause_text,
+        dtmf=call.dtmf,
+        transferred_to=call.transferred_to,
     )
 
 

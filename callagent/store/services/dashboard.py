@@ -32,7 +32,13 @@ from callagent.store.schemas import (
     QuickAction,
     TrainingStatus,
 )
-from callagent.store.services._common import agent_view, call_view, callback_view, get_agent_row
+from callagent.store.services._common import (
+    agent_phone_numbers,
+    agent_view,
+    call_view,
+    callback_view,
+    get_agent_row,
+)
 from callagent.store.services.callbacks import OVERDUE_COUNT_CAP, count_overdue
 from callagent.store.states import AgentStatus, CallbackStatus
 
@@ -190,13 +196,14 @@ async def dashboard(db: Database, client_id: uuid.UUID, now: dt.datetime) -> Das
             )
         ).all()
         overdue = await count_overdue(session, client_id, now)
+        phone_numbers = await agent_phone_numbers(session, agent.id)
         sessions = await session.scalar(
             select(func.count()).where(AgentTraining.agent_id == agent.id)
         )
     performance = _performance(agent)
     coverage = dict(agent.training_coverage or {})
     return Dashboard(
-        agent=agent_view(agent),
+        agent=agent_view(agent, phone_numbers),
         performance=performance,
         recent_calls=[call_view(call) for call in recent],
         customer_statistics=CustomerStatistics(

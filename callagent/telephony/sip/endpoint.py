@@ -4,7 +4,8 @@ Small installs can let callagent itself take calls on a SIP port (and register w
 Each answered call becomes a :class:`SipCallConnection`, which looks to the call handler like an
 AudioSocket connection - ``call_id``, ``events()`` yielding the same :class:`Audio` / :class:`Dtmf`
 events, ``send_audio()``, ``hang_up()`` - so the same :class:`~callagent.telephony.call_runner.
-CallRunner` runs SIP calls and Asterisk calls.
+CallRunner` runs SIP calls and Asterisk calls (both satisfy
+:class:`~callagent.telephony.connection.CallConnection`).
 
 Threads (pjsua2 calls back on pjsip's threads, never on the event loop):
 
@@ -37,7 +38,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import pjsua2 as pj
 
@@ -62,25 +63,6 @@ CODEC_PRIORITIES: Final = {"G722/16000/1": 250, "PCMA/8000/1": 240, "PCMU/8000/1
 trunk negotiates is predictable."""
 
 _USER_PART = re.compile(r"sips?:([^@;>]+)@")
-
-
-class CallConnection(Protocol):
-    """What a call handler needs from a call, SIP or AudioSocket alike."""
-
-    call_id: uuid.UUID
-    remote: str
-
-    @property
-    def sample_rate(self) -> int | None: ...
-
-    @property
-    def closed(self) -> bool: ...
-
-    def events(self) -> AsyncIterator[Audio | Dtmf]: ...
-
-    async def send_audio(self, pcm: bytes) -> None: ...
-
-    async def hang_up(self) -> None: ...
 
 
 SipCallHandler = Callable[["SipCallConnection"], Awaitable[None]]

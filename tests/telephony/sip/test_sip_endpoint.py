@@ -236,7 +236,7 @@ async def test_real_models_understand_a_sip_caller_and_answer_in_speech(tmp_path
     await engines.llm.warm_up(build_system_prompt(DEFAULT_AGENT))
     reports: list[CallReport] = []
     runner = CallRunner(engines, DEFAULT_AGENT, MonotonicClock(), on_call_finished=reports.append)
-    async with SipEndpoint(sip_settings(), runner) as sip:  # type: ignore[arg-type]
+    async with SipEndpoint(sip_settings(), runner) as sip:
         result = await run_baresip(
             tmp_path,
             target=f"sip:agent@127.0.0.1:{sip.port}",

@@ -1,0 +1,68 @@
+"""What a call handler needs from a call, whichever way it arrived (issue #4).
+
+:class:`~callagent.telephony.asterisk.server.AudioSocketConnection` (Asterisk) and
+:class:`~callagent.telephony.sip.endpoint.SipCallConnection` (direct SIP) both satisfy
+:class:`CallConnection`, so one :class:`~callagent.telephony.call_runner.CallRunner` serves both.
+This module imports only the AudioSocket event types (sans-IO, no sockets), so neither side
+imports the other and the runner imports neither.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from callagent.telephony.asterisk.audiosocket import Event
+
+
+class CallConnection(Protocol):
+    """One live call: the caller's audio and keys in, the agent's audio out."""
+
+    @property
+    def call_id(self) -> uuid.UUID:
+        """The call's id: the AudioSocket UUID (= the call session id), or a fresh one."""
+        ...
+
+    @property
+    def remote(self) -> str:
+        """Who is on the other end, for logs (an address or a SIP URI)."""
+        ...
+
+    @property
+    def sample_rate(self) -> int | None:
+        """Rate of the caller's audio in Hz, once known."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once the call is over, whoever ended it."""
+        ...
+
+    def events(self) -> AsyncIterator[Event]:
+        """The caller's audio, DTMF (and AudioSocket error messages) until the call ends."""
+        ...
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Agent audio for the caller (16-bit mono PCM at the call's rate)."""
+        ...
+
+    async def hang_up(self) -> None:
+        """End the call; does nothing once it is over."""
+        ...
+
+
+@runtime_checkable
+class AddressedCall(Protocol):
+    """A call that says itself which number was dialled and who is calling (direct SIP: the
+    To and From user parts). AudioSocket calls learn this over AMI instead."""
+
+    @property
+    def caller(self) -> str:
+        """The caller id ("" when withheld)."""
+        ...
+
+    @property
+    def dialed(self) -> str:
+        """The number that was called (the DID), "" when unknown."""
+        ...

@@ -1,0 +1,301 @@
+"""Which agent answers a call, who is calling, and which call session it is (issue #4 item 3).
+
+For each call the :class:`CallRouter` decides, from what the call itself or AMI says:
+
+* **inbound** (AMI's ``CallagentInbound`` event, or a direct-SIP call's To / From): the dialled
+  number (DID) → the client that owns it (``phone_numbers``, unique across the installation) →
+  that client's agent; the caller id → that client's customer, created if new; a call session
+  ``in_progress`` whose id is the call id (the AudioSocket UUID);
+* **outbound** (AMI tracked an Originate with this id, or a call session has it): the call
+  session that ``start-call`` created - its id *is* the AudioSocket UUID (``AmiCallPlacer``);
+* **no routing information** (the embedded mode: AudioSocket without AMI, ``callagent call
+  --simulate``): the configured file agent answers and nothing is stored - as before issue #4.
+
+A number no client owns (or a call whose routing fails) is handled as ``routing.unknown_number``
+says: ``file_agent`` (default) - the file agent answers and nothing is stored, which keeps a
+single-business install that never created a client working; or ``message`` - the caller hears
+``routing.unknown_number_message`` and the call ends, the right choice for a multi-tenant
+install. Either way no client's agent ever answers another client's number.
+
+The dialog profile of a stored agent is built by :func:`~callagent.dialog.profile_builder.
+build_agent_profile` and cached per agent (:class:`ProfileCache`): a call costs one small query
+to see whether the agent or its training changed, not a rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from callagent.dialog.agent_profile import AgentProfile
+from callagent.dialog.customer_context import Direction, customer_context
+from callagent.dialog.profile_builder import build_agent_profile
+from callagent.dialog.prompt import build_system_prompt
+from callagent.store.db import Database
+from callagent.store.errors import DomainError, ValidationFailed
+from callagent.store.models import utcnow
+from callagent.store.phone import normalize_phone
+from callagent.store.schemas import CustomerView
+from callagent.store.services import customers as customer_service
+from callagent.store.services import telephony as store
+from callagent.telephony.asterisk.ami import AmiClient
+from callagent.telephony.asterisk.call_tracker import Direction as AmiDirection
+from callagent.telephony.connection import AddressedCall, CallConnection
+
+log = logging.getLogger(__name__)
+
+UnknownNumberPolicy = Literal["file_agent", "message"]
+RouteKind = Literal["agent", "file_agent", "message"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one call is answered, and where (if anywhere) it is stored."""
+
+    kind: RouteKind
+    reason: str
+    profile: AgentProfile | None = None
+    context: str | None = None
+    message: str = ""
+    client_id: uuid.UUID | None = None
+    call_id: uuid.UUID | None = None
+    """The call session to persist into; None: nothing is stored."""
+    direction: Direction = "inbound"
+    via_ami: bool = False
+    """AMI reports this call's events (AMD, DTMF, hang-up); else the line itself does."""
+
+
+def e164(number: str) -> str | None:
+    """A number as Asterisk or a SIP header gives it (``+4930…``, ``004930…``, ``4930…``) in
+    E.164, or None. National numbers without a country code are ambiguous: None."""
+    text = number.strip()
+    if not text:
+        return None
+    if text[0].isdigit() and not text.startswith("00"):
+        text = "+" + text
+    try:
+        return normalize_phone(text)
+    except ValidationFailed:
+        return None
+
+
+class ProfileCache:
+    """Dialog profiles of stored agents, rebuilt only when the agent or its training changed.
+
+    ``warm`` (the LLM's ``warm_up``) runs in the background for each newly built profile's
+    system prompt, so the first caller turn finds it in the model's prefix cache; the greeting
+    is fixed text and plays meanwhile.
+    """
+
+    def __init__(
+        self, db: Database, *, warm: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
+        self._db = db
+        self._warm = warm
+        self._profiles: dict[uuid.UUID, tuple[tuple[Any, ...], AgentProfile]] = {}
+        self._warming: set[asyncio.Task[None]] = set()
+        self.builds = 0
+
+    async def get(self, client_id: uuid.UUID, agent_id: uuid.UUID) -> AgentProfile | None:
+        """The agent's profile, or None when there is no such agent of that client."""
+        fingerprint = await store.agent_fingerprint(self._db, agent_id)
+        if fingerprint is None:
+            return None
+        cached = self._profiles.get(agent_id)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        material = await store.agent_material(self._db, client_id, agent_id)
+        if material is None:
+            return None
+        profile = build_agent_profile(material.agent, material.trainings, material.client_name)
+        self._profiles[agent_id] = (fingerprint, profile)
+        self.builds += 1
+        if self._warm is not None:
+            task = asyncio.create_task(self._warm_up(build_system_prompt(profile)))
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
+        return profile
+
+    async def _warm_up(self, prompt: str) -> None:
+        assert self._warm is not None
+        try:
+            await self._warm(prompt)
+        except Exception:
+            log.warning("warming the LLM for a new agent profile failed", exc_info=True)
+
+    async def close(self) -> None:
+        """Stop background warm-ups."""
+        for task in list(self._warming):
+            task.cancel()
+        for task in list(self._warming):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class CallRouter:
+    """Routes each call (see the module docstring); never raises."""
+
+    def __init__(
+        self,
+        db: Database,
+        profiles: ProfileCache,
+        *,
+        fallback: AgentProfile,
+        unknown_number: UnknownNumberPolicy = "file_agent",
+        unknown_message: str = "Sorry, this number is not in service. Goodbye.",
+        ami: AmiClient | None = None,
+        ami_wait_s: float = 2.0,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._profiles = profiles
+        self._fallback = fallback
+        self._unknown_number = unknown_number
+        self._unknown_message = unknown_message
+        self._ami = ami
+        self._ami_wait_s = ami_wait_s
+        self._clock = clock
+
+    async def route(self, connection: CallConnection) -> Route:
+        """How ``connection`` is answered. A routing failure (the database is down) is
+        logged and handled like an unknown number: the call is still answered."""
+        try:
+            route = await self._route(connection)
+        except Exception:
+            log.exception("call %s: routing failed", connection.call_id)
+            route = self._unknown("routing failed")
+        log.info(
+            "call %s: %s (%s)%s",
+            connection.call_id,
+            route.kind,
+            route.reason,
+            f", stored as call {route.call_id}" if route.call_id else ", not stored",
+        )
+        return route
+
+    async def _route(self, connection: CallConnection) -> Route:
+        call_id = connection.call_id
+        if isinstance(connection, AddressedCall):  # direct SIP: the call names both numbers
+            return await self._inbound(call_id, connection.dialed, connection.caller, "", False)
+        if self._ami is None:
+            return Route(kind="file_agent", reason="no routing information", profile=self._fallback)
+        state = await self._ami.wait_for_call(call_id, timeout_s=self._ami_wait_s)
+        if state is not None and state.direction is AmiDirection.INBOUND:
+            return await self._inbound(call_id, state.number, state.caller, state.channel, True)
+        # An Originate of ours (the tracker knows it), or one whose AMI state was lost with a
+        # reconnect or restart: the call session with this id says.
+        placed = await store.placed_call(self._db, call_id)
+        if placed is None:
+            if state is not None:
+                log.warning("call %s: an outbound call with no call session", call_id)
+                return Route(
+                    kind="file_agent",
+                    reason="outbound without a call session",
+                    profile=self._fallback,
+                    via_ami=True,
+                )
+            return self._unknown("AMI did not announce this call")
+        return await self._outbound(placed)
+
+    async def _inbound(
+        self, call_id: uuid.UUID, did: str, caller: str, channel: str, via_ami: bool
+    ) -> Route:
+        number = e164(did)
+        if number is None:
+            return self._unknown(f"dialled number {did!r} is not a phone number", via_ami)
+        routed = await store.open_inbound_call(
+            self._db,
+            call_id=call_id,
+            did=number,
+            caller=e164(caller),
+            channel=channel,
+            now=self._clock(),
+        )
+        if routed is None:
+            return self._unknown(f"no client answers {number}", via_ami)
+        profile = await self._profiles.get(routed.client_id, routed.agent_id)
+        if profile is None:
+            return self._unknown(f"the agent of {number} is gone", via_ami)
+        customer = await self._customer(routed.client_id, routed.customer_id)
+        return Route(
+            kind="agent",
+            reason=f"{number} → client {routed.client_id}"
+            + (" (new customer)" if routed.customer_created else ""),
+            profile=profile,
+            context=customer_context(customer, direction="inbound"),
+            client_id=routed.client_id,
+            call_id=routed.call_id,
+            direction="inbound",
+            via_ami=via_ami,
+        )
+
+    async def _outbound(self, placed: store.PlacedCall) -> Route:
+        profile = await self._profiles.get(placed.client_id, placed.agent_id)
+        if profile is None:
+            return Route(
+                kind="file_agent", reason="the call's agent is gone", profile=self._fallback
+            )
+        customer = await self._customer(placed.client_id, placed.customer_id)
+        return Route(
+            kind="agent",
+            reason=f"call session of client {placed.client_id}",
+            profile=profile,
+            context=customer_context(
+                customer,
+                direction="outbound",
+                purpose=placed.purpose,
+                call_context=placed.context,
+            ),
+            client_id=placed.client_id,
+            call_id=placed.call_id,
+            direction="outbound",
+            via_ami=True,
+        )
+
+    async def _customer(
+        self, client_id: uuid.UUID, customer_id: uuid.UUID | None
+    ) -> CustomerView | None:
+        if customer_id is None:
+            return None
+        try:
+            return await customer_service.get_customer(self._db, client_id, customer_id)
+        except DomainError:
+            return None
+
+    def _unknown(self, reason: str, via_ami: bool = False) -> Route:
+        if self._unknown_number == "message":
+            return Route(kind="message", reason=reason, message=self._unknown_message)
+        return Route(kind="file_agent", reason=reason, profile=self._fallback, via_ami=via_ami)
+
+
+class MessageResponder:
+    """A responder that says one message and ends the call (``unknown_number = message``).
+
+    It implements the voice pipeline's ``Responder``: the message is the greeting, whatever
+    the caller says gets the same message, and the pipeline hangs up once it has been played.
+    """
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def greeting(self) -> str | None:
+        return self._message
+
+    async def reply(self, caller_text: str) -> AsyncIterator[str]:
+        yield self._message
+
+    def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
+        """Nothing to remember: the call ends after the message."""
+
+    @property
+    def end_call_requested(self) -> bool:
+        return True
+
+    def dtmf(self, digit: str) -> None:
+        """Keys change nothing."""

@@ -1,0 +1,244 @@
+"""A stored agent's dialog profile and the per-call customer context (issue #4 item 3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+
+from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile
+from callagent.dialog.conversation import Conversation
+from callagent.dialog.customer_context import customer_context
+from callagent.dialog.profile_builder import MAX_PROMPT_CHARS, build_agent_profile, clip
+from callagent.dialog.prompt import build_system_prompt
+from callagent.store.schemas import AgentView, CustomerView, TrainingView
+from callagent.store.states import (
+    AgentStatus,
+    CallOutcome,
+    InterestLevel,
+    PersonalityType,
+    TrainingType,
+)
+from callagent.voice_pipeline.clock import FakeClock
+
+from helpers.fakes import FakeLanguageModel
+
+NOW = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+
+
+def agent(**changes: Any) -> AgentView:
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "agent_name": "Bea",
+        "personality_type": PersonalityType.EMPATHETIC,
+        "voice_model": "v",
+        "working_hours_start": "09:00",
+        "working_hours_end": "17:00",
+        "timezone": "UTC",
+        "business_info": {"company_name": "Bravo Roofing", "description": "Roofs since 1990."},
+        "sales_goals": {"primary_goal": "book a roof inspection", "monthly_inspections": 20},
+        "status": AgentStatus.ACTIVE,
+        "training_level": 80,
+        "training_coverage": {},
+        "calls_handled": 0,
+        "successful_conversions": 0,
+        "conversation_memory": {},
+        "customer_preferences": {},
+        "performance_metrics": {},
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    fields.update(changes)
+    return AgentView(**fields)
+
+
+def training(kind: TrainingType, content: str = "", **changes: Any) -> TrainingView:
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "training_type": kind,
+        "training_content": content,
+        "product_details": {},
+        "objection_responses": {},
+        "sales_techniques": [],
+        "client_instructions": "",
+        "completion_percentage": 0,
+        "level_before": 0,
+        "level_after": 0,
+        "created_at": NOW,
+    }
+    fields.update(changes)
+    return TrainingView(**fields)
+
+
+TRAININGS = [
+    training(TrainingType.SCRIPT, "Greet, ask about the roof, offer an inspection."),
+    training(
+        TrainingType.PRODUCT,
+        "Our inspections use drones.",
+        product_details={
+            "name": "Inspection",
+            "features": ["Drone photos"],
+            "pricing": "Free",
+            "benefits": ["Find leaks early"],
+        },
+        objection_responses={"Too busy": "It takes twenty minutes."},
+        client_instructions="Never promise a price for repairs.",
+    ),
+    training(TrainingType.OBJECTIONS, objection_responses={"too busy": "Only 20 minutes."}),
+    training(TrainingType.TECHNIQUES, sales_techniques=["Ask open questions"]),
+    training(TrainingType.GOALS, "Book the inspection this week."),
+    training(TrainingType.COMPANY, "Family business, three crews."),
+]
+
+
+def test_the_profile_comes_from_the_agent_and_its_training() -> None:
+    profile = build_agent_profile(agent(), TRAININGS, "Bravo Ltd")
+    assert (profile.name, profile.company) == ("Bea", "Bravo Roofing")
+    assert profile.personality == "patient and empathetic"
+    assert profile.purpose == "book a roof inspection"
+    assert profile.script == "Greet, ask about the roof, offer an inspection."
+    assert "Inspection: Drone photos" in profile.product_facts
+    assert "Inspection: Pricing: Free" in profile.product_facts
+    assert "Our inspections use drones." in profile.product_facts
+    # The later answer to the same objection (any capitalisation) wins.
+    assert profile.objection_answers == {"too busy": "Only 20 minutes."}
+    assert profile.techniques == ["Ask open questions"]
+    assert profile.goals == ["Book the inspection this week.", "monthly inspections: 20"]
+    assert profile.company_info == "Family business, three crews. Roofs since 1990."
+    assert profile.instructions == ["Never promise a price for repairs."]
+    assert profile.greeting_text().startswith("Hello, this is Bea from Bravo Roofing.")
+    prompt = build_system_prompt(profile)
+    for expected in ("Bea", "Bravo Roofing", "drones", "20 minutes", "Never promise"):
+        assert expected in prompt
+
+
+def test_the_prompt_is_byte_stable_for_the_same_agent() -> None:
+    first = build_system_prompt(build_agent_profile(agent(), TRAININGS, "Bravo Ltd"))
+    shuffled = agent(
+        sales_goals={"monthly_inspections": 20, "primary_goal": "book a roof inspection"}
+    )
+    second = build_system_prompt(build_agent_profile(shuffled, list(TRAININGS), "Bravo Ltd"))
+    assert first == second
+
+
+def test_the_client_name_is_the_company_when_business_info_has_none() -> None:
+    profile = build_agent_profile(agent(business_info={}, sales_goals={}), [], "Acme Solar")
+    assert profile.company == "Acme Solar"
+    # Nothing taught: the plain defaults.
+    assert profile.purpose == AgentProfile(name="x", company="y").purpose
+    assert (profile.script, profile.product_facts, profile.goals) == ("", [], [])
+
+
+def test_a_clients_greeting_with_stray_braces_cannot_break_formatting() -> None:
+    info = {"greeting": "Hi {name} at {company} {oops} }{", "goodbye": "Bye!"}
+    profile = build_agent_profile(agent(business_info=info), [], "Acme")
+    assert profile.greeting_text() == "Hi Bea at Acme {oops} }{"
+    assert profile.goodbye == "Bye!"
+
+
+def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> None:
+    many = [
+        training(
+            TrainingType.PRODUCT,
+            "word " * 5000,
+            product_details={"features": [f"feature {i} " * 20 for i in range(40)]},
+            objection_responses={f"objection {i}": "answer " * 60 for i in range(30)},
+            sales_techniques=[f"technique {i}" for i in range(30)],
+            client_instructions="instruction " * 100,
+        ),
+        training(TrainingType.SCRIPT, "script " * 10_000),
+    ]
+    profile = build_agent_profile(agent(), many, "Acme")
+    prompt = build_system_prompt(profile)
+    assert len(prompt) <= MAX_PROMPT_CHARS
+    assert all((profile.script, profile.product_facts, profile.objection_answers))
+    assert build_system_prompt(build_agent_profile(agent(), many, "Acme")) == prompt
+
+
+def test_clip_cuts_at_a_word() -> None:
+    assert clip("one two   three", 100) == "one two three"
+    assert clip("one two three", 9) == "one two…"
+
+
+def customer(**changes: Any) -> CustomerView:
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "phone_number": "+14155550123",
+        "name": "",
+        "email": "",
+        "company": "",
+        "timezone": None,
+        "interest_level": InterestLevel.COLD,
+        "call_preference_time": "",
+        "total_calls": 1,
+        "answered_calls": 0,
+        "total_talk_time_s": 0.0,
+        "last_call_at": None,
+        "last_outcome": None,
+        "conversation_notes": "",
+        "preferences": {},
+        "objections": [],
+        "do_not_call": False,
+        "converted": False,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    fields.update(changes)
+    return CustomerView(**fields)
+
+
+def test_the_customer_context_says_what_the_record_knows() -> None:
+    known = customer(
+        name="Maria Lopez",
+        company="Lopez Bakery",
+        interest_level=InterestLevel.WARM,
+        call_preference_time="mornings",
+        total_calls=3,
+        last_outcome=CallOutcome.CALLBACK_REQUESTED,
+        conversation_notes="Wants a quote for the shop roof.",
+        preferences={"contact_method": "email"},
+        objections=["too expensive"],
+    )
+    text = customer_context(
+        known, direction="outbound", purpose="follow up on the quote", call_context={"quote": 42}
+    )
+    for expected in (
+        "You placed this call",
+        "Reason for this call: follow up on the quote.",
+        "quote: 42",
+        "Name: Maria Lopez; company: Lopez Bakery.",
+        "Calls with them so far: 3; last outcome: callback requested.",
+        "Interest level: warm.",
+        "Prefers to be called: mornings.",
+        "Notes: Wants a quote for the shop roof.",
+        "contact method: email",
+        "Objections they raised before: too expensive.",
+    ):
+        assert expected in text
+    new = customer_context(customer(), direction="inbound")
+    assert "The customer called you." in new
+    assert "ask for it politely" in new
+    assert "first call" in new
+    assert "no customer record" in customer_context(None, direction="inbound")
+
+
+async def test_the_context_goes_after_the_stable_system_prompt() -> None:
+    llm = FakeLanguageModel(FakeClock(), ["Sure."], first_token_delay_s=0, token_delay_s=0)
+    context = customer_context(customer(name="Maria"), direction="inbound")
+    conversation = Conversation(DEFAULT_AGENT, llm, context=context)
+    plain = Conversation(DEFAULT_AGENT, llm)
+    messages = conversation.messages_for("Hi")
+    assert messages[0] == plain.messages_for("Hi")[0]  # the cached prefix is untouched
+    assert messages[1] == {"role": "system", "content": context}
+    assert messages[-1] == {"role": "user", "content": "Hi"}
+    assert len(plain.messages_for("Hi")) == 2
+
+
+def test_agent_files_keep_their_exact_prompt() -> None:
+    # The new optional profile fields add nothing when empty (prefix caches of existing
+    # deployments stay valid).
+    empty = msgspec.structs.replace(DEFAULT_AGENT, company_info="", techniques=[], instructions=[])
+    assert build_system_prompt(empty) == build_system_prompt(DEFAULT_AGENT)
+    assert "Techniques" not in build_system_prompt(DEFAULT_AGENT)

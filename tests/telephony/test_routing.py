@@ -1,0 +1,224 @@
+"""The call router without Asterisk (issue #4 item 3): direct-SIP calls name their numbers, the
+embedded mode has none; profiles are cached per agent. A SIP-shaped call runs end to end
+through the call runner over a real AudioSocket connection."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telephony.routing_rig import CALLER, FALLBACK, make_tenant, number
+
+from callagent.store.db import Database
+from callagent.store.schemas import TrainingCreate
+from callagent.store.services import agents, calls, customers
+from callagent.store.services import telephony as store
+from callagent.store.states import CallStatus, TrainingType
+from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
+from callagent.telephony.asterisk.simulated_asterisk import simulate_call
+from callagent.telephony.call_journal import CallJournals
+from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.telephony.connection import AddressedCall, CallConnection
+from callagent.telephony.routing import CallRouter, ProfileCache, e164
+from callagent.voice_pipeline.clock import MonotonicClock
+
+from helpers import store_fixtures
+from helpers.audio import voice
+from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def sqlite_url() -> str:
+    return store_fixtures.migrated_url("sqlite")
+
+
+@pytest.fixture
+async def db(sqlite_url: str) -> AsyncIterator[Database]:
+    database = Database(sqlite_url)
+    yield database
+    await database.dispose()
+
+
+class Line:
+    """A call connection with nothing on it (routing looks only at its ids)."""
+
+    def __init__(self) -> None:
+        self.call_id = uuid.uuid4()
+        self.remote = "test"
+        self.sample_rate = 16000
+        self.closed = False
+
+    async def events(self) -> AsyncIterator[Any]:
+        return
+        yield
+
+    async def send_audio(self, pcm: bytes) -> None:
+        pass
+
+    async def hang_up(self) -> None:
+        self.closed = True
+
+
+class SipLine(Line):
+    """A direct-SIP call: it says which number was dialled and who calls (To / From)."""
+
+    def __init__(self, dialed: str, caller: str) -> None:
+        super().__init__()
+        self.dialed = dialed
+        self.caller = caller
+
+
+class Warmth:
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    async def __call__(self, prompt: str) -> None:
+        self.prompts.append(prompt)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+4930123456", "+4930123456"),
+        ("4930123456", "+4930123456"),  # as many trunks send it
+        ("004930123456", "+4930123456"),
+        (" +49 30 123456 ", "+4930123456"),
+        ("030123456", None),  # national: which country?
+        ("", None),
+        ("anonymous", None),
+    ],
+)
+def test_numbers_from_the_line_become_e164(raw: str, expected: str | None) -> None:
+    assert e164(raw) == expected
+
+
+async def test_a_sip_call_is_routed_by_its_numbers_and_profiles_are_cached(db: Database) -> None:
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    warm = Warmth()
+    profiles = ProfileCache(db, warm=warm)
+    router = CallRouter(db, profiles, fallback=FALLBACK)
+    line = SipLine(tenant.did.lstrip("+"), CALLER.lstrip("+"))
+    assert isinstance(line, AddressedCall)
+    route = await router.route(line)
+    assert (route.kind, route.client_id, route.call_id) == ("agent", tenant.client_id, line.call_id)
+    assert route.profile is not None
+    assert route.profile.company == "Alpha Roofing"
+    assert not route.via_ami  # the line reports its own keys
+    detail = await calls.get_call(db, tenant.client_id, line.call_id)
+    assert (detail.did, detail.phone_number, detail.status) == (
+        tenant.did,
+        CALLER,
+        CallStatus.IN_PROGRESS,
+    )
+    again = await router.route(SipLine(tenant.did, CALLER))
+    assert again.profile is route.profile  # cached: nothing changed
+    assert profiles.builds == 1
+    await agents.add_training(
+        db,
+        tenant.client_id,
+        TrainingCreate(training_type=TrainingType.GOALS, training_content="Book the survey."),
+    )
+    changed = await router.route(SipLine(tenant.did, CALLER))
+    assert changed.profile is not None
+    assert changed.profile.goals == ["Book the survey."]
+    assert profiles.builds == 2
+    await profiles.close()
+    assert len(warm.prompts) == 2  # each new profile's prompt warmed the LLM's prefix cache
+    assert "Book the survey." in warm.prompts[1]
+
+
+async def test_calls_without_routing_information_get_the_file_agent(db: Database) -> None:
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, unknown_number="message")
+    route = await router.route(Line())  # embedded mode: AudioSocket, no AMI
+    assert (route.kind, route.profile, route.call_id) == ("file_agent", FALLBACK, None)
+    unknown = await router.route(SipLine(number(), CALLER))
+    assert (unknown.kind, unknown.call_id) == ("message", None)
+    assert unknown.message
+
+
+async def test_a_withheld_caller_is_answered_but_not_stored(db: Database) -> None:
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK)
+    route = await router.route(SipLine(tenant.did, "anonymous"))
+    assert (route.kind, route.client_id, route.call_id) == ("agent", tenant.client_id, None)
+    assert route.context is not None
+    assert "no customer record" in route.context
+
+
+async def test_routing_survives_a_database_outage(db: Database) -> None:
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK)
+
+    @contextlib.asynccontextmanager
+    async def down() -> AsyncIterator[Any]:
+        raise OSError("connection refused")
+        yield  # pragma: no cover
+
+    db.write = down  # type: ignore[method-assign]
+    db.read = down  # type: ignore[method-assign]
+    route = await router.route(SipLine(number(), CALLER))
+    assert (route.kind, route.reason) == ("file_agent", "routing failed")
+
+
+class AsSip:
+    """An AudioSocket connection dressed as a direct-SIP call (the SIP endpoint itself is
+    tested with real peers in tests/telephony/sip)."""
+
+    def __init__(self, connection: AudioSocketConnection, dialed: str, caller: str) -> None:
+        self._connection = connection
+        self.dialed = dialed
+        self.caller = caller
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+async def test_a_direct_sip_call_is_stored_with_its_keys(db: Database, tmp_path: Path) -> None:
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    clock = MonotonicClock()
+    stt = FakeSpeechToText(clock, ["Is anybody there?"])  # type: ignore[arg-type]
+    tts = FakeTextToSpeech(clock, seconds_per_word=0.05)  # type: ignore[arg-type]
+    llm = FakeLanguageModel(clock, ["Yes, Alma here."])  # type: ignore[arg-type]
+    journals = CallJournals(db)
+    profiles = ProfileCache(db)
+    reports: list[CallReport] = []
+    runner = CallRunner(
+        VoiceEngines(stt, tts, llm),
+        FALLBACK,
+        clock,
+        on_call_finished=reports.append,
+        recordings=tmp_path,
+        router=CallRouter(db, profiles, fallback=FALLBACK),
+        journals=journals,
+    )
+
+    async def handler(connection: AudioSocketConnection) -> None:
+        line: CallConnection = AsSip(connection, tenant.did, CALLER)
+        await runner(line)
+
+    async with AudioSocketServer(handler, "127.0.0.1", 0) as server:
+        result = await simulate_call(
+            "127.0.0.1",
+            server.port,
+            ["42", voice(0.6, 16000)],
+            sample_rate=16000,
+            pause_after_agent_s=0.3,
+            final_wait_s=0.4,
+            max_wait_for_agent_s=1.0,  # keys get no spoken answer: do not wait long for one
+        )
+    await journals.close()
+    (report,) = reports
+    detail = await calls.get_call(db, tenant.client_id, result.call_id)
+    assert detail.dtmf == "42"  # no AMI here: the line's own DTMF is stored
+    assert [t.speaker for t in detail.transcript] == ["agent", "caller", "agent"]
+    assert detail.transcript[1].text == "Is anybody there?"
+    assert detail.status == CallStatus.COMPLETED
+    assert detail.recording_ref == report.recording
+    (customer,) = (await customers.list_customers(db, tenant.client_id)).items
+    assert customer.phone_number == CALLER
+    assert await store.call_owner(db, result.call_id) == tenant.client_id
