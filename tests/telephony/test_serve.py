@@ -229,6 +229,7 @@ async def test_serve_with_asterisk_configured_answers_a_clients_number_and_stops
                 **env,
                 "CALLAGENT_AMI_PORT": str(sim.port),
                 "CALLAGENT_MODELS_DIR": str(REPO / "models"),
+                "CALLAGENT_MODELS": "ci",
                 "CALLAGENT_DATABASE_URL": database_url,
                 "PATH": "/usr/bin:/bin",
             },
