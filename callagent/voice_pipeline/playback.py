@@ -19,8 +19,10 @@ from callagent.voice_pipeline.frames import FRAME_MS, frame_bytes
 
 log = logging.getLogger(__name__)
 
-# If the loop stalls for longer than this, resynchronise instead of bursting to catch up.
-_MAX_LAG_S = 0.1
+# If the loop stalls for longer than this, resynchronise instead of bursting to catch up:
+# Asterisk plays a burst at once, so catching up more than a frame or two garbles speech
+# (DESIGN.md: "at most a frame or two ahead"). Measured here: an 80 ms catch-up burst.
+_MAX_LAG_S = 0.04
 
 
 @dataclass(slots=True)
@@ -118,6 +120,6 @@ class PacedOutput:
             deadline += FRAME_MS / 1000
             now = self._clock.now()
             if now - deadline > _MAX_LAG_S:
-                log.warning("playback fell %.0f ms behind; resynchronising", (now - deadline) * 1e3)
+                log.info("playback fell %.0f ms behind; resynchronising", (now - deadline) * 1e3)
                 deadline = now
             await self._clock.sleep_until(deadline)
