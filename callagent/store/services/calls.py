@@ -54,7 +54,13 @@ from callagent.store.services._common import (
     parse_uuid,
 )
 from callagent.store.services.agents import advance_status
-from callagent.store.services.customers import customer_counts, merge, set_do_not_call, set_interest
+from callagent.store.services.customers import (
+    customer_counts,
+    find_or_create_customer,
+    merge,
+    set_do_not_call,
+    set_interest,
+)
 from callagent.store.states import (
     UNREACHED_OUTCOMES,
     AgentStatus,
@@ -124,29 +130,8 @@ async def prepare_call(
                 f"{hhmm(agent.working_hours_start)} and {hhmm(agent.working_hours_end)} "
                 "(set ignore_working_hours to call anyway)",
             )
-        customer = await session.scalar(
-            select(CustomerProfile)
-            .where(CustomerProfile.client_id == client_id, CustomerProfile.phone_number == phone)
-            .with_for_update()
-        )
-        created = customer is None
-        if customer is None:
-            customer = CustomerProfile(
-                client_id=client_id,
-                phone_number=phone,
-                interest_level=InterestLevel.COLD,
-                converted=False,
-                do_not_call=False,
-                objections=[],
-                preferences={},
-                total_calls=0,
-                answered_calls=0,
-                total_talk_time_s=0.0,
-            )
-            session.add(customer)
-            await counters.bump(session, client_id, customer_counts(customer))
-            await session.flush()
-        elif customer.do_not_call:
+        customer, created = await find_or_create_customer(session, client_id, phone)
+        if not created and customer.do_not_call:
             raise CallRefused("do_not_call", f"{phone} is on the do-not-call list")
         callback_id = None
         if data.scheduled_callback_id is not None:

@@ -88,6 +88,36 @@ def set_do_not_call(customer: CustomerProfile, value: bool) -> None:
     customer.do_not_call = value
 
 
+async def find_or_create_customer(
+    session: AsyncSession, client_id: uuid.UUID, phone: str
+) -> tuple[CustomerProfile, bool]:
+    """The client's customer with this E.164 number, locked for the caller's write, or a new
+    cold one (counted in the running totals). Returns the customer and whether it is new."""
+    customer = await session.scalar(
+        select(CustomerProfile)
+        .where(CustomerProfile.client_id == client_id, CustomerProfile.phone_number == phone)
+        .with_for_update()
+    )
+    if customer is not None:
+        return customer, False
+    customer = CustomerProfile(
+        client_id=client_id,
+        phone_number=phone,
+        interest_level=InterestLevel.COLD,
+        converted=False,
+        do_not_call=False,
+        objections=[],
+        preferences={},
+        total_calls=0,
+        answered_calls=0,
+        total_talk_time_s=0.0,
+    )
+    session.add(customer)
+    await counters.bump(session, client_id, customer_counts(customer))
+    await session.flush()
+    return customer, True
+
+
 async def _phone_taken(
     session: AsyncSession, client_id: uuid.UUID, phone: str, except_id: uuid.UUID | None = None
 ) -> bool:

@@ -45,13 +45,12 @@ from callagent.store.services._common import (
     get_scoped,
     training_view,
 )
-from callagent.store.services.customers import customer_counts
+from callagent.store.services.customers import find_or_create_customer
 from callagent.store.states import (
     UNREACHED_OUTCOMES,
     CallOutcome,
     CallStatus,
     CallType,
-    InterestLevel,
     check_transition,
 )
 
@@ -199,28 +198,7 @@ async def _open_inbound(
     client_id, agent_id = owner
     if caller is None:
         return InboundCall(client_id=client_id, agent_id=agent_id, call_id=None, customer_id=None)
-    customer = await session.scalar(
-        select(CustomerProfile)
-        .where(CustomerProfile.client_id == client_id, CustomerProfile.phone_number == caller)
-        .with_for_update()
-    )
-    created = customer is None
-    if customer is None:
-        customer = CustomerProfile(
-            client_id=client_id,
-            phone_number=caller,
-            interest_level=InterestLevel.COLD,
-            converted=False,
-            do_not_call=False,
-            objections=[],
-            preferences={},
-            total_calls=0,
-            answered_calls=0,
-            total_talk_time_s=0.0,
-        )
-        session.add(customer)
-        await counters.bump(session, client_id, customer_counts(customer))
-        await session.flush()
+    customer, created = await find_or_create_customer(session, client_id, caller)
     customer.total_calls += 1
     customer.last_call_at = now
     call = CallSession(
