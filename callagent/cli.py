@@ -34,9 +34,9 @@ from callagent.model_files import ModelFileError
 from callagent.settings import Settings, SettingsError, load_settings
 from callagent.store.db import Database
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
+from callagent.telephony.asterisk.loopback_caller import Interruption, simulate_call
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.asterisk.server import AudioSocketServer
-from callagent.telephony.asterisk.simulated_asterisk import Interruption, simulate_call
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from callagent.telephony.asterisk.simulated_asterisk import rms, simulate_call
+from callagent.telephony.asterisk.loopback_caller import rms, simulate_call
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import pytest
 
 from callagent.cli import prepare, read_caller_audio, run_simulated_call
 from callagent.settings import Settings, load_settings
-from callagent.telephony.asterisk.simulated_asterisk import Interruption
+from callagent.telephony.asterisk.loopback_caller import Interruption
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.stt import WhisperSpeechToText
 

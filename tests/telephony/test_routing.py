@@ -18,8 +18,8 @@ from callagent.store.schemas import TrainingCreate
 from callagent.store.services import agents, calls, customers
 from callagent.store.services import telephony as store
 from callagent.store.states import CallStatus, TrainingType
+from callagent.telephony.asterisk.loopback_caller import simulate_call
 from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
-from callagent.telephony.asterisk.simulated_asterisk import simulate_call
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.telephony.connection import AddressedCall, CallConnection

@@ -18,7 +18,7 @@ facts of issue #4 and DESIGN.md, and it runs on the *rendered* configuration:
   ``CallagentAmd``; hand-over goes only to extensions that exist; the AudioSocket address and
   rate come from ``CALLAGENT_AUDIOSOCKET`` and the ``c(slin16)`` option;
 * **AudioSocket** - an answered call is connected to callagent's AudioSocket server exactly as
-  Asterisk would (:func:`~.simulated_asterisk.simulate_call`: UUID first, continuous 20 ms frames,
+  Asterisk would (:func:`~.loopback_caller.simulate_call`: UUID first, continuous 20 ms frames,
   socket close as hang-up), with the far end's scripted utterances.
 
 What is *not* simulated: SIP, codecs, real AMD signal analysis (the callee script names the
@@ -55,7 +55,7 @@ from callagent.telephony.asterisk.config import (
     TRUNK_ENDPOINT,
 )
 from callagent.telephony.asterisk.config_check import ConfSection, parse_conf
-from callagent.telephony.asterisk.simulated_asterisk import SimulationResult, simulate_call
+from callagent.telephony.asterisk.loopback_caller import LoopbackCallResult, simulate_call
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ class SimulatedChannel:
     caller_num: str = ""
     state: int = 0
     variables: dict[str, str] = field(default_factory=dict)
-    conversation: asyncio.Task[SimulationResult] | None = None
-    result: SimulationResult | None = None
+    conversation: asyncio.Task[LoopbackCallResult] | None = None
+    result: LoopbackCallResult | None = None
     hangup_cause: int | None = None
     redirected_to: tuple[str, str] | None = None
     dtmf_played: list[str] = field(default_factory=list)

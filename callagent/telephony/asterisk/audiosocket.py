@@ -2,7 +2,7 @@
 
 AudioSocket is the TCP protocol Asterisk's ``AudioSocket()`` dialplan application speaks to us.
 This module only turns bytes into events and events into bytes (the h11 pattern, DESIGN.md
-practice 1); the socket loops live in :mod:`.server` (our side) and :mod:`.simulated_asterisk`
+practice 1); the socket loops live in :mod:`.server` (our side) and :mod:`.loopback_caller`
 (a stand-in for Asterisk). Nothing here touches a socket or a clock, so every rule below is tested
 on plain byte strings.
 

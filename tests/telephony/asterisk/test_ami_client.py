@@ -40,8 +40,8 @@ from callagent.telephony.asterisk.call_tracker import (
     OriginateResult,
 )
 from callagent.telephony.asterisk.config import render_asterisk_config
+from callagent.telephony.asterisk.loopback_caller import rms
 from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
-from callagent.telephony.asterisk.simulated_asterisk import rms
 from callagent.telephony.asterisk.transfer import TransferRefused
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock

@@ -1,4 +1,5 @@
-"""A stand-in for Asterisk's ``AudioSocket()``: places one scripted call to an AudioSocket server.
+"""A loopback caller: places one scripted call to an AudioSocket server, as Asterisk's
+``AudioSocket()`` would.
 
 Used by ``callagent call --simulate`` and by tests, so the agent can be exercised end to end
 without a telephone. It behaves like Asterisk 22 did in the measurements of issue #2:
@@ -10,7 +11,7 @@ without a telephone. It behaves like Asterisk 22 did in the measurements of issu
 * it plays whatever the server sends the moment it arrives, without a buffer: the agent's audio is
   laid on the call timeline at the 20 ms tick it arrived in. Audio sent ahead of time cannot be
   played ahead, so it is laid right after the audio before it, and how far ahead it ran is
-  reported as :attr:`SimulationResult.agent_max_lead_s` (DESIGN.md: at most a frame or two);
+  reported as :attr:`LoopbackCallResult.agent_max_lead_s` (DESIGN.md: at most a frame or two);
 * it hangs up by closing the socket, never with 0x00; and it hangs up, logging why, when the server
   sends 0x00, closes, or sends anything but audio and hang-up (issue #2).
 
@@ -80,7 +81,7 @@ class Interruption:
 
 
 @dataclass(frozen=True)
-class SimulationResult:
+class LoopbackCallResult:
     """What a simulated call sounded like.
 
     ``caller_pcm`` and ``agent_pcm`` are 16-bit mono PCM at ``sample_rate`` on one timeline:
@@ -132,7 +133,7 @@ async def simulate_call(
     max_wait_for_agent_s: float = 20.0,
     final_wait_s: float = 2.0,
     speech_rms: float = DEFAULT_SPEECH_RMS,
-) -> SimulationResult:
+) -> LoopbackCallResult:
     """Call the AudioSocket server at ``host``:``port`` and play ``utterances`` as the caller.
 
     Each utterance is ``bytes`` of 16-bit mono PCM at ``sample_rate`` (the call's rate: 8 kHz is
@@ -150,7 +151,7 @@ async def simulate_call(
                 raise ValueError(f"{item!r} is not a string of DTMF keys")
         elif len(item.pcm if isinstance(item, Interruption) else item) % 2:
             raise ValueError("utterance PCM must have an even number of bytes")
-    call = _SimulatedCall(
+    call = _LoopbackCall(
         utterances=list(utterances),
         sample_rate=sample_rate,
         call_id=call_id or uuid.uuid4(),
@@ -172,7 +173,7 @@ async def simulate_call(
                 await writer.wait_closed()
 
 
-class _SimulatedCall:
+class _LoopbackCall:
     """State of one simulated call: the caller's script and the agent's timeline."""
 
     def __init__(
@@ -211,7 +212,7 @@ class _SimulatedCall:
 
     async def run(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> SimulationResult:
+    ) -> LoopbackCallResult:
         writer.write(self.protocol.send(CallStarted(self.call_id)))
         self.t0 = self.clock.now()
         reading = asyncio.create_task(self._read(reader))
@@ -224,7 +225,7 @@ class _SimulatedCall:
         duration = self.clock.now() - self.t0
         length = max(len(self.caller), len(self.agent))
         logger.info("simulated call %s: %s hung up after %.2fs", self.call_id, hung_up_by, duration)
-        return SimulationResult(
+        return LoopbackCallResult(
             call_id=self.call_id,
             sample_rate=self.sample_rate,
             caller_pcm=bytes(self.caller.ljust(length, b"\0")),

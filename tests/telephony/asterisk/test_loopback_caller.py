@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from callagent.telephony.asterisk import simulated_asterisk
+from callagent.telephony.asterisk import loopback_caller
 from callagent.telephony.asterisk.audiosocket import (
     Audio,
     AudioSocketProtocol,
@@ -29,13 +29,13 @@ from callagent.telephony.asterisk.audiosocket import (
     Role,
     frame_bytes,
 )
-from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
-from callagent.telephony.asterisk.simulated_asterisk import (
+from callagent.telephony.asterisk.loopback_caller import (
     Interruption,
-    SimulationResult,
+    LoopbackCallResult,
     rms,
     simulate_call,
 )
+from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
 from callagent.voice_pipeline.clock import Clock, FakeClock, MonotonicClock
 
 pytestmark = pytest.mark.timeout(10)
@@ -175,7 +175,7 @@ async def run_call(
     clock: FakeClock,
     utterances: list[bytes | str | Interruption],
     **kwargs: object,
-) -> SimulationResult:
+) -> LoopbackCallResult:
     async with AudioSocketServer(handler, port=0) as server:
         return await drive(
             clock,
@@ -480,7 +480,7 @@ async def test_asterisk_hangs_up_on_bad_server_messages(
     assert result.error is not None
     assert message in result.error
     assert any(
-        r.name == simulated_asterisk.__name__ and r.levelno == logging.ERROR for r in caplog.records
+        r.name == loopback_caller.__name__ and r.levelno == logging.ERROR for r in caplog.records
     )
     # Asterisk closed the call: the server sees the end of the connection.
     await asyncio.wait_for(raw.done.wait(), 2)
@@ -499,7 +499,7 @@ async def test_server_hang_up_or_close_is_agent_hang_up(
 
 
 async def test_write_wav(tmp_path: Path) -> None:
-    result = SimulationResult(
+    result = LoopbackCallResult(
         call_id=uuid.uuid4(),
         sample_rate=8000,
         caller_pcm=struct.pack("<2h", 1, 2),
