@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import soxr
 
-from callagent.model_files import load_manifest
+from callagent.modelfiles import load_manifest
 
 THREADS = 2
 

@@ -30,7 +30,7 @@ from callagent.dialog.agent_profile import (
     load_agent_profile,
 )
 from callagent.dialog.prompt import build_system_prompt
-from callagent.model_files import ModelFileError
+from callagent.modelfiles import ModelFileError
 from callagent.settings import Settings, SettingsError, load_settings
 from callagent.store.db import Database
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
@@ -484,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "models":
-        from callagent.model_files import main as models_main
+        from callagent.modelfiles.cli import main as models_main
 
         return models_main(args.model_args)
     try:

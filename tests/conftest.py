@@ -37,6 +37,6 @@ def ci_models() -> object:
     """The ``ci`` profile's model files (make test downloads them first)."""
     from pathlib import Path
 
-    from callagent.model_files import resolve_profile
+    from callagent.modelfiles import resolve_profile
 
     return resolve_profile("ci", Path(__file__).resolve().parents[1] / "models")

@@ -11,7 +11,7 @@ from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
 from callagent.dialog.prompt import build_system_prompt
-from callagent.model_files import ModelProfile
+from callagent.modelfiles import ModelProfile
 
 pytestmark = pytest.mark.real_models
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callagent.cli import read_caller_audio
-from callagent.model_files import ModelProfile
+from callagent.modelfiles import ModelProfile
 from callagent.voice_pipeline.audio import resample, rms_dbfs
 from callagent.voice_pipeline.stt import WhisperSpeechToText
 from callagent.voice_pipeline.tts import PiperTextToSpeech
