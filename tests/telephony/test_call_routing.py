@@ -13,20 +13,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from telephony.routing_rig import (
-    CALLER,
-    FALLBACK,
-    make_tenant,
-    number,
-    routing_rig,
-)
 
 from callagent.store.services import customers
 from callagent.store.services import telephony as store
 from callagent.store.states import CallOutcome, CallStatus, CallType
-from callagent.telephony.asterisk.ami_simulator import Callee
 from callagent.telephony.asterisk.call_tracker import InboundCallStarted
 
+from fakes.ami_simulator import Callee
+from fakes.routing_rig import CALLER, FALLBACK, make_tenant, number, routing_rig
 from helpers import store_fixtures
 from helpers.audio import voice
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from telephony.routing_rig import CALLER, FALLBACK, SECRET, make_tenant, number
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
@@ -28,12 +27,13 @@ from callagent.settings import Settings, SettingsError, load_settings
 from callagent.store.db import Database
 from callagent.store.services import calls
 from callagent.store.states import CallStatus
-from callagent.telephony.asterisk.ami_simulator import AmiSimulator, Callee
 from callagent.telephony.asterisk.config import render_asterisk_config
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.telephony.outbound import NoTelephonyPlacer
 from callagent.voice_pipeline.clock import MonotonicClock
 
+from fakes.ami_simulator import AmiSimulator, Callee
+from fakes.routing_rig import CALLER, FALLBACK, SECRET, make_tenant, number
 from helpers import store_fixtures
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech

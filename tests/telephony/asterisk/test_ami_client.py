@@ -24,17 +24,15 @@ from callagent.telephony.asterisk.ami import (
     Backoff,
     TransferMethod,
 )
-from callagent.telephony.asterisk.ami_simulator import AmiSimulator, Callee, SimulatedChannel
-from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, frame_bytes
 from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
     AmdStatus,
     CallAnswered,
     CallEnded,
     CallEvent,
-    CallOutcome,
     CallRinging,
     CallTransferred,
+    DialOutcome,
     DtmfReceived,
     InboundCallStarted,
     OriginateResult,
@@ -45,7 +43,9 @@ from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSock
 from callagent.telephony.asterisk.transfer import TransferRefused
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
+from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, frame_bytes
 
+from fakes.ami_simulator import AmiSimulator, Callee, SimulatedChannel
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
@@ -90,18 +90,18 @@ class ToneAgent:
         quiet = 0
         heard_speech = False
         try:
-            async for event in conn.events():
-                if isinstance(event, Dtmf):
-                    record["digits"].append(event.digit)  # type: ignore[attr-defined]
+            async for frame in conn.frames():
+                if isinstance(frame, DtmfFrame):
+                    record["digits"].append(frame.digit)  # type: ignore[attr-defined]
                     continue
-                if not isinstance(event, Audio):
+                if not isinstance(frame, AudioFrame):
                     continue
                 record["frames"] = int(record["frames"]) + 1  # type: ignore[call-overload]
-                record["rate"] = event.sample_rate
+                record["rate"] = frame.sample_rate
                 if speaker is None:  # greet once the caller's rate is known
                     to_say[0] = self.TONE_FRAMES
-                    speaker = asyncio.create_task(self._speak(conn, event.sample_rate, to_say))
-                if rms(event.pcm) > 1000:
+                    speaker = asyncio.create_task(self._speak(conn, frame.sample_rate, to_say))
+                if rms(frame.pcm) > 1000:
                     heard_speech, quiet = True, 0
                 elif heard_speech:
                     quiet += 1
@@ -160,7 +160,10 @@ async def rig(
     **env: str,
 ) -> AsyncIterator[Rig]:
     agent = ToneAgent()
-    async with AudioSocketServer(handler or agent, "127.0.0.1", 0) as server:
+    # The real call runner in these tests runs on the real clock too.
+    async with AudioSocketServer(
+        handler or agent, "127.0.0.1", 0, clock=MonotonicClock()
+    ) as server:
         settings = settings_for(server.port, **env)
         files = render_asterisk_config(settings.asterisk, audiosocket_port=server.port)
         sim = AmiSimulator(
@@ -204,7 +207,7 @@ async def test_originate_answered_then_conversation_then_hang_up() -> None:
         await r.client.wait_connected(2)
         call_id = uuid.uuid4()
         result = await r.dialer.originate(NUMBER, call_id=call_id, ring_timeout_s=5)
-        assert result.outcome is CallOutcome.ANSWERED
+        assert result.outcome is DialOutcome.ANSWERED
         await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
         kinds = [type(e) for e in r.of(call_id)]
         assert kinds == [CallRinging, CallAnswered, OriginateResult, AmdResult, CallEnded]
@@ -229,19 +232,19 @@ async def test_originate_answered_then_conversation_then_hang_up() -> None:
         assert originate.variables() == {"CALLAGENT_UUID": str(call_id)}
         state = r.client.tracker.get(call_id)
         assert state is not None
-        assert state.outcome == OriginateResult(call_id, CallOutcome.ANSWERED, 4, "")
+        assert state.outcome == OriginateResult(call_id, DialOutcome.ANSWERED, 4, "")
 
 
 @pytest.mark.parametrize(
     ("reason", "outcome", "cause"),
     [
-        (5, CallOutcome.BUSY, 17),
-        (3, CallOutcome.NO_ANSWER, 19),
-        (8, CallOutcome.CONGESTION, 34),
-        (0, CallOutcome.FAILED, None),
+        (5, DialOutcome.BUSY, 17),
+        (3, DialOutcome.NO_ANSWER, 19),
+        (8, DialOutcome.CONGESTION, 34),
+        (0, DialOutcome.FAILED, None),
     ],
 )
-async def test_each_failure_outcome(reason: int, outcome: CallOutcome, cause: int | None) -> None:
+async def test_each_failure_outcome(reason: int, outcome: DialOutcome, cause: int | None) -> None:
     async with rig(callees={NUMBER: Callee(reason=reason)}) as r:
         await r.client.wait_connected(2)
         call_id = uuid.uuid4()
@@ -261,7 +264,7 @@ async def test_an_originate_the_account_may_not_place_fails_cleanly() -> None:
     async with rig(callees={NUMBER: Callee()}, manager_conf_edit=no_originate) as r:
         await r.client.wait_connected(2)
         result = await r.dialer.originate(NUMBER)
-        assert result.outcome is CallOutcome.FAILED
+        assert result.outcome is DialOutcome.FAILED
         assert result.message == "Permission denied"
 
 
@@ -270,7 +273,7 @@ async def test_a_machine_is_hung_up_when_configured() -> None:
     async with rig(callees={NUMBER: callee}, CALLAGENT_AMD_ON_MACHINE="hangup") as r:
         await r.client.wait_connected(2)
         call_id = uuid.uuid4()
-        assert (await r.dialer.originate(NUMBER, call_id=call_id)).outcome is CallOutcome.ANSWERED
+        assert (await r.dialer.originate(NUMBER, call_id=call_id)).outcome is DialOutcome.ANSWERED
         await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
         amd = next(e for e in r.of(call_id) if isinstance(e, AmdResult))
         assert (amd.status, amd.cause) == (AmdStatus.MACHINE, "LONGGREETING-2100-2000")
@@ -434,7 +437,7 @@ async def test_an_originate_in_flight_survives_an_ami_drop() -> None:
         await r.wait_for(lambda: any(a.name == "Originate" for a in r.sim.actions))
         await r.sim.drop_sessions()  # the OriginateResponse will go to a dead session
         result = await originate
-        assert result.outcome is CallOutcome.ANSWERED
+        assert result.outcome is DialOutcome.ANSWERED
         assert r.client.logins == 2
         # One call, not two: nothing was replayed on the new connection.
         assert sum(a.name == "Originate" for a in r.sim.actions) == 1
@@ -484,7 +487,7 @@ async def test_a_real_call_runner_converses_on_an_originated_call() -> None:
     async with rig(callees={NUMBER: callee}, handler=runner) as r:
         await r.client.wait_connected(2)
         call_id = uuid.uuid4()
-        assert (await r.dialer.originate(NUMBER, call_id=call_id)).outcome is CallOutcome.ANSWERED
+        assert (await r.dialer.originate(NUMBER, call_id=call_id)).outcome is DialOutcome.ANSWERED
         await r.wait_for(lambda: bool(reports), timeout_s=12)
         await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
     (report,) = reports
@@ -526,7 +529,7 @@ async def test_the_call_placer_starts_dialling_and_returns_at_once() -> None:
             lambda: any(isinstance(e, CallEnded) for e in r.of(wanted.call_session_id))
         )
         result = next(e for e in r.of(wanted.call_session_id) if isinstance(e, OriginateResult))
-        assert result.outcome is CallOutcome.ANSWERED
+        assert result.outcome is DialOutcome.ANSWERED
         assert wanted.call_session_id in r.agent.calls
         bad = await placer.place_call(request("0800 FLOWERS"))
         assert not bad.placed

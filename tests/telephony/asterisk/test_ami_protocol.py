@@ -1,19 +1,22 @@
 """The sans-IO AMI protocol on byte strings: whole, byte by byte, with trailing bytes (DESIGN.md
-practice 1), one table driving both directions."""
+practice 1), one table driving both directions.
+
+``AmiMessage`` and ``check_header`` are production's; the connection codec is the AMI
+simulator's (``fakes.ami_connection``), checked here because the simulator's fidelity rests on it.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from callagent.telephony.asterisk.ami_protocol import (
-    MAX_LINE,
+from callagent.telephony.asterisk.ami_protocol import MAX_LINE, AmiMessage, check_header
+
+from fakes.ami_connection import (
     MAX_MESSAGE,
     AmiConnection,
-    AmiMessage,
     AmiProtocolError,
     Banner,
     Role,
-    check_header,
     encode_message,
 )
 

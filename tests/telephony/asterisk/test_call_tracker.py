@@ -10,20 +10,22 @@ import uuid
 
 import pytest
 
-from callagent.telephony.asterisk.ami_protocol import AmiConnection, AmiMessage, Role
+from callagent.telephony.asterisk.ami_protocol import AmiMessage
 from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
     AmdStatus,
+    AmiCallDirection,
     CallAnswered,
     CallEnded,
-    CallOutcome,
     CallRinging,
     CallTracker,
-    Direction,
+    DialOutcome,
     DtmfReceived,
     InboundCallStarted,
     OriginateResult,
 )
+
+from fakes.ami_connection import AmiConnection, Role
 
 CALL = uuid.UUID("6a1f0c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b")
 
@@ -94,13 +96,13 @@ def test_an_answered_outbound_call_from_ring_to_hang_up() -> None:
     assert feed(tracker, NEWCHANNEL + RINGING + UP) == [
         CallRinging(CALL),
         CallAnswered(CALL),
-        OriginateResult(CALL, CallOutcome.ANSWERED, None, ""),
+        OriginateResult(CALL, DialOutcome.ANSWERED, None, ""),
     ]
     # The OriginateResponse comes back through panoramisk's action result; it adds the code.
     assert tracker.originate_response(CALL, originate_response(4)) == []
     state = tracker.get(CALL)
     assert state is not None
-    assert state.outcome == OriginateResult(CALL, CallOutcome.ANSWERED, 4, "")
+    assert state.outcome == OriginateResult(CALL, DialOutcome.ANSWERED, 4, "")
     assert state.channel == "PJSIP/trunk-00000001"
     amd = f"""Event: UserEvent
 Privilege: user,all
@@ -137,10 +139,10 @@ Direction: Sent
 
 @pytest.mark.parametrize(
     ("reason", "cause", "outcome"),
-    [(5, 17, CallOutcome.BUSY), (3, 19, CallOutcome.NO_ANSWER), (8, 34, CallOutcome.CONGESTION)],
+    [(5, 17, DialOutcome.BUSY), (3, 19, DialOutcome.NO_ANSWER), (8, 34, DialOutcome.CONGESTION)],
 )
 def test_failed_outbound_calls_hang_up_then_report(
-    reason: int, cause: int, outcome: CallOutcome
+    reason: int, cause: int, outcome: DialOutcome
 ) -> None:
     tracker = CallTracker()
     tracker.expect_outbound(CALL, "+4930555")
@@ -156,7 +158,7 @@ def test_no_channel_at_all_is_a_failure_with_a_null_uniqueid() -> None:
     tracker = CallTracker()
     tracker.expect_outbound(CALL, "+4930555")
     assert tracker.originate_response(CALL, originate_response(0, "<null>")) == [
-        OriginateResult(CALL, CallOutcome.FAILED, 0, "")
+        OriginateResult(CALL, DialOutcome.FAILED, 0, "")
     ]
     assert tracker.active == []
 
@@ -178,7 +180,7 @@ Caller: +49170555
     ]
     state = tracker.get(CALL)
     assert state is not None
-    assert state.direction is Direction.INBOUND
+    assert state.direction is AmiCallDirection.INBOUND
     assert feed(tracker, text) == []  # a repeat adds nothing
     assert feed(tracker, hangup(16, "Normal Clearing", "1700000000.7")) == [
         CallEnded(CALL, 16, "Normal Clearing")
@@ -212,7 +214,7 @@ def test_after_a_reconnect_a_lost_originate_response_is_decided_by_the_hangup_ca
     feed(tracker, NEWCHANNEL + RINGING)
     tracker.mark_originate_response_lost()
     assert feed(tracker, hangup(17, "User busy")) == [
-        OriginateResult(CALL, CallOutcome.BUSY, None, ""),
+        OriginateResult(CALL, DialOutcome.BUSY, None, ""),
         CallEnded(CALL, 17, "User busy"),
     ]
     assert tracker.active == []
@@ -236,8 +238,8 @@ Variable: CALLAGENT_UUID={CALL}
     events = tracker.resync(status)
     assert events == [
         CallAnswered(CALL),
-        OriginateResult(CALL, CallOutcome.ANSWERED, None, ""),
-        OriginateResult(gone, CallOutcome.FAILED, None, "lost with AMI"),
+        OriginateResult(CALL, DialOutcome.ANSWERED, None, ""),
+        OriginateResult(gone, DialOutcome.FAILED, None, "lost with AMI"),
     ]
     assert [s.call_id for s in tracker.active] == [CALL]
     state = tracker.get(CALL)
@@ -246,8 +248,8 @@ Variable: CALLAGENT_UUID={CALL}
 
 
 def test_reason_and_cause_tables() -> None:
-    assert CallOutcome.from_reason(4) is CallOutcome.ANSWERED
-    assert CallOutcome.from_reason(1) is CallOutcome.NO_ANSWER
-    assert CallOutcome.from_reason(99) is CallOutcome.FAILED
-    assert CallOutcome.from_hangup_cause(42) is CallOutcome.CONGESTION
-    assert CallOutcome.from_hangup_cause(16) is CallOutcome.FAILED
+    assert DialOutcome.from_reason(4) is DialOutcome.ANSWERED
+    assert DialOutcome.from_reason(1) is DialOutcome.NO_ANSWER
+    assert DialOutcome.from_reason(99) is DialOutcome.FAILED
+    assert DialOutcome.from_hangup_cause(42) is DialOutcome.CONGESTION
+    assert DialOutcome.from_hangup_cause(16) is DialOutcome.FAILED

@@ -1,25 +1,31 @@
 """An Asterisk stand-in for tests: AMI over TCP, plus the calls it connects to AudioSocket.
 
-Asterisk is not available where callagent is built (issue #4), so this simulator is built to the
-facts of issue #4 and DESIGN.md, and it runs on the *rendered* configuration:
+A fake that copies what the real peer was seen or documented to do (DESIGN.md practice 8).
+Asterisk was not available where this simulator was written, so it is built to Asterisk's
+documentation and source and to the measurements in DESIGN.md, and it runs on the *rendered*
+configuration. What a real Asterisk 22.10.1 was later seen doing differently is in DESIGN.md
+"Known traps": notably a busy callee there gives ``Hangup`` with ``Cause: 17`` and then
+``OriginateResponse`` with ``Reason: 0``, where this simulator still answers ``Reason: 5``; and
+the parts never observed are listed in docs/telephony.md ("What remains unverified").
 
-* **AMI** - the real line-based text protocol (:mod:`.ami_protocol`) on a TCP port: the banner
-  ``Asterisk Call Manager/11.0.0``; ``Login`` checked against the users, secrets, ``permit``
-  networks and ``read``/``write`` classes of the rendered ``manager.conf`` (an action needs one of
-  its privilege classes, events go only to sessions that may read their class); ``Logoff``,
-  ``Ping``, ``Originate``, ``Redirect``, ``BlindTransfer``, ``Hangup``, ``PlayDTMF``, ``Status``;
-  events ``FullyBooted``, ``Newchannel``, ``Newstate`` (``Ringing``, ``Up``), ``Hangup`` (``Cause``,
-  ``Cause-txt``), ``DTMFBegin``/``DTMFEnd``, ``UserEvent``, ``VarSet`` (class dialplan, which
-  callagent's account must not receive), ``OriginateResponse`` with the ActionID and ``Reason``
-  4 answered / 5 busy / 3 no answer / 8 congestion / 0 failed;
+* **AMI** - the real line-based text protocol (:mod:`fakes.ami_connection`) on a TCP port: the
+  banner ``Asterisk Call Manager/11.0.0``; ``Login`` checked against the users, secrets,
+  ``permit`` networks and ``read``/``write`` classes of the rendered ``manager.conf`` (an action
+  needs one of its privilege classes, events go only to sessions that may read their class);
+  ``Logoff``, ``Ping``, ``Originate``, ``Redirect``, ``BlindTransfer``, ``Hangup``, ``PlayDTMF``,
+  ``Status``; events ``FullyBooted``, ``Newchannel``, ``Newstate`` (``Ringing``, ``Up``),
+  ``Hangup`` (``Cause``, ``Cause-txt``), ``DTMFBegin``/``DTMFEnd``, ``UserEvent``, ``VarSet``
+  (class dialplan, which callagent's account must not receive), ``OriginateResponse`` with the
+  ActionID and ``Reason`` 4 answered / 5 busy / 3 no answer / 8 congestion / 0 failed;
 * **dialplan** - read from the rendered ``extensions.conf``: inbound calls are answered only for
   the DIDs of ``[callagent-inbound]``, announced with the ``CallagentInbound`` UserEvent; the
   outbound context runs AMD (when the dialplan has ``AMD()``) and reports it with
   ``CallagentAmd``; hand-over goes only to extensions that exist; the AudioSocket address and
   rate come from ``CALLAGENT_AUDIOSOCKET`` and the ``c(slin16)`` option;
 * **AudioSocket** - an answered call is connected to callagent's AudioSocket server exactly as
-  Asterisk would (:func:`~.loopback_caller.simulate_call`: UUID first, continuous 20 ms frames,
-  socket close as hang-up), with the far end's scripted utterances.
+  Asterisk would (:func:`callagent.telephony.asterisk.loopback_caller.simulate_call`: UUID
+  first, continuous 20 ms frames, socket close as hang-up), with the far end's scripted
+  utterances.
 
 What is *not* simulated: SIP, codecs, real AMD signal analysis (the callee script names the
 result), dialplan applications beyond those the rendered dialplan uses.
@@ -39,12 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from callagent.telephony.asterisk.ami_protocol import (
-    AmiConnection,
-    AmiMessage,
-    AmiProtocolError,
-    Role,
-)
+from callagent.telephony.asterisk.ami_protocol import AmiMessage
 from callagent.telephony.asterisk.config import (
     AMD_EVENT,
     CALL_ID_VARIABLE,
@@ -56,6 +57,8 @@ from callagent.telephony.asterisk.config import (
 )
 from callagent.telephony.asterisk.config_check import ConfSection, parse_conf
 from callagent.telephony.asterisk.loopback_caller import LoopbackCallResult, simulate_call
+
+from fakes.ami_connection import AmiConnection, AmiProtocolError, Role
 
 log = logging.getLogger(__name__)
 

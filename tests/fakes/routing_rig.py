@@ -1,7 +1,8 @@
-"""A whole telephony side for tests (issue #4 routing and persistence): a migrated database, the
-AMI simulator on the rendered Asterisk configuration, the AMI client with its call placer and
-the call journals subscribed, and a real AudioSocket server running the call runner with
-router and journals - on scripted STT / LLM / TTS fakes, so a call takes seconds."""
+"""A whole telephony side for tests of DID and caller-id routing and per-call persistence: a
+migrated database, the AMI simulator (:mod:`fakes.ami_simulator`) on the rendered Asterisk
+configuration, the AMI client with its call placer and the call journals subscribed, and a real
+AudioSocket server running the call runner with router and journals - on scripted STT / LLM /
+TTS fakes, so a call takes seconds."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from callagent.store.schemas import AgentSetup, CallDetail, CallPage, TrainingCr
 from callagent.store.services import agents, calls, clients
 from callagent.store.states import CallStatus, TrainingType
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer, Backoff
-from callagent.telephony.asterisk.ami_simulator import AmiSimulator, Callee
 from callagent.telephony.asterisk.call_tracker import CallEvent
 from callagent.telephony.asterisk.config import render_asterisk_config
 from callagent.telephony.asterisk.placer import AmiCallPlacer
@@ -37,6 +37,7 @@ from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.telephony.routing import CallRouter, ProfileCache, UnknownNumberPolicy
 from callagent.voice_pipeline.clock import MonotonicClock
 
+from fakes.ami_simulator import AmiSimulator, Callee
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
 SECRET = "ami-secret-0123456789"
