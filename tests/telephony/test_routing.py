@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telephony.routing_rig import CALLER, FALLBACK, make_tenant, number
 
 from callagent.store.db import Database
 from callagent.store.schemas import TrainingCreate
@@ -26,6 +25,7 @@ from callagent.telephony.connection import AddressedCall, CallConnection
 from callagent.telephony.routing import CallRouter, ProfileCache, e164
 from callagent.voice_pipeline.clock import MonotonicClock
 
+from fakes.routing_rig import CALLER, FALLBACK, make_tenant, number
 from helpers import store_fixtures
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech

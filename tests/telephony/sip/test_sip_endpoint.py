@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from telephony.sip.baresip import baresip_available, run_baresip
-from telephony.sip.sipp import open_ear, pcm_to_ulaw, run_sipp, sipp_available
 
 from callagent.settings import SipSettings
 from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, frame_bytes
 from callagent.telephony.sip.endpoint import SipCallConnection, SipEndpoint, user_part
 
+from fakes.baresip import baresip_available, run_baresip
+from fakes.sipp import open_ear, pcm_to_ulaw, run_sipp, sipp_available
 from helpers.audio import rms, silence, voice
 from helpers.voices import flite_available, word_set
 
@@ -311,7 +311,7 @@ Content-Length: 0
 async def test_registration_with_a_trunk_uses_the_configured_credentials(
     tmp_path: Path, password: str, code: int
 ) -> None:
-    from telephony.sip.sipp import SIPP, free_udp_port
+    from fakes.sipp import SIPP, free_udp_port
 
     assert SIPP is not None
     port = free_udp_port()
