@@ -1,8 +1,13 @@
 """Settings: one module, per-concern sections, validated at start (DESIGN.md practice 12).
 
 Sources, later ones winning: built-in defaults (the embedded mode), a TOML config file,
-``CALLAGENT_*`` environment variables, command-line flags. Only the CLI reads them; every
-component gets an explicit parameter object.
+``CALLAGENT_*`` environment variables, command-line flags. Only the composition root (what
+``callagent serve``, ``call``, … run) reads them; every component gets an explicit parameter object.
+
+Each field's environment variable is derived from its section (:func:`environment_names`):
+``CALLAGENT_`` + the section's ``env_prefix`` + the field name in capitals, unless the section's
+``env_names`` gives the field another name (names chosen before the rule, kept working).
+docs/configuration.md lists them all.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -23,6 +28,8 @@ class SettingsError(ValueError):
 
 class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Where callagent listens. Loopback by default: the embedded mode exposes nothing."""
+
+    env_prefix: ClassVar[str] = ""
 
     host: str = "127.0.0.1"
     audiosocket_port: int = 9092
@@ -38,6 +45,9 @@ class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Which model profile of models/manifest.json to run, and how many threads it gets."""
 
+    env_prefix: ClassVar[str] = ""
+    env_names: ClassVar[Mapping[str, str]] = {"profile": "MODELS"}
+
     profile: str = "default"
     models_dir: str = "models"
     llm_threads: int = 1
@@ -51,11 +61,16 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The agent definition file; none means the built-in demo agent."""
 
+    env_prefix: ClassVar[str] = "AGENT_"
+    env_names: ClassVar[Mapping[str, str]] = {"file": "AGENT"}
+
     file: str | None = None
 
 
 class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Turn-taking knobs (see docs/pipeline.md)."""
+
+    env_prefix: ClassVar[str] = ""
 
     end_silence_s: float = 0.45
     vad_aggressiveness: int = 2
@@ -71,12 +86,12 @@ class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             )
 
 
-# --- telephony (issue #4) ---------------------------------------------------------------------
+# --- telephony (docs/telephony.md) -----------------------------------------------------------
 #
 # Everything below lands in Asterisk's configuration files or in SIP messages, so each value is
 # checked against a small alphabet here, at start, with the setting named in the error (DESIGN.md
 # practice 12): a newline, ';', ',', '$' or parenthesis in a setting could otherwise inject
-# dialplan or config syntax (issue #4: no injection through settings). The renderer checks again.
+# dialplan or config syntax. The renderer checks again.
 
 _TELEPHONY_PATTERNS: Mapping[str, tuple[str, str]] = {
     "host": (r"[A-Za-z0-9.:\[\]-]{1,253}", "a host name or IP address (optionally :port)"),
@@ -105,10 +120,19 @@ def _split_list(value: str) -> tuple[str, ...]:
 
 
 class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Asterisk in front of callagent: trunk, AMI account, dialplan (issue #4, docs/telephony.md).
+    """Asterisk in front of callagent: trunk, AMI account, dialplan (docs/telephony.md).
 
     Lists are comma-separated strings so they can come from one environment variable.
     """
+
+    env_prefix: ClassVar[str] = ""
+    # Asterisk's own SIP listener is named apart from the direct-SIP section's CALLAGENT_SIP_*.
+    env_names: ClassVar[Mapping[str, str]] = {
+        "audiosocket_host": "ASTERISK_AUDIOSOCKET_HOST",
+        "sip_bind": "ASTERISK_SIP_BIND",
+        "sip_port": "ASTERISK_SIP_PORT",
+        "amd_enabled": "AMD",
+    }
 
     audiosocket_host: str = "127.0.0.1"
     """Address at which Asterisk reaches callagent's AudioSocket port (network.audiosocket_port)."""
@@ -204,7 +228,10 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class SipSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Direct SIP without Asterisk: callagent's own pjsua2 endpoint (issue #4 item 6)."""
+    """Direct SIP without Asterisk: callagent's own pjsua2 endpoint (docs/telephony.md)."""
+
+    env_prefix: ClassVar[str] = "SIP_"
+    env_names: ClassVar[Mapping[str, str]] = {"enabled": "SIP"}
 
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -239,8 +266,10 @@ class SipSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Where clients, agents, customers and calls are stored (issue #3): a SQLite file by
+    """Where clients, agents, customers and calls are stored (docs/api.md): a SQLite file by
     default (the embedded mode), ``postgresql+asyncpg://…`` in production."""
+
+    env_prefix: ClassVar[str] = "DATABASE_"
 
     url: str = "sqlite+aiosqlite:///var/callagent.db"
 
@@ -252,9 +281,12 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class RecordingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Call recordings (issue #4 item 4): both sides of each call as a 2-channel wav in
+    """Call recordings (docs/telephony.md): both sides of each call as a 2-channel wav in
     ``folder``, named by the call id and referenced from the call session; files older than
     ``retention_days`` are deleted at start and daily (0 keeps them forever)."""
+
+    env_prefix: ClassVar[str] = "RECORDING_"
+    env_names: ClassVar[Mapping[str, str]] = {"enabled": "RECORDINGS", "folder": "RECORDINGS_DIR"}
 
     enabled: bool = True
     folder: str = "var/recordings"
@@ -270,12 +302,14 @@ class RecordingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
 
 
 class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """What a call to a number no client owns gets (issue #4, docs/telephony.md "Routing").
+    """What a call to a number no client owns gets (docs/telephony.md "Routing").
 
     ``file_agent``: the agent of ``agent.file`` (or the built-in demo agent) answers and nothing
     is stored - a single-business install works without creating a client. ``message``: the
     caller hears ``unknown_number_message`` and the call ends - for multi-tenant installs.
     """
+
+    env_prefix: ClassVar[str] = ""
 
     unknown_number: Literal["file_agent", "message"] = "file_agent"
     unknown_number_message: str = (
@@ -301,54 +335,35 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
 
 
+ENV_PREFIX = "CALLAGENT_"
+
+
+def environment_names(root: type[msgspec.Struct] = Settings) -> dict[str, tuple[str, str]]:
+    """Every setting's environment variable → (section, field), derived from ``root``'s sections.
+
+    The name is ``CALLAGENT_`` + the section's ``env_prefix`` + the field in capitals, or
+    ``CALLAGENT_`` + the section's ``env_names[field]`` where one is given. Two settings never
+    share a name: that would be a mistake in a section's names, refused here.
+    """
+    names: dict[str, tuple[str, str]] = {}
+    for section in msgspec.structs.fields(root):
+        struct = section.type
+        prefix: str = getattr(struct, "env_prefix", "")
+        renamed: Mapping[str, str] = getattr(struct, "env_names", {})
+        for field in msgspec.structs.fields(struct):
+            suffix = renamed.get(field.name, prefix + field.name.upper())
+            variable = ENV_PREFIX + suffix
+            if variable in names:
+                other = ".".join(names[variable])
+                raise RuntimeError(
+                    f"{variable} would name both {other} and {section.name}.{field.name}"
+                )
+            names[variable] = (section.name, field.name)
+    return names
+
+
 # Environment variable → (section, field).
-ENVIRONMENT: Mapping[str, tuple[str, str]] = {
-    "CALLAGENT_HOST": ("network", "host"),
-    "CALLAGENT_AUDIOSOCKET_PORT": ("network", "audiosocket_port"),
-    "CALLAGENT_HTTP_PORT": ("network", "http_port"),
-    "CALLAGENT_MODELS": ("models", "profile"),
-    "CALLAGENT_MODELS_DIR": ("models", "models_dir"),
-    "CALLAGENT_LLM_THREADS": ("models", "llm_threads"),
-    "CALLAGENT_AGENT": ("agent", "file"),
-    "CALLAGENT_END_SILENCE_S": ("turn_taking", "end_silence_s"),
-    "CALLAGENT_DATABASE_URL": ("database", "url"),
-    "CALLAGENT_ASTERISK_AUDIOSOCKET_HOST": ("asterisk", "audiosocket_host"),
-    "CALLAGENT_AUDIOSOCKET_FORMAT": ("asterisk", "audiosocket_format"),
-    "CALLAGENT_AMI_HOST": ("asterisk", "ami_host"),
-    "CALLAGENT_AMI_PORT": ("asterisk", "ami_port"),
-    "CALLAGENT_AMI_BIND": ("asterisk", "ami_bind"),
-    "CALLAGENT_AMI_PERMIT": ("asterisk", "ami_permit"),
-    "CALLAGENT_AMI_USERNAME": ("asterisk", "ami_username"),
-    "CALLAGENT_AMI_SECRET": ("asterisk", "ami_secret"),
-    "CALLAGENT_ASTERISK_SIP_PORT": ("asterisk", "sip_port"),
-    "CALLAGENT_EXTERNAL_ADDRESS": ("asterisk", "external_address"),
-    "CALLAGENT_LOCAL_NET": ("asterisk", "local_net"),
-    "CALLAGENT_RTP_PORT_START": ("asterisk", "rtp_port_start"),
-    "CALLAGENT_RTP_PORT_END": ("asterisk", "rtp_port_end"),
-    "CALLAGENT_CODECS": ("asterisk", "codecs"),
-    "CALLAGENT_TRUNK_HOST": ("asterisk", "trunk_host"),
-    "CALLAGENT_TRUNK_TRANSPORT": ("asterisk", "trunk_transport"),
-    "CALLAGENT_TRUNK_USERNAME": ("asterisk", "trunk_username"),
-    "CALLAGENT_TRUNK_PASSWORD": ("asterisk", "trunk_password"),
-    "CALLAGENT_TRUNK_REGISTER": ("asterisk", "trunk_register"),
-    "CALLAGENT_TRUNK_CALLER_ID": ("asterisk", "trunk_caller_id"),
-    "CALLAGENT_DIDS": ("asterisk", "dids"),
-    "CALLAGENT_TRANSFER_TARGETS": ("asterisk", "transfer_targets"),
-    "CALLAGENT_AMD": ("asterisk", "amd_enabled"),
-    "CALLAGENT_AMD_ON_MACHINE": ("asterisk", "amd_on_machine"),
-    "CALLAGENT_SIP": ("sip", "enabled"),
-    "CALLAGENT_SIP_HOST": ("sip", "host"),
-    "CALLAGENT_SIP_PORT": ("sip", "port"),
-    "CALLAGENT_SIP_PUBLIC_ADDRESS": ("sip", "public_address"),
-    "CALLAGENT_SIP_REGISTRAR": ("sip", "registrar"),
-    "CALLAGENT_SIP_USERNAME": ("sip", "username"),
-    "CALLAGENT_SIP_PASSWORD": ("sip", "password"),
-    "CALLAGENT_RECORDINGS": ("recording", "enabled"),
-    "CALLAGENT_RECORDINGS_DIR": ("recording", "folder"),
-    "CALLAGENT_RECORDING_RETENTION_DAYS": ("recording", "retention_days"),
-    "CALLAGENT_UNKNOWN_NUMBER": ("routing", "unknown_number"),
-    "CALLAGENT_UNKNOWN_NUMBER_MESSAGE": ("routing", "unknown_number_message"),
-}
+ENVIRONMENT: Mapping[str, tuple[str, str]] = environment_names()
 
 
 def load_settings(

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import ClassVar
 
+import msgspec
 import pytest
 
-from callagent.settings import SettingsError, load_settings
+from callagent.settings import (
+    ENVIRONMENT,
+    NetworkSettings,
+    Settings,
+    SettingsError,
+    environment_names,
+    load_settings,
+)
 
 
 def test_embedded_defaults_listen_on_loopback_only() -> None:
@@ -56,3 +66,137 @@ def test_unknown_keys_and_broken_files_are_refused(tmp_path: Path) -> None:
         load_settings(config_file=config, environ={})
     with pytest.raises(SettingsError, match="cannot read"):
         load_settings(config_file=tmp_path / "missing.toml", environ={})
+
+
+# --- environment variable names ---------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The names in use before they were derived from the sections (deploy/callagent.env.example,
+# docker-compose.yml, docs/telephony.md and sites' own env files rely on them): each must keep
+# naming the same setting.
+NAMES_BEFORE_THE_RULE = {
+    "CALLAGENT_HOST": ("network", "host"),
+    "CALLAGENT_AUDIOSOCKET_PORT": ("network", "audiosocket_port"),
+    "CALLAGENT_HTTP_PORT": ("network", "http_port"),
+    "CALLAGENT_MODELS": ("models", "profile"),
+    "CALLAGENT_MODELS_DIR": ("models", "models_dir"),
+    "CALLAGENT_LLM_THREADS": ("models", "llm_threads"),
+    "CALLAGENT_AGENT": ("agent", "file"),
+    "CALLAGENT_END_SILENCE_S": ("turn_taking", "end_silence_s"),
+    "CALLAGENT_DATABASE_URL": ("database", "url"),
+    "CALLAGENT_ASTERISK_AUDIOSOCKET_HOST": ("asterisk", "audiosocket_host"),
+    "CALLAGENT_AUDIOSOCKET_FORMAT": ("asterisk", "audiosocket_format"),
+    "CALLAGENT_AMI_HOST": ("asterisk", "ami_host"),
+    "CALLAGENT_AMI_PORT": ("asterisk", "ami_port"),
+    "CALLAGENT_AMI_BIND": ("asterisk", "ami_bind"),
+    "CALLAGENT_AMI_PERMIT": ("asterisk", "ami_permit"),
+    "CALLAGENT_AMI_USERNAME": ("asterisk", "ami_username"),
+    "CALLAGENT_AMI_SECRET": ("asterisk", "ami_secret"),
+    "CALLAGENT_ASTERISK_SIP_PORT": ("asterisk", "sip_port"),
+    "CALLAGENT_EXTERNAL_ADDRESS": ("asterisk", "external_address"),
+    "CALLAGENT_LOCAL_NET": ("asterisk", "local_net"),
+    "CALLAGENT_RTP_PORT_START": ("asterisk", "rtp_port_start"),
+    "CALLAGENT_RTP_PORT_END": ("asterisk", "rtp_port_end"),
+    "CALLAGENT_CODECS": ("asterisk", "codecs"),
+    "CALLAGENT_TRUNK_HOST": ("asterisk", "trunk_host"),
+    "CALLAGENT_TRUNK_TRANSPORT": ("asterisk", "trunk_transport"),
+    "CALLAGENT_TRUNK_USERNAME": ("asterisk", "trunk_username"),
+    "CALLAGENT_TRUNK_PASSWORD": ("asterisk", "trunk_password"),
+    "CALLAGENT_TRUNK_REGISTER": ("asterisk", "trunk_register"),
+    "CALLAGENT_TRUNK_CALLER_ID": ("asterisk", "trunk_caller_id"),
+    "CALLAGENT_DIDS": ("asterisk", "dids"),
+    "CALLAGENT_TRANSFER_TARGETS": ("asterisk", "transfer_targets"),
+    "CALLAGENT_AMD": ("asterisk", "amd_enabled"),
+    "CALLAGENT_AMD_ON_MACHINE": ("asterisk", "amd_on_machine"),
+    "CALLAGENT_SIP": ("sip", "enabled"),
+    "CALLAGENT_SIP_HOST": ("sip", "host"),
+    "CALLAGENT_SIP_PORT": ("sip", "port"),
+    "CALLAGENT_SIP_PUBLIC_ADDRESS": ("sip", "public_address"),
+    "CALLAGENT_SIP_REGISTRAR": ("sip", "registrar"),
+    "CALLAGENT_SIP_USERNAME": ("sip", "username"),
+    "CALLAGENT_SIP_PASSWORD": ("sip", "password"),
+    "CALLAGENT_RECORDINGS": ("recording", "enabled"),
+    "CALLAGENT_RECORDINGS_DIR": ("recording", "folder"),
+    "CALLAGENT_RECORDING_RETENTION_DAYS": ("recording", "retention_days"),
+    "CALLAGENT_UNKNOWN_NUMBER": ("routing", "unknown_number"),
+    "CALLAGENT_UNKNOWN_NUMBER_MESSAGE": ("routing", "unknown_number_message"),
+}
+
+# Asterisk channel variables the dialplan sets (docs/telephony.md), not environment variables.
+CHANNEL_VARIABLES = {"CALLAGENT_UUID", "CALLAGENT_DID", "CALLAGENT_CALLER", "CALLAGENT_AUDIOSOCKET"}
+
+
+def _shown(value: object) -> str:
+    """A default as docs/configuration.md writes it: in backticks, booleans as in env files."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`"
+
+
+def test_derived_names_equal_the_documented_ones() -> None:
+    rows = re.findall(
+        r"^\| `(CALLAGENT_\w+)` \| `(\w+)\.(\w+)` \| (.*?) \|$",
+        (REPO / "docs" / "configuration.md").read_text(encoding="utf-8"),
+        flags=re.MULTILINE,
+    )
+    documented = {variable: (section, field) for variable, section, field, _ in rows}
+    assert len(documented) == len(rows), "docs/configuration.md lists a variable twice"
+    assert documented == dict(ENVIRONMENT)
+    defaults = Settings()
+    for variable, section, field, default in rows:
+        assert default == _shown(getattr(getattr(defaults, section), field)), variable
+
+
+def test_every_name_used_before_the_rule_names_the_same_setting() -> None:
+    for variable, setting in NAMES_BEFORE_THE_RULE.items():
+        assert ENVIRONMENT.get(variable) == setting, variable
+    settings = load_settings(
+        environ={
+            "CALLAGENT_MODELS": "server",
+            "CALLAGENT_AGENT": "agents/example.yaml",
+            "CALLAGENT_ASTERISK_SIP_PORT": "5070",
+            "CALLAGENT_AMD": "false",
+            "CALLAGENT_SIP": "true",
+            "CALLAGENT_RECORDINGS": "false",
+            "CALLAGENT_RECORDINGS_DIR": "/srv/recordings",
+        }
+    )
+    assert settings.models.profile == "server"
+    assert settings.agent.file == "agents/example.yaml"
+    assert settings.asterisk.sip_port == 5070
+    assert settings.asterisk.amd_enabled is False
+    assert settings.sip.enabled is True
+    assert settings.recording.enabled is False
+    assert settings.recording.folder == "/srv/recordings"
+
+
+def test_every_variable_the_docs_and_deployment_files_use_is_a_setting() -> None:
+    files = [
+        REPO / "README.md",
+        REPO / "docker-compose.yml",
+        *sorted((REPO / "docs").glob("*.md")),
+        *sorted(path for path in (REPO / "deploy").iterdir() if path.is_file()),
+    ]
+    for path in files:
+        used = set(re.findall(r"CALLAGENT_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")))
+        unknown = used - set(ENVIRONMENT) - CHANNEL_VARIABLES
+        assert not unknown, f"{path.relative_to(REPO)} names no setting: {sorted(unknown)}"
+
+
+class _Clashing(msgspec.Struct, frozen=True):
+    env_prefix: ClassVar[str] = ""
+    host: str = ""
+
+
+class _Broken(msgspec.Struct, frozen=True):
+    network: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    other: _Clashing = msgspec.field(default_factory=_Clashing)
+
+
+def test_two_settings_never_share_a_variable() -> None:
+    clash = r"CALLAGENT_HOST would name both network\.host and other\.host"
+    with pytest.raises(RuntimeError, match=clash):
+        environment_names(_Broken)
