@@ -13,7 +13,7 @@ TEST_PROFILE := ci
 # than a portable build, and the multimodal part we do not use halves the build time when off.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON
 export HF_HUB_OFFLINE := 1
-DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose
+DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose chromium
 
 .PHONY: run test install install-test models system-packages lint pytest bench clean
 

@@ -4,6 +4,10 @@
 Given an :class:`ApiState` it also serves the REST API: the integration contract's routes under
 ``/api/agents/ai/`` and ``/api/dashboard/ai-agent/``, the CRM resources under ``/api/``, the
 OpenAPI document at ``/schema/openapi.json`` and Swagger UI at ``/schema/swagger``.
+
+Swagger UI's scripts and styles come from the ``swagger-ui-bundle-v2`` package and are served
+by this app under ``/schema/assets/``: the API docs page must render on a machine with no
+internet (air-gapped installs), so nothing is loaded from a CDN.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import swagger_ui_bundle
 from litestar import Litestar, Router, get
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 
 from callagent.api.auth import provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
@@ -35,6 +42,9 @@ from callagent.api.state import ApiState
 MAX_BODY_BYTES = 1024 * 1024
 
 API_VERSION = "1.0.0"
+
+SWAGGER_ASSETS = "/schema/assets"
+"""Where Swagger UI's own files are served from (the installed package's copy)."""
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -55,7 +65,16 @@ def openapi_config() -> OpenAPIConfig:
                 )
             }
         ),
-        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        render_plugins=[
+            JsonRenderPlugin(),
+            SwaggerRenderPlugin(
+                js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                # Litestar's default favicon is on a CDN too.
+                favicon=f"<link rel='icon' href='{SWAGGER_ASSETS}/favicon-32x32.png'>",
+            ),
+        ],
     )
 
 
@@ -98,6 +117,15 @@ def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None
     handlers: list[Any] = [health]
     if api is not None:
         handlers.append(api_router(api))
+        handlers.append(
+            create_static_files_router(
+                path=SWAGGER_ASSETS,
+                directories=[swagger_ui_bundle.swagger_ui_path],
+                include_in_schema=False,
+                # The bundle never changes for an installed version: let browsers keep it.
+                cache_control=CacheControlHeader(max_age=86_400),
+            )
+        )
     return Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,
