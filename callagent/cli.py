@@ -125,14 +125,15 @@ async def run_simulated_call(
     if engines is None or profile is None:
         engines, profile = await prepare(settings)
     reports: list[CallReport] = []
+    clock = MonotonicClock()
     runner = CallRunner(
         engines,
         profile,
-        MonotonicClock(),
+        clock,
         pipeline_settings(settings),
         on_call_finished=reports.append,
     )
-    async with AudioSocketServer(runner, "127.0.0.1", 0) as server:
+    async with AudioSocketServer(runner, "127.0.0.1", 0, clock=clock) as server:
         result = await simulate_call("127.0.0.1", server.port, utterances, sample_rate=sample_rate)
     # Closing the server waited for the call handler, so the report is complete.
     (report,) = reports
@@ -295,10 +296,11 @@ async def start_telephony(
     )
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
     finished: list[CallReport] = []
+    clock = clock or MonotonicClock()
     runner = CallRunner(
         engines,
         profile,
-        clock or MonotonicClock(),
+        clock,
         pipeline_settings(settings),
         on_call_finished=finished.append,
         recordings=recordings,
@@ -306,7 +308,7 @@ async def start_telephony(
         journals=journals,
     )
     network = settings.network
-    server = AudioSocketServer(runner, network.host, network.audiosocket_port)
+    server = AudioSocketServer(runner, network.host, network.audiosocket_port, clock=clock)
     telephony = Telephony(
         server=server,
         runner=runner,
@@ -325,7 +327,7 @@ async def start_telephony(
         if settings.sip.enabled:
             from callagent.telephony.sip.endpoint import SipEndpoint
 
-            telephony.sip = SipEndpoint(settings.sip, runner)
+            telephony.sip = SipEndpoint(settings.sip, runner, clock=clock)
             await telephony.sip.start()
             log.info("SIP endpoint on %s:%d", settings.sip.host, telephony.sip.port)
         if recordings is not None and settings.recording.retention_days > 0:

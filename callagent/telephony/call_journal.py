@@ -37,16 +37,15 @@ from callagent.store.errors import DomainError
 from callagent.store.models import utcnow
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import telephony as store
-from callagent.store.states import CallOutcome as StoreOutcome
-from callagent.store.states import CallStatus
+from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
     CallAnswered,
     CallEnded,
     CallEvent,
-    CallOutcome,
     CallRinging,
     CallTransferred,
+    DialOutcome,
     DtmfReceived,
     OriginateResult,
 )
@@ -67,13 +66,14 @@ DRAIN_TIMEOUT_S: Final = 5.0
 
 MAX_LATENCY_TURNS: Final = 200
 
-#: How Asterisk's verdict on an Originate lands on the call session (issue #4 / issue #3
-#: outcomes): unreached calls end with that outcome; an answered one waits for its conversation.
-ORIGINATE_OUTCOMES: Final[dict[CallOutcome, tuple[CallStatus, StoreOutcome]]] = {
-    CallOutcome.BUSY: (CallStatus.COMPLETED, StoreOutcome.BUSY),
-    CallOutcome.NO_ANSWER: (CallStatus.COMPLETED, StoreOutcome.NO_ANSWER),
-    CallOutcome.CONGESTION: (CallStatus.FAILED, StoreOutcome.FAILED),
-    CallOutcome.FAILED: (CallStatus.FAILED, StoreOutcome.FAILED),
+#: How Asterisk's verdict on an Originate lands on the call session (docs/telephony.md
+#: "Persistence as the call goes"): unreached calls end with that outcome; an answered one waits
+#: for its conversation.
+ORIGINATE_OUTCOMES: Final[dict[DialOutcome, tuple[CallStatus, CallOutcome]]] = {
+    DialOutcome.BUSY: (CallStatus.COMPLETED, CallOutcome.BUSY),
+    DialOutcome.NO_ANSWER: (CallStatus.COMPLETED, CallOutcome.NO_ANSWER),
+    DialOutcome.CONGESTION: (CallStatus.FAILED, CallOutcome.FAILED),
+    DialOutcome.FAILED: (CallStatus.FAILED, CallOutcome.FAILED),
 }
 
 

@@ -4,7 +4,8 @@ One runner per call (DESIGN.md); the speech and language engines are shared by a
 :class:`~callagent.telephony.routing.CallRouter` the runner answers with the agent of the
 client whose number was called (or the call session that was placed), gives the dialog what
 the customer record knows, and - with :class:`~callagent.telephony.call_journal.CallJournals` -
-stores the call as it goes: status, every finished turn, latency, recording (issue #4 item 3).
+stores the call as it goes: status, every finished turn, latency, recording (docs/telephony.md
+"Persistence as the call goes").
 Without them it answers every call with the one configured agent and stores nothing (the
 embedded mode and ``callagent call --simulate``).
 """
@@ -24,13 +25,12 @@ from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
 from callagent.store.services.telephony import CallUpdate
 from callagent.store.states import CallStatus
-from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, ErrorMessage
 from callagent.telephony.call_journal import CallJournal, CallJournals, JournalObserver
 from callagent.telephony.connection import CallConnection
 from callagent.telephony.recording import CallRecorder
 from callagent.telephony.routing import CallRouter, MessageResponder, Route
 from callagent.voice_pipeline.clock import Clock
-from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
+from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, InboundFrame
 from callagent.voice_pipeline.pipeline import (
     BargeIn,
     CallLog,
@@ -66,7 +66,7 @@ class CallReport:
     recording: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON shape of ``callagent call --json`` (issue #2, item 7)."""
+        """The JSON shape of ``callagent call --json``."""
         return {
             "call_id": str(self.call_id),
             "greeting": " ".join(self.log.agent_lines),
@@ -226,16 +226,10 @@ class CallRunner:
         recorder: CallRecorder | None,
         keys: CallJournal | None,
     ) -> AsyncIterator[InboundFrame]:
-        async for event in connection.events():
-            now = self._clock.now()
-            if isinstance(event, Audio):
-                if recorder is not None:
-                    recorder.caller_audio(event.pcm, event.sample_rate)
-                yield AudioFrame(event.pcm, event.sample_rate, now)
-            elif isinstance(event, Dtmf):
-                if keys is not None:
-                    keys.update(CallUpdate(dtmf=event.digit))
-                yield DtmfFrame(event.digit, now)
-            elif isinstance(event, ErrorMessage):
-                log.warning("call %s: Asterisk reported error %r", connection.call_id, event.code)
-        yield HangUpFrame(self._clock.now())
+        """The connection's frames, recording the caller's audio and storing keys on the way."""
+        async for frame in connection.frames():
+            if isinstance(frame, AudioFrame) and recorder is not None:
+                recorder.caller_audio(frame.pcm, frame.sample_rate)
+            elif isinstance(frame, DtmfFrame) and keys is not None:
+                keys.update(CallUpdate(dtmf=frame.digit))
+            yield frame

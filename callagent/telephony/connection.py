@@ -1,10 +1,11 @@
-"""What a call handler needs from a call, whichever way it arrived (issue #4).
+"""What a call handler needs from a call, whichever way it arrived (Asterisk or direct SIP).
 
 :class:`~callagent.telephony.asterisk.server.AudioSocketConnection` (Asterisk) and
 :class:`~callagent.telephony.sip.endpoint.SipCallConnection` (direct SIP) both satisfy
 :class:`CallConnection`, so one :class:`~callagent.telephony.call_runner.CallRunner` serves both.
-This module imports only the AudioSocket event types (sans-IO, no sockets), so neither side
-imports the other and the runner imports neither.
+Every connection yields the voice pipeline's own frames; a transport's wire messages stay private
+to it (DESIGN.md practice 3), so this module imports only the pipeline's frames, neither
+transport imports the other and the runner imports neither.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from callagent.telephony.asterisk.audiosocket import Event
+from callagent.voice_pipeline.frames import InboundFrame
 
 
 class CallConnection(Protocol):
@@ -39,8 +40,9 @@ class CallConnection(Protocol):
         """True once the call is over, whoever ended it."""
         ...
 
-    def events(self) -> AsyncIterator[Event]:
-        """The caller's audio, DTMF (and AudioSocket error messages) until the call ends."""
+    def frames(self) -> AsyncIterator[InboundFrame]:
+        """The caller's audio and DTMF frames, stamped on the pipeline's clock, then one
+        :class:`~callagent.voice_pipeline.frames.HangUpFrame` when the call ends."""
         ...
 
     async def send_audio(self, pcm: bytes) -> None:

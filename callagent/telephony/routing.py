@@ -45,7 +45,7 @@ from callagent.store.schemas import CustomerView
 from callagent.store.services import customers as customer_service
 from callagent.store.services import telephony as store
 from callagent.telephony.asterisk.ami import AmiClient
-from callagent.telephony.asterisk.call_tracker import Direction as AmiDirection
+from callagent.telephony.asterisk.call_tracker import AmiCallDirection
 from callagent.telephony.connection import AddressedCall, CallConnection
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class CallRouter:
         if self._ami is None:
             return Route(kind="file_agent", reason="no routing information", profile=self._fallback)
         state = await self._ami.wait_for_call(call_id, timeout_s=self._ami_wait_s)
-        if state is not None and state.direction is AmiDirection.INBOUND:
+        if state is not None and state.direction is AmiCallDirection.INBOUND:
             return await self._inbound(call_id, state.number, state.caller, state.channel, True)
         # An Originate of ours (the tracker knows it), or one whose AMI state was lost with a
         # reconnect or restart: the call session with this id says.

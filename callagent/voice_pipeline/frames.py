@@ -26,9 +26,13 @@ class AudioFrame:
         return len(self.pcm) / (BYTES_PER_SAMPLE * self.sample_rate)
 
 
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+"""The sixteen DTMF keys a :class:`DtmfFrame` can carry (what Asterisk and RFC 4733 report)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DtmfFrame:
-    """A keypad digit the caller pressed (AudioSocket kind 0x03)."""
+    """A keypad digit the caller pressed, one of :data:`DTMF_DIGITS`."""
 
     digit: str
     timestamp: float

@@ -199,7 +199,7 @@ async def routing_rig(
         # and the simulator this server's port: the runner is made last.
         await runner(connection)
 
-    async with AudioSocketServer(handler, "127.0.0.1", 0) as server:
+    async with AudioSocketServer(handler, "127.0.0.1", 0, clock=clock) as server:
         settings = load_settings(
             environ={
                 "CALLAGENT_AMI_SECRET": SECRET,

@@ -25,12 +25,10 @@ from callagent.telephony.asterisk.call_tracker import (
     CallEnded,
     CallRinging,
     CallTransferred,
+    DialOutcome,
     DtmfReceived,
     InboundCallStarted,
     OriginateResult,
-)
-from callagent.telephony.asterisk.call_tracker import (
-    CallOutcome as AmiOutcome,
 )
 from callagent.telephony.call_journal import CallJournals, JournalObserver, update_for
 from callagent.voice_pipeline.clock import FakeClock
@@ -74,9 +72,9 @@ async def placed_call(db: Database) -> tuple[uuid.UUID, uuid.UUID]:
     [
         (CallRinging(ID), CallUpdate(status=CallStatus.RINGING)),
         (CallAnswered(ID), CallUpdate(status=CallStatus.IN_PROGRESS)),
-        (OriginateResult(ID, AmiOutcome.ANSWERED, 4), None),
+        (OriginateResult(ID, DialOutcome.ANSWERED, 4), None),
         (
-            OriginateResult(ID, AmiOutcome.BUSY, 5),
+            OriginateResult(ID, DialOutcome.BUSY, 5),
             CallUpdate(
                 status=CallStatus.COMPLETED,
                 outcome=CallOutcome.BUSY,
@@ -84,7 +82,7 @@ async def placed_call(db: Database) -> tuple[uuid.UUID, uuid.UUID]:
             ),
         ),
         (
-            OriginateResult(ID, AmiOutcome.FAILED, None, "Permission denied"),
+            OriginateResult(ID, DialOutcome.FAILED, None, "Permission denied"),
             CallUpdate(
                 status=CallStatus.FAILED,
                 outcome=CallOutcome.FAILED,
@@ -133,7 +131,7 @@ async def test_call_events_find_their_client_and_unknown_calls_are_ignored(db: D
     client_id, call_id = await placed_call(db)
     journals = CallJournals(db, clock=lambda: NOW)
     journals.on_call_event(CallRinging(call_id))
-    journals.on_call_event(OriginateResult(call_id, AmiOutcome.NO_ANSWER, 3))
+    journals.on_call_event(OriginateResult(call_id, DialOutcome.NO_ANSWER, 3))
     journals.on_call_event(CallRinging(uuid.uuid4()))  # not a stored call (another node's?)
     await journals.close()
     detail = await calls.get_call(db, client_id, call_id)

@@ -47,9 +47,9 @@ from callagent.settings import AsteriskSettings
 from callagent.telephony.asterisk.ami_protocol import AmiMessage, check_header
 from callagent.telephony.asterisk.call_tracker import (
     CallEvent,
-    CallOutcome,
     CallState,
     CallTracker,
+    DialOutcome,
     InboundCallStarted,
     OriginateResult,
 )
@@ -682,7 +682,7 @@ class AmiDialer:
         """Names the agent may hand a call over to."""
         return self._transfers.names
 
-    def outcome(self, call_id: uuid.UUID) -> CallOutcome | None:
+    def outcome(self, call_id: uuid.UUID) -> DialOutcome | None:
         """The outcome of an originated call, once known."""
         state = self.client.tracker.get(call_id)
         return state.outcome.outcome if state and state.outcome else None

@@ -6,9 +6,9 @@ practice 1); the socket loops live in :mod:`.server` (our side) and :mod:`.loopb
 (a stand-in for Asterisk). Nothing here touches a socket or a clock, so every rule below is tested
 on plain byte strings.
 
-Wire format (DESIGN.md "Contracts", issue #2): a message is one *kind* byte, a two-byte big-endian
-payload length, then the payload. Facts observed on a real Asterisk 22 (issue #2) that shape the
-rules here:
+Wire format (DESIGN.md "Contracts"): a message is one *kind* byte, a two-byte big-endian payload
+length, then the payload. Facts observed on a real Asterisk 22 (DESIGN.md "Contracts" and
+"Known traps") that shape the rules here:
 
 * the UUID message (0x01, 16 raw bytes) is always the first message, and there is only one;
 * DTMF (0x03) carries one ASCII digit and is sent when the digit ends;
@@ -16,7 +16,7 @@ rules here:
   carry 12 / 16 / 24 / 32 / 44.1 / 48 / 96 / 192 kHz (0x12 with ``c(slin16)``, 640-byte frames);
   the last frame of a played file can be shorter than 20 ms;
 * Asterisk never sends 0x00: its hang-up is the socket closing, which we report as
-  :class:`HangUpReceived` too;
+  :class:`HangUp` too;
 * Asterisk hangs up when it receives any kind other than audio or 0x00 (and, per
   ``res_audiosocket.c``, on an empty audio payload), so the server side refuses to encode them.
 
@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, TypeAlias
+
+from callagent.voice_pipeline.frames import DTMF_DIGITS
 
 HEADER_SIZE: Final = 3
 """Kind byte plus two length bytes."""
@@ -49,12 +51,10 @@ small message per call (DESIGN.md practice 2: payload sizes are bounded).
 """
 
 UUID_SIZE: Final = 16
-DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
-"""The sixteen DTMF keys Asterisk reports."""
 
 
 class Kind(enum.IntEnum):
-    """The kind byte of an AudioSocket message (issue #2)."""
+    """The kind byte of an AudioSocket message (DESIGN.md "Contracts")."""
 
     HANGUP = 0x00
     UUID = 0x01
@@ -92,11 +92,6 @@ SAMPLE_RATE_AUDIO_KINDS: Final[Mapping[int, Kind]] = MappingProxyType(
 """Audio kind for each supported sample rate in Hz."""
 
 
-def frame_bytes(sample_rate: int) -> int:
-    """Bytes in one 20 ms frame of 16-bit mono PCM at ``sample_rate`` (320 at 8 kHz)."""
-    return sample_rate // 50 * 2
-
-
 def _kind_name(kind: int) -> str:
     """``0x10 (AUDIO_8K)`` for known kinds, ``0x42`` for unknown ones, for error messages."""
     try:
@@ -105,11 +100,11 @@ def _kind_name(kind: int) -> str:
         return f"0x{kind:02x}"
 
 
-# --- events ---------------------------------------------------------------------------------
+# --- messages -------------------------------------------------------------------------------
 #
 # One class per message, used in both directions as in h11 (the same `Audio` is what the server
-# receives from Asterisk and what it sends back). The names from issue #2 (`AudioReceived`,
-# `SendAudio`, ...) are aliases of these classes, so `isinstance` and `match` work with either.
+# receives from Asterisk and what it sends back). They stay inside telephony/asterisk/: the
+# connection hands the call runner the pipeline's own frames (DESIGN.md practice 3).
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,29 +145,22 @@ class ErrorMessage:
     code: bytes
 
 
-Event: TypeAlias = CallStarted | Audio | Dtmf | HangUp | ErrorMessage
+AudioSocketMessage: TypeAlias = CallStarted | Audio | Dtmf | HangUp | ErrorMessage
 """Any AudioSocket message."""
-
-AudioReceived = Audio
-DtmfReceived = Dtmf
-HangUpReceived = HangUp
-ErrorReceived = ErrorMessage
-SendAudio = Audio
-SendHangUp = HangUp
 
 
 class ProtocolError(Exception):
     """The peer broke the AudioSocket protocol; the call it belongs to must end."""
 
 
-class Role(enum.Enum):
+class AudioSocketRole(enum.Enum):
     """Which end of the connection a :class:`AudioSocketProtocol` plays."""
 
     SERVER = "server"
     """We are the AudioSocket server and the peer is Asterisk (production)."""
 
     ASTERISK = "asterisk"
-    """We play Asterisk and the peer is an AudioSocket server (simulations and tests)."""
+    """We play Asterisk and the peer is an AudioSocket server (the loopback caller and tests)."""
 
 
 class AudioSocketProtocol:
@@ -182,21 +170,21 @@ class AudioSocketProtocol:
     :meth:`next_event` until it returns ``None`` (more data needed). :meth:`send` turns an event
     into the bytes to write. Which messages may be received and sent depends on ``role``:
 
-    ========================  ===============================  ===============================
-    role                      receives                         sends
-    ========================  ===============================  ===============================
-    ``Role.SERVER``           UUID first, then audio, DTMF,    audio, hang-up
-                              error, hang-up
-    ``Role.ASTERISK``         audio, hang-up                   UUID first, then audio, DTMF,
-                                                               error, hang-up
-    ========================  ===============================  ===============================
+    ================================  =============================  =============================
+    role                              receives                       sends
+    ================================  =============================  =============================
+    ``AudioSocketRole.SERVER``        UUID first, then audio, DTMF,  audio, hang-up
+                                      error, hang-up
+    ``AudioSocketRole.ASTERISK``      audio, hang-up                 UUID first, then audio,
+                                                                     DTMF, error, hang-up
+    ================================  =============================  =============================
 
     After a hang-up has been returned, or a :class:`ProtocolError` raised, the connection is over:
     further bytes are discarded, :meth:`next_event` returns ``None`` after a hang-up and raises the
     same error again after an error.
     """
 
-    def __init__(self, role: Role = Role.SERVER) -> None:
+    def __init__(self, role: AudioSocketRole = AudioSocketRole.SERVER) -> None:
         self.role: Final = role
         self._buffer = bytearray()
         self._eof = False
@@ -216,11 +204,11 @@ class AudioSocketProtocol:
         elif not self._finished and self._error is None:
             self._buffer += data
 
-    def next_event(self) -> Event | None:
+    def next_event(self) -> AudioSocketMessage | None:
         """Return the next complete message, or ``None`` if more data is needed.
 
         At end of file, messages already buffered are returned first, then one
-        :class:`HangUp` (Asterisk hangs up by closing the socket, issue #2); a message cut short
+        :class:`HangUp` (Asterisk hangs up by closing the socket); a message cut short
         by end of file is a :class:`ProtocolError`.
         """
         if self._error is not None:
@@ -255,7 +243,7 @@ class AudioSocketProtocol:
             f"({got} of {length} payload bytes)"
         )
 
-    def _parse_one(self) -> Event | None:
+    def _parse_one(self) -> AudioSocketMessage | None:
         if len(self._buffer) < HEADER_SIZE:
             return None
         kind_byte = self._buffer[0]
@@ -280,10 +268,10 @@ class AudioSocketProtocol:
         name = _kind_name(kind)
         if length > MAX_PAYLOAD:
             raise ProtocolError(f"{name} message of {length} bytes exceeds {MAX_PAYLOAD}")
-        if self.role is Role.SERVER:
+        if self.role is AudioSocketRole.SERVER:
             self._check_from_asterisk(kind, name)
         elif kind is not Kind.HANGUP and kind not in AUDIO_KIND_SAMPLE_RATES:
-            # Asterisk hangs up on these (issue #2); the simulation must do the same.
+            # Asterisk hangs up on these (seen on Asterisk 22); the loopback caller does the same.
             raise ProtocolError(
                 f"server sent a {name} message; Asterisk accepts only audio and hang-up"
             )
@@ -308,7 +296,7 @@ class AudioSocketProtocol:
         elif not self._received_uuid:
             raise ProtocolError(f"{name} message before the UUID message")
 
-    def _decode(self, kind: Kind, payload: bytes) -> Event:
+    def _decode(self, kind: Kind, payload: bytes) -> AudioSocketMessage:
         if kind is Kind.UUID:
             self._received_uuid = True
             return CallStarted(uuid.UUID(bytes=payload))
@@ -325,20 +313,20 @@ class AudioSocketProtocol:
 
     # --- sending ------------------------------------------------------------------------------
 
-    def send(self, event: Event) -> bytes:
+    def send(self, event: AudioSocketMessage) -> bytes:
         """Encode ``event`` for the peer.
 
         Raises ``ValueError`` for anything the peer would hang up on or cannot parse: on the
-        server side any kind but audio and hang-up (Asterisk hangs up on them, issue #2); audio
+        server side any kind but audio and hang-up (Asterisk hangs up on them); audio
         that is empty, of odd length, longer than :data:`MAX_PAYLOAD` or at an unsupported rate;
         on the Asterisk side anything before the UUID, a second UUID, or a non-digit DTMF.
         """
-        if self.role is Role.SERVER and not isinstance(event, Audio | HangUp):
+        if self.role is AudioSocketRole.SERVER and not isinstance(event, Audio | HangUp):
             raise ValueError(
                 f"the server must not send {event!r}: Asterisk hangs up on anything but "
                 "audio and hang-up"
             )
-        if self.role is Role.ASTERISK:
+        if self.role is AudioSocketRole.ASTERISK:
             if isinstance(event, CallStarted):
                 if self._sent_uuid:
                     raise ValueError("the UUID message was already sent")
@@ -348,7 +336,7 @@ class AudioSocketProtocol:
         return encode(event)
 
 
-def encode(event: Event) -> bytes:
+def encode(event: AudioSocketMessage) -> bytes:
     """Encode any valid message, without the role rules of :meth:`AudioSocketProtocol.send`."""
     match event:
         case Audio(pcm=pcm, sample_rate=rate):

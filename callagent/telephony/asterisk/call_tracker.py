@@ -1,4 +1,4 @@
-"""Which call an AMI event belongs to, and what it means for that call (issue #4 item 2).
+"""Which call an AMI event belongs to, and what it means for that call (docs/telephony.md).
 
 Sans-IO (DESIGN.md practice 1): :meth:`CallTracker.handle` takes one :class:`AmiMessage` - an
 event, or the ``OriginateResponse`` that panoramisk hands back as part of ``send_action``'s
@@ -39,8 +39,10 @@ MAX_ENDED_CALLS: Final = 1024
 _NUMBER = re.compile(r"\+?[0-9*#]{0,32}")
 
 
-class CallOutcome(enum.Enum):
-    """How an originated call ended up (OriginateResponse ``Reason``, issue #4)."""
+class DialOutcome(enum.Enum):
+    """How dialling an originated call ended (OriginateResponse ``Reason``, docs/telephony.md
+    "Outbound calls and AMD"); not the call's business outcome, which is
+    :class:`callagent.store.states.CallOutcome`."""
 
     ANSWERED = "answered"
     BUSY = "busy"
@@ -49,32 +51,32 @@ class CallOutcome(enum.Enum):
     FAILED = "failed"
 
     @classmethod
-    def from_reason(cls, reason: int) -> CallOutcome:
+    def from_reason(cls, reason: int) -> DialOutcome:
         """Asterisk's reason codes are its control frames: 4 answer, 5 busy, 3 ringing (and
         then nobody answered), 1 hung up while ringing, 8 congestion, 0 no channel at all."""
         return _REASONS.get(reason, cls.FAILED)
 
     @classmethod
-    def from_hangup_cause(cls, cause: int) -> CallOutcome:
+    def from_hangup_cause(cls, cause: int) -> DialOutcome:
         """The outcome implied by a Q.850 cause when the OriginateResponse was lost."""
         return _CAUSES.get(cause, cls.FAILED)
 
 
 _REASONS: Final = {
-    4: CallOutcome.ANSWERED,
-    5: CallOutcome.BUSY,
-    3: CallOutcome.NO_ANSWER,
-    1: CallOutcome.NO_ANSWER,
-    8: CallOutcome.CONGESTION,
-    0: CallOutcome.FAILED,
+    4: DialOutcome.ANSWERED,
+    5: DialOutcome.BUSY,
+    3: DialOutcome.NO_ANSWER,
+    1: DialOutcome.NO_ANSWER,
+    8: DialOutcome.CONGESTION,
+    0: DialOutcome.FAILED,
 }
 _CAUSES: Final = {
-    17: CallOutcome.BUSY,  # user busy
-    18: CallOutcome.NO_ANSWER,  # no user responding
-    19: CallOutcome.NO_ANSWER,  # no answer
-    21: CallOutcome.NO_ANSWER,  # call rejected
-    34: CallOutcome.CONGESTION,  # no circuit/channel available
-    42: CallOutcome.CONGESTION,  # switching equipment congestion
+    17: DialOutcome.BUSY,  # user busy
+    18: DialOutcome.NO_ANSWER,  # no user responding
+    19: DialOutcome.NO_ANSWER,  # no answer
+    21: DialOutcome.NO_ANSWER,  # call rejected
+    34: DialOutcome.CONGESTION,  # no circuit/channel available
+    42: DialOutcome.CONGESTION,  # switching equipment congestion
 }
 
 
@@ -87,8 +89,8 @@ class AmdStatus(enum.Enum):
     HANGUP = "HANGUP"
 
 
-class Direction(enum.Enum):
-    """Who placed the call."""
+class AmiCallDirection(enum.Enum):
+    """Who placed a call the AMI tracker follows."""
 
     INBOUND = "inbound"
     OUTBOUND = "outbound"
@@ -126,7 +128,7 @@ class OriginateResult:
     """How an originated call turned out; ``reason`` is Asterisk's code when it was reported."""
 
     call_id: uuid.UUID
-    outcome: CallOutcome
+    outcome: DialOutcome
     reason: int | None = None
     message: str = ""
 
@@ -182,7 +184,7 @@ class CallState:
     """What is known about one call so far."""
 
     call_id: uuid.UUID
-    direction: Direction
+    direction: AmiCallDirection
     number: str = ""
     """Outbound: the number dialed. Inbound: the DID that was called."""
     caller: str = ""
@@ -226,7 +228,7 @@ class CallTracker:
     def expect_outbound(self, call_id: uuid.UUID, number: str) -> CallState:
         """Register a call about to be originated with ``ChannelId = call_id``, so events that
         arrive before the Originate response are already correlated."""
-        state = CallState(call_id, Direction.OUTBOUND, number=number, uniqueid=str(call_id))
+        state = CallState(call_id, AmiCallDirection.OUTBOUND, number=number, uniqueid=str(call_id))
         self._calls[call_id] = state
         self._by_uniqueid[state.uniqueid] = call_id
         return state
@@ -259,7 +261,7 @@ class CallTracker:
         state = self._calls.get(call_id)
         if state is None or state.outcome is not None:
             return []
-        return self._set_outcome(state, CallOutcome.FAILED, None, message)
+        return self._set_outcome(state, DialOutcome.FAILED, None, message)
 
     def transferred(self, call_id: uuid.UUID, target: str) -> list[CallEvent]:
         """Record a hand-over Asterisk accepted."""
@@ -297,8 +299,8 @@ class CallTracker:
         for state in list(self._calls.values()):
             if state.call_id in listed:
                 continue
-            if state.direction is Direction.OUTBOUND and state.outcome is None:
-                events += self._set_outcome(state, CallOutcome.FAILED, None, "lost with AMI")
+            if state.direction is AmiCallDirection.OUTBOUND and state.outcome is None:
+                events += self._set_outcome(state, DialOutcome.FAILED, None, "lost with AMI")
             if state.call_id not in self._calls:
                 continue  # finished by the outcome just set
             state.ended = CallEnded(state.call_id, 0, "ended while AMI was disconnected")
@@ -310,7 +312,7 @@ class CallTracker:
         """After a reconnect: pending Originates will never get their response (panoramisk
         drops actions in flight with the connection), so a later Hangup decides their outcome."""
         for state in self._calls.values():
-            if state.direction is Direction.OUTBOUND and state.outcome is None:
+            if state.direction is AmiCallDirection.OUTBOUND and state.outcome is None:
                 self._lost.add(state.call_id)
 
     # --- event handlers ---------------------------------------------------------------------
@@ -344,7 +346,7 @@ class CallTracker:
             return []  # a repeated event (resync) adds nothing
         state = CallState(
             call_id,
-            Direction.INBOUND,
+            AmiCallDirection.INBOUND,
             number=did,
             caller=caller,
             channel=message.get("Channel") or "",
@@ -382,7 +384,7 @@ class CallTracker:
         except ValueError as exc:
             self.dropped += 1
             log.warning("OriginateResponse not understood (%s): %r", exc, message)
-            return self._set_outcome(state, CallOutcome.FAILED, None, "bad OriginateResponse")
+            return self._set_outcome(state, DialOutcome.FAILED, None, "bad OriginateResponse")
 
     def _apply_originate_response(self, state: CallState, message: AmiMessage) -> list[CallEvent]:
         reason = int(message.get("Reason") or "0")
@@ -390,7 +392,7 @@ class CallTracker:
             # Only an answered call's Channel is a channel name; a failed one repeats the dial
             # string (PJSIP/<number>@trunk), which no action could address.
             state.channel = message["Channel"]
-        events = self._set_outcome(state, CallOutcome.from_reason(reason), reason, "")
+        events = self._set_outcome(state, DialOutcome.from_reason(reason), reason, "")
         if reason == 4:
             events += self._answered(state)
         return events
@@ -414,12 +416,12 @@ class CallTracker:
             return []
         state.answered = True
         events: list[CallEvent] = [CallAnswered(state.call_id)]
-        if state.direction is Direction.OUTBOUND and state.outcome is None:
-            events += self._set_outcome(state, CallOutcome.ANSWERED, None, "")
+        if state.direction is AmiCallDirection.OUTBOUND and state.outcome is None:
+            events += self._set_outcome(state, DialOutcome.ANSWERED, None, "")
         return events
 
     def _set_outcome(
-        self, state: CallState, outcome: CallOutcome, reason: int | None, text: str
+        self, state: CallState, outcome: DialOutcome, reason: int | None, text: str
     ) -> list[CallEvent]:
         if state.outcome is not None:
             if reason is not None and state.outcome.reason is None:
@@ -447,10 +449,10 @@ class CallTracker:
         cause = int(message.get("Cause") or "0")
         state.ended = CallEnded(state.call_id, cause, message.get("Cause-txt") or "")
         events: list[CallEvent] = []
-        pending = state.direction is Direction.OUTBOUND and state.outcome is None
+        pending = state.direction is AmiCallDirection.OUTBOUND and state.outcome is None
         if pending and state.call_id in self._lost:
             # The OriginateResponse went down with the old AMI connection: the cause decides.
-            events += self._set_outcome(state, CallOutcome.from_hangup_cause(cause), None, "")
+            events += self._set_outcome(state, DialOutcome.from_hangup_cause(cause), None, "")
         events.append(state.ended)
         self._finish_if_done(state)
         return events
@@ -468,8 +470,8 @@ class CallTracker:
         # Done: hung up with nothing more to learn (an outbound call still waits for its
         # OriginateResponse, which Asterisk sends after the Hangup), or never connected at all.
         hung_up = state.ended is not None and (
-            state.direction is Direction.INBOUND or state.outcome is not None
+            state.direction is AmiCallDirection.INBOUND or state.outcome is not None
         )
-        unanswered = state.outcome is not None and state.outcome.outcome is not CallOutcome.ANSWERED
+        unanswered = state.outcome is not None and state.outcome.outcome is not DialOutcome.ANSWERED
         if hung_up or unanswered:
             self._finish(state)

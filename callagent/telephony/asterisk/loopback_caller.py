@@ -2,7 +2,8 @@
 ``AudioSocket()`` would.
 
 Used by ``callagent call --simulate`` and by tests, so the agent can be exercised end to end
-without a telephone. It behaves like Asterisk 22 did in the measurements of issue #2:
+without a telephone. It behaves like Asterisk 22 was measured to (DESIGN.md "Contracts" and
+"Known traps"):
 
 * it connects (giving up after 2 s, like ``res_audiosocket.c``), sends the UUID message first,
   then an unbroken stream of 20 ms audio frames for the whole call - the caller's speech or
@@ -13,7 +14,7 @@ without a telephone. It behaves like Asterisk 22 did in the measurements of issu
   played ahead, so it is laid right after the audio before it, and how far ahead it ran is
   reported as :attr:`LoopbackCallResult.agent_max_lead_s` (DESIGN.md: at most a frame or two);
 * it hangs up by closing the socket, never with 0x00; and it hangs up, logging why, when the server
-  sends 0x00, closes, or sends anything but audio and hang-up (issue #2).
+  sends 0x00, closes, or sends anything but audio and hang-up.
 
 Asterisk's 2-second inactivity rule (it hangs up when *neither* side sent anything for 2 s) never
 fires here, because this caller, like Asterisk, sends a frame every 20 ms; so it is not emulated.
@@ -38,19 +39,18 @@ from typing import Final, Literal
 import numpy as np
 
 from callagent.telephony.asterisk.audiosocket import (
-    DTMF_DIGITS,
     FRAME_DURATION_S,
     SAMPLE_RATE_AUDIO_KINDS,
     Audio,
     AudioSocketProtocol,
+    AudioSocketRole,
     CallStarted,
     Dtmf,
     HangUp,
     ProtocolError,
-    Role,
-    frame_bytes,
 )
 from callagent.voice_pipeline.clock import Clock, MonotonicClock
+from callagent.voice_pipeline.frames import DTMF_DIGITS, frame_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ READ_CHUNK: Final = 16_384
 """Bounded reads, as on the server side (DESIGN.md practice 2)."""
 
 DTMF_TONE_FRAMES: Final = 5
-"""A key press lasts 100 ms; Asterisk reports the digit when the key is released (issue #2)."""
+"""A key press lasts 100 ms; Asterisk reports the digit when the key is released."""
 
 DTMF_GAP_FRAMES: Final = 5
 """100 ms between two key presses."""
@@ -166,7 +166,7 @@ async def simulate_call(
     try:
         return await call.run(reader, writer)
     finally:
-        # Real Asterisk hangs up by closing the socket (issue #2): no 0x00.
+        # Real Asterisk hangs up by closing the socket (DESIGN.md "Contracts"): no 0x00.
         writer.close()
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(1.0):
@@ -198,7 +198,7 @@ class _LoopbackCall:
         self.speech_rms = speech_rms
         self.frame_bytes = frame_bytes(sample_rate)
         self.bytes_per_s = sample_rate * 2
-        self.protocol = AudioSocketProtocol(Role.ASTERISK)
+        self.protocol = AudioSocketProtocol(AudioSocketRole.ASTERISK)
         self.t0 = 0.0
         self.caller = bytearray()
         self.agent = bytearray()
@@ -335,7 +335,7 @@ class _LoopbackCall:
                 try:
                     event = self.protocol.next_event()
                 except ProtocolError as exc:
-                    # Asterisk hangs up on anything but audio and 0x00 (issue #2).
+                    # Asterisk hangs up on anything but audio and 0x00 (seen on Asterisk 22).
                     logger.error(
                         "simulated call %s: %s; hanging up like Asterisk", self.call_id, exc
                     )

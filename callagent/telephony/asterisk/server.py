@@ -7,8 +7,8 @@ reset, silence before the UUID, a handler that raises - ends only that call (DES
 2); the listener and the other calls keep running.
 
 Pacing is not done here: :meth:`AudioSocketConnection.send_audio` writes one message at once,
-because Asterisk plays what it receives immediately (issue #2) and the voice pipeline owns the
-20 ms clock (DESIGN.md "Contracts").
+because Asterisk plays what it receives immediately and the voice pipeline owns the 20 ms
+clock (DESIGN.md "Contracts").
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from typing import Final, Self
 from callagent.telephony.asterisk.audiosocket import (
     Audio,
     AudioSocketProtocol,
+    AudioSocketRole,
     CallStarted,
-    Event,
+    Dtmf,
+    ErrorMessage,
     HangUp,
     ProtocolError,
-    Role,
 )
+from callagent.voice_pipeline.clock import Clock
+from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +70,11 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
 class AudioSocketConnection:
     """One call's AudioSocket connection, as handed to the call handler.
 
-    Read the caller with :meth:`events`, answer with :meth:`send_audio`, end the call with
+    Read the caller with :meth:`frames`, answer with :meth:`send_audio`, end the call with
     :meth:`hang_up`. Once the connection is closed (by either side) :meth:`send_audio` and
     :meth:`hang_up` do nothing, so the call runner need not race the caller's hang-up.
+    AudioSocket's messages stay inside this module: the caller gets the pipeline's own frames,
+    stamped with ``clock`` (DESIGN.md practice 3).
     """
 
     def __init__(
@@ -78,12 +83,14 @@ class AudioSocketConnection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         protocol: AudioSocketProtocol,
+        clock: Clock,
     ) -> None:
         self.call_id: Final = call_id
         self.remote: Final = _describe_peer(writer)
         self._reader = reader
         self._writer = writer
         self._protocol = protocol
+        self._clock = clock
         self._sample_rate: int | None = None
         self._closed = False
         self._reading = False
@@ -101,15 +108,17 @@ class AudioSocketConnection:
     def __repr__(self) -> str:
         return f"<AudioSocketConnection {self.call_id} from {self.remote}>"
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Yield the caller's :class:`Audio`, :class:`Dtmf` and :class:`ErrorMessage` messages.
+    async def frames(self) -> AsyncIterator[InboundFrame]:
+        """Yield the caller's audio and DTMF as :class:`AudioFrame` and :class:`DtmfFrame`, then
+        one :class:`HangUpFrame` when the call ends.
 
-        Ends when the call ends: a hang-up, end of file, a connection reset, a
-        :class:`ProtocolError` (logged; the socket is closed) or :meth:`hang_up`. Only one task
-        may iterate it.
+        The call ends with a hang-up, end of file, a connection reset, a :class:`ProtocolError`
+        (logged; the socket is closed) or :meth:`hang_up`. Asterisk's error messages (0xff) are
+        logged, not yielded: the pipeline has nothing to do with them. Only one task may iterate
+        it.
         """
         if self._reading:
-            raise RuntimeError(f"{self!r}: events() is already being iterated")
+            raise RuntimeError(f"{self!r}: frames() is already being iterated")
         self._reading = True
         try:
             while not self._closed:
@@ -120,17 +129,22 @@ class AudioSocketConnection:
                         "call %s from %s: %s; ending the call", self.call_id, self.remote, exc
                     )
                     await self._close()
-                    return
+                    break
                 if event is None:
                     await self._read_more()
                 elif isinstance(event, HangUp):
                     logger.info("call %s: Asterisk hung up", self.call_id)
                     await self._close()
-                    return
-                elif not isinstance(event, CallStarted):  # cannot happen: a 2nd UUID raises
-                    if isinstance(event, Audio):
-                        self._sample_rate = event.sample_rate
-                    yield event
+                    break
+                elif isinstance(event, Audio):
+                    self._sample_rate = event.sample_rate
+                    yield AudioFrame(event.pcm, event.sample_rate, self._clock.now())
+                elif isinstance(event, Dtmf):
+                    yield DtmfFrame(event.digit, self._clock.now())
+                elif isinstance(event, ErrorMessage):
+                    logger.warning("call %s: Asterisk reported error %r", self.call_id, event.code)
+                # A CallStarted cannot come here: the protocol raises on a second UUID.
+            yield HangUpFrame(self._clock.now())
         finally:
             self._reading = False
 
@@ -182,7 +196,7 @@ class AudioSocketConnection:
             return
         self._closed = True
         self._writer.close()
-        # Wake a reader blocked in events() now, rather than once unsent bytes have drained;
+        # Wake a reader blocked in frames() now, rather than once unsent bytes have drained;
         # the transport is closed, so no more data can be fed after this end of file.
         self._reader.feed_eof()
         await _close_writer(self._writer)
@@ -195,10 +209,11 @@ CallHandler = Callable[[AudioSocketConnection], Awaitable[None]]
 class AudioSocketServer:
     """Listens for Asterisk's AudioSocket connections and runs ``handler`` for each call.
 
-    Use as ``async with AudioSocketServer(handler, port=0) as server: ...`` or call
+    Use as ``async with AudioSocketServer(handler, port=0, clock=clock) as server: ...`` or call
     :meth:`start` and :meth:`close`. ``port=0`` binds a free port, read back from :attr:`port`.
     A connection that sends no valid UUID within ``uuid_timeout`` seconds is dropped; beyond
-    ``max_calls`` connections at once new ones are refused (closed at once).
+    ``max_calls`` connections at once new ones are refused (closed at once). ``clock`` stamps
+    the callers' frames; it must be the clock of the voice pipeline the handler runs.
     """
 
     def __init__(
@@ -207,10 +222,12 @@ class AudioSocketServer:
         host: str = "127.0.0.1",
         port: int = 9092,
         *,
+        clock: Clock,
         uuid_timeout: float = 5.0,
         max_calls: int = 100,
     ) -> None:
         self._handler = handler
+        self._clock = clock
         self._host = host
         self._requested_port = port
         self._uuid_timeout = uuid_timeout
@@ -289,7 +306,7 @@ class AudioSocketServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        protocol = AudioSocketProtocol(Role.SERVER)
+        protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
         task = asyncio.current_task()
         assert task is not None
         self._handshakes.add(task)
@@ -303,13 +320,13 @@ class AudioSocketServer:
         if call_id is None:
             await _close_writer(writer)
             return
-        conn = AudioSocketConnection(call_id, reader, writer, protocol)
+        conn = AudioSocketConnection(call_id, reader, writer, protocol, self._clock)
         self._connections.add(conn)
         logger.info("call %s from %s started", call_id, conn.remote)
         try:
             await self._handler(conn)
         except Exception:
-            # A failing call must not take the server or other calls with it (issue #2).
+            # A failing call must not take the server or other calls with it (DESIGN.md practice 2).
             logger.exception("call %s: handler failed; ending this call", call_id)
         finally:
             self._connections.discard(conn)

@@ -1,9 +1,10 @@
-"""Direct SIP without Asterisk: a pjsua2 endpoint bridged to the voice pipeline (issue #4 item 6).
+"""Direct SIP without Asterisk: a pjsua2 endpoint bridged to the voice pipeline.
 
 Small installs can let callagent itself take calls on a SIP port (and register with a trunk).
-Each answered call becomes a :class:`SipCallConnection`, which looks to the call handler like an
-AudioSocket connection - ``call_id``, ``events()`` yielding the same :class:`Audio` / :class:`Dtmf`
-events, ``send_audio()``, ``hang_up()`` - so the same :class:`~callagent.telephony.call_runner.
+Each answered call becomes a :class:`SipCallConnection`, which gives the call handler what an
+AudioSocket connection gives - ``call_id``, ``frames()`` yielding the pipeline's own
+:class:`~callagent.voice_pipeline.frames.AudioFrame` / ``DtmfFrame`` / ``HangUpFrame``,
+``send_audio()``, ``hang_up()`` - so the same :class:`~callagent.telephony.call_runner.
 CallRunner` runs SIP calls and Asterisk calls (both satisfy
 :class:`~callagent.telephony.connection.CallConnection`).
 
@@ -43,7 +44,14 @@ from typing import Any, Final
 import pjsua2 as pj
 
 from callagent.settings import SipSettings
-from callagent.telephony.asterisk.audiosocket import DTMF_DIGITS, Audio, Dtmf, frame_bytes
+from callagent.voice_pipeline.clock import Clock
+from callagent.voice_pipeline.frames import (
+    AudioFrame,
+    DtmfFrame,
+    HangUpFrame,
+    InboundFrame,
+    frame_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,9 @@ CODEC_PRIORITIES: Final = {"G722/16000/1": 250, "PCMA/8000/1": 240, "PCMU/8000/1
 trunk negotiates is predictable."""
 
 _USER_PART = re.compile(r"sips?:([^@;>]+)@")
+
+DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
+"""The sixteen DTMF keys (RFC 4733 events 0-15); anything else pjsua2 reports is dropped."""
 
 
 SipCallHandler = Callable[["SipCallConnection"], Awaitable[None]]
@@ -86,6 +97,7 @@ class SipCallConnection:
         local: str,
         sip_call_id: str,
         sample_rate: int,
+        clock: Clock,
     ) -> None:
         self.call_id: Final = uuid.uuid4()
         self.remote: Final = remote
@@ -98,8 +110,11 @@ class SipCallConnection:
         self._key = key
         self._endpoint = endpoint
         self._rate = sample_rate
+        self._clock = clock
         self._frame_bytes = frame_bytes(sample_rate)
-        self._inbound: asyncio.Queue[Audio | Dtmf | None] = asyncio.Queue(MAX_INBOUND_FRAMES)
+        # One frame's PCM, a DTMF digit, or None for the end of the call; stamped as frames when
+        # the handler takes them, on the pipeline's clock.
+        self._inbound: asyncio.Queue[bytes | str | None] = asyncio.Queue(MAX_INBOUND_FRAMES)
         self.outbound: collections.deque[bytes] = collections.deque(maxlen=MAX_OUTBOUND_FRAMES)
         """Frames for pjmedia's clock thread to take (see the module docstring)."""
         self._pending = bytearray()
@@ -122,17 +137,22 @@ class SipCallConnection:
         """True once the call is over, whoever ended it."""
         return self._closed
 
-    async def events(self) -> AsyncIterator[Audio | Dtmf]:
-        """The caller's audio (20 ms frames, continuous) and DTMF, until the call ends."""
+    async def frames(self) -> AsyncIterator[InboundFrame]:
+        """The caller's audio (20 ms frames, continuous) and DTMF, then one
+        :class:`~callagent.voice_pipeline.frames.HangUpFrame` when the call ends."""
         if self._reading:
-            raise RuntimeError(f"{self!r}: events() is already being iterated")
+            raise RuntimeError(f"{self!r}: frames() is already being iterated")
         self._reading = True
         try:
             while not self._closed:
-                event = await self._inbound.get()
-                if event is None:
+                item = await self._inbound.get()
+                if item is None:
                     break
-                yield event
+                if isinstance(item, str):
+                    yield DtmfFrame(item, self._clock.now())
+                else:
+                    yield AudioFrame(item, self._rate, self._clock.now())
+            yield HangUpFrame(self._clock.now())
         finally:
             self._reading = False
 
@@ -158,17 +178,18 @@ class SipCallConnection:
 
     # --- called on the event loop by the endpoint ----------------------------------------------
 
-    def _push(self, event: Audio | Dtmf) -> None:
+    def _push(self, item: bytes | str) -> None:
+        """Queue one frame's PCM or one DTMF digit for :meth:`frames`."""
         if self._closed:
             return
         try:
-            self._inbound.put_nowait(event)
+            self._inbound.put_nowait(item)
         except asyncio.QueueFull:
             # The handler is not keeping up: drop the oldest, keep the newest (bounded memory).
             self.dropped_inbound += 1
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._inbound.get_nowait()
-            self._inbound.put_nowait(event)
+            self._inbound.put_nowait(item)
 
     def _finish(self) -> None:
         if self._closed:
@@ -203,7 +224,7 @@ class _BridgePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 is untyped
                 # No RTP this tick (caller silent with DTX, or jitter): the pipeline still gets a
                 # frame, as with Asterisk's transmit_silence - its turn timing counts frames.
                 pcm = self._silence
-            self._loop.call_soon_threadsafe(self._conn._push, Audio(pcm, self._rate))
+            self._loop.call_soon_threadsafe(self._conn._push, pcm)
         except RuntimeError:
             self.active = False  # the event loop is closed: the endpoint is going away
         except Exception:
@@ -261,7 +282,7 @@ class _PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped SWIG
         # RFC 4733 telephone-events and SIP INFO (application/dtmf-relay) both arrive here.
         digit = str(prm.digit).upper()
         if self.conn is not None and digit in DTMF_DIGITS:
-            self._owner.to_loop(self.conn._push, Dtmf(digit))
+            self._owner.to_loop(self.conn._push, digit)
 
 
 class _PjAccount(pj.Account):  # type: ignore[misc]
@@ -450,6 +471,7 @@ class _PjThread(threading.Thread):
                 local=info.localUri,
                 sip_call_id=info.callIdString,
                 sample_rate=self._settings.sample_rate,
+                clock=self._endpoint.clock,
             )
             call.conn = conn
             call.port = _BridgePort(conn, self._loop)
@@ -537,14 +559,16 @@ class _PjThread(threading.Thread):
 class SipEndpoint:
     """Accepts SIP calls on ``settings.host:settings.port`` and runs ``handler`` for each.
 
-    ``async with SipEndpoint(settings, handler) as sip: ...``; ``sip.port`` is the port bound
-    (useful with ``port=0``). With ``settings.registrar`` set it also registers with the trunk.
-    Only one endpoint may run per process (pjsua2 is a singleton library).
+    ``async with SipEndpoint(settings, handler, clock=clock) as sip: ...``; ``sip.port`` is the
+    port bound (useful with ``port=0``). With ``settings.registrar`` set it also registers with
+    the trunk. Only one endpoint may run per process (pjsua2 is a singleton library). ``clock``
+    stamps the callers' frames; it must be the clock of the voice pipeline the handler runs.
     """
 
-    def __init__(self, settings: SipSettings, handler: SipCallHandler) -> None:
+    def __init__(self, settings: SipSettings, handler: SipCallHandler, *, clock: Clock) -> None:
         self.settings = settings
         self._handler = handler
+        self.clock: Final = clock
         self.loop = asyncio.get_running_loop()
         self._thread: _PjThread | None = None
         self._port: int | None = None

@@ -1,7 +1,7 @@
-"""The AudioSocket protocol on byte strings (DESIGN.md practice 1, issue #2 item 4).
+"""The AudioSocket protocol on byte strings (DESIGN.md practice 1).
 
 One table of (event, bytes) drives both directions: what Asterisk sends and the server parses,
-and what the server sends and Asterisk (the simulated one) parses.
+and what the server sends and Asterisk (the loopback caller) parses.
 """
 
 from __future__ import annotations
@@ -15,24 +15,18 @@ from callagent.telephony.asterisk.audiosocket import (
     MAX_PAYLOAD,
     SAMPLE_RATE_AUDIO_KINDS,
     Audio,
-    AudioReceived,
+    AudioSocketMessage,
     AudioSocketProtocol,
+    AudioSocketRole,
     CallStarted,
     Dtmf,
-    DtmfReceived,
     ErrorMessage,
-    ErrorReceived,
-    Event,
     HangUp,
-    HangUpReceived,
     Kind,
     ProtocolError,
-    Role,
-    SendAudio,
-    SendHangUp,
     encode,
-    frame_bytes,
 )
+from callagent.voice_pipeline.frames import frame_bytes
 
 CALL_ID = uuid.UUID("12345678-1234-5678-9abc-def012345678")
 UUID_BYTES = b"\x01\x00\x10" + CALL_ID.bytes
@@ -41,12 +35,12 @@ UUID_BYTES = b"\x01\x00\x10" + CALL_ID.bytes
 PCM_8K = bytes(range(256)) + bytes(range(64))
 PCM_16K = bytes(640)
 
-TABLE: list[tuple[Event, bytes]] = [
+TABLE: list[tuple[AudioSocketMessage, bytes]] = [
     (CallStarted(CALL_ID), UUID_BYTES),
     (Audio(PCM_8K, 8_000), b"\x10\x01\x40" + PCM_8K),
-    # Asterisk 22 with c(slin16): kind 0x12, 640-byte frames (issue #2).
+    # Asterisk 22 with c(slin16): kind 0x12, 640-byte frames (DESIGN.md "Contracts").
     (Audio(PCM_16K, 16_000), b"\x12\x02\x80" + PCM_16K),
-    # The last frame of a played file can be shorter than 20 ms (issue #2).
+    # The last frame of a played file can be shorter than 20 ms (seen on Asterisk 22).
     (Audio(b"\x01\x00\xff\x7f", 8_000), b"\x10\x00\x04\x01\x00\xff\x7f"),
     (Audio(b"\x00\x80", 12_000), b"\x11\x00\x02\x00\x80"),
     (Audio(b"\x00\x80", 24_000), b"\x13\x00\x02\x00\x80"),
@@ -70,7 +64,7 @@ NOT_FROM_SERVER = [(event, data) for event, data in TABLE if not isinstance(even
 AFTER_UUID = TABLE[1:]
 
 
-def events_of(protocol: AudioSocketProtocol) -> list[Event]:
+def events_of(protocol: AudioSocketProtocol) -> list[AudioSocketMessage]:
     events = []
     while (event := protocol.next_event()) is not None:
         events.append(event)
@@ -80,19 +74,19 @@ def events_of(protocol: AudioSocketProtocol) -> list[Event]:
 
 
 def server_after_uuid() -> AudioSocketProtocol:
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(UUID_BYTES)
     assert protocol.next_event() == CallStarted(CALL_ID)
     return protocol
 
 
 def asterisk_after_uuid() -> AudioSocketProtocol:
-    protocol = AudioSocketProtocol(Role.ASTERISK)
+    protocol = AudioSocketProtocol(AudioSocketRole.ASTERISK)
     assert protocol.send(CallStarted(CALL_ID)) == UUID_BYTES
     return protocol
 
 
-def test_kinds_and_rates_match_issue_2() -> None:
+def test_kinds_and_rates_match_the_contract() -> None:
     assert [k.value for k in Kind] == [0x00, 0x01, 0x03, *range(0x10, 0x19), 0xFF]
     assert dict(AUDIO_KIND_SAMPLE_RATES) == {
         Kind(0x10 + i): rate
@@ -108,13 +102,7 @@ def test_kinds_and_rates_match_issue_2() -> None:
     assert frame_bytes(44_100) == 1764
 
 
-def test_issue_names_are_the_same_classes() -> None:
-    assert AudioReceived is Audio
-    assert SendAudio is Audio
-    assert DtmfReceived is Dtmf
-    assert HangUpReceived is HangUp
-    assert SendHangUp is HangUp
-    assert ErrorReceived is ErrorMessage
+def test_audio_repr_leaves_out_the_pcm() -> None:
     assert repr(Audio(PCM_8K, 8_000)) == "Audio(320 bytes, 8000 Hz)"
 
 
@@ -122,23 +110,23 @@ def test_issue_names_are_the_same_classes() -> None:
 
 
 @pytest.mark.parametrize(("event", "data"), AFTER_UUID)
-def test_asterisk_encodes_table(event: Event, data: bytes) -> None:
+def test_asterisk_encodes_table(event: AudioSocketMessage, data: bytes) -> None:
     assert asterisk_after_uuid().send(event) == data
     assert encode(event) == data
 
 
 @pytest.mark.parametrize(("event", "data"), AFTER_UUID)
-def test_server_parses_table_whole(event: Event, data: bytes) -> None:
+def test_server_parses_table_whole(event: AudioSocketMessage, data: bytes) -> None:
     protocol = server_after_uuid()
     protocol.receive_data(data)
     assert protocol.next_event() == event
 
 
 @pytest.mark.parametrize(("event", "data"), TABLE)
-def test_server_parses_table_byte_by_byte(event: Event, data: bytes) -> None:
-    protocol = AudioSocketProtocol(Role.SERVER)
+def test_server_parses_table_byte_by_byte(event: AudioSocketMessage, data: bytes) -> None:
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     stream = data if isinstance(event, CallStarted) else UUID_BYTES + data
-    events: list[Event] = []
+    events: list[AudioSocketMessage] = []
     for i in range(len(stream)):
         protocol.receive_data(stream[i : i + 1])
         while (got := protocol.next_event()) is not None:
@@ -150,7 +138,7 @@ def test_server_parses_table_byte_by_byte(event: Event, data: bytes) -> None:
 
 
 @pytest.mark.parametrize(("event", "data"), AFTER_UUID)
-def test_server_parses_table_with_trailing_bytes(event: Event, data: bytes) -> None:
+def test_server_parses_table_with_trailing_bytes(event: AudioSocketMessage, data: bytes) -> None:
     protocol = server_after_uuid()
     follow = b"\x10\x00\x02\x01\x02"
     protocol.receive_data(data + follow[:2])
@@ -165,7 +153,7 @@ def test_server_parses_table_with_trailing_bytes(event: Event, data: bytes) -> N
 
 
 def test_server_parses_whole_table_in_one_read() -> None:
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(b"".join(data for _, data in TABLE))
     assert events_of(protocol) == [event for event, _ in TABLE]
 
@@ -174,17 +162,19 @@ def test_server_parses_whole_table_in_one_read() -> None:
 
 
 @pytest.mark.parametrize(("event", "data"), FROM_SERVER)
-def test_server_encodes_table(event: Event, data: bytes) -> None:
-    assert AudioSocketProtocol(Role.SERVER).send(event) == data
+def test_server_encodes_table(event: AudioSocketMessage, data: bytes) -> None:
+    assert AudioSocketProtocol(AudioSocketRole.SERVER).send(event) == data
 
 
 @pytest.mark.parametrize(("event", "data"), FROM_SERVER)
-def test_asterisk_parses_table_whole_and_byte_by_byte(event: Event, data: bytes) -> None:
-    whole = AudioSocketProtocol(Role.ASTERISK)
+def test_asterisk_parses_table_whole_and_byte_by_byte(
+    event: AudioSocketMessage, data: bytes
+) -> None:
+    whole = AudioSocketProtocol(AudioSocketRole.ASTERISK)
     whole.receive_data(data + b"\x10\x00")
     assert whole.next_event() == event
-    by_byte = AudioSocketProtocol(Role.ASTERISK)
-    got: list[Event | None] = []
+    by_byte = AudioSocketProtocol(AudioSocketRole.ASTERISK)
+    got: list[AudioSocketMessage | None] = []
     for i in range(len(data)):
         by_byte.receive_data(data[i : i + 1])
         got.append(by_byte.next_event())
@@ -192,14 +182,16 @@ def test_asterisk_parses_table_whole_and_byte_by_byte(event: Event, data: bytes)
 
 
 @pytest.mark.parametrize(("event", "data"), NOT_FROM_SERVER)
-def test_server_refuses_to_send_kinds_asterisk_hangs_up_on(event: Event, data: bytes) -> None:
+def test_server_refuses_to_send_kinds_asterisk_hangs_up_on(
+    event: AudioSocketMessage, data: bytes
+) -> None:
     with pytest.raises(ValueError, match="must not send"):
-        AudioSocketProtocol(Role.SERVER).send(event)
+        AudioSocketProtocol(AudioSocketRole.SERVER).send(event)
 
 
 @pytest.mark.parametrize(("event", "data"), NOT_FROM_SERVER)
-def test_asterisk_hangs_up_on_non_audio_from_server(event: Event, data: bytes) -> None:
-    protocol = AudioSocketProtocol(Role.ASTERISK)
+def test_asterisk_hangs_up_on_non_audio_from_server(event: AudioSocketMessage, data: bytes) -> None:
+    protocol = AudioSocketProtocol(AudioSocketRole.ASTERISK)
     protocol.receive_data(data)
     with pytest.raises(ProtocolError, match=f"0x{data[0]:02x}"):
         protocol.next_event()
@@ -217,13 +209,13 @@ def test_asterisk_hangs_up_on_non_audio_from_server(event: Event, data: bytes) -
         (Audio(b"\x00\x00", 11_025), "no audio kind for 11025 Hz"),
     ],
 )
-def test_server_refuses_bad_audio(event: Event, message: str) -> None:
+def test_server_refuses_bad_audio(event: AudioSocketMessage, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        AudioSocketProtocol(Role.SERVER).send(event)
+        AudioSocketProtocol(AudioSocketRole.SERVER).send(event)
 
 
 def test_asterisk_side_send_rules() -> None:
-    protocol = AudioSocketProtocol(Role.ASTERISK)
+    protocol = AudioSocketProtocol(AudioSocketRole.ASTERISK)
     with pytest.raises(ValueError, match="UUID message must be sent before"):
         protocol.send(Audio(PCM_8K, 8_000))
     protocol.send(CallStarted(CALL_ID))
@@ -274,7 +266,7 @@ def test_bad_input_after_uuid(data: bytes, message: str) -> None:
 
 @pytest.mark.parametrize(("data", "message"), BAD_FIRST)
 def test_bad_first_message(data: bytes, message: str) -> None:
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(data)
     with pytest.raises(ProtocolError, match=message.replace("(", r"\(").replace(")", r"\)")):
         protocol.next_event()
@@ -289,7 +281,7 @@ def test_bad_header_is_refused_before_its_payload_arrives() -> None:
 
 
 def test_uuid_split_across_reads_is_one_uuid() -> None:
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(UUID_BYTES[:5])
     assert protocol.next_event() is None
     assert protocol.next_event() is None
@@ -301,7 +293,7 @@ def test_uuid_split_across_reads_is_one_uuid() -> None:
 
 
 def test_eof_is_a_hang_up_once() -> None:
-    # Asterisk never sends 0x00: it hangs up by closing the socket (issue #2).
+    # Asterisk never sends 0x00: it hangs up by closing the socket (DESIGN.md "Contracts").
     protocol = server_after_uuid()
     protocol.receive_data(b"\x10\x00\x02\x01\x02")
     protocol.receive_data(b"")
@@ -312,7 +304,7 @@ def test_eof_is_a_hang_up_once() -> None:
 
 
 def test_eof_before_uuid_is_a_hang_up() -> None:
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(b"")
     assert protocol.next_event() == HangUp()
 
@@ -337,7 +329,7 @@ def test_eof_mid_message_is_an_error(partial: bytes, message: str) -> None:
 
 
 def test_asterisk_side_eof_mid_message_is_an_error() -> None:
-    protocol = AudioSocketProtocol(Role.ASTERISK)
+    protocol = AudioSocketProtocol(AudioSocketRole.ASTERISK)
     protocol.receive_data(b"\x10\x01\x40\x00")
     protocol.receive_data(b"")
     with pytest.raises(ProtocolError, match="1 of 320"):
@@ -345,7 +337,7 @@ def test_asterisk_side_eof_mid_message_is_an_error() -> None:
 
 
 def test_receive_after_eof_is_a_bug() -> None:
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(b"")
     with pytest.raises(RuntimeError):
         protocol.receive_data(b"\x00")

@@ -1,4 +1,4 @@
-"""The simulated Asterisk caller against small agents over real TCP (issue #2 items 4 and 7).
+"""The loopback caller against small agents over real TCP (what ``callagent call --simulate`` runs).
 
 Most tests run on a :class:`FakeClock` advanced 20 ms at a time, so timelines are deterministic to
 the tick and a 2-second call takes milliseconds; one test runs on the real clock.
@@ -21,13 +21,11 @@ import pytest
 from callagent.telephony.asterisk import loopback_caller
 from callagent.telephony.asterisk.audiosocket import (
     Audio,
+    AudioSocketMessage,
     AudioSocketProtocol,
+    AudioSocketRole,
     CallStarted,
-    Dtmf,
-    Event,
     HangUp,
-    Role,
-    frame_bytes,
 )
 from callagent.telephony.asterisk.loopback_caller import (
     Interruption,
@@ -37,6 +35,7 @@ from callagent.telephony.asterisk.loopback_caller import (
 )
 from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
 from callagent.voice_pipeline.clock import Clock, FakeClock, MonotonicClock
+from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, frame_bytes
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -127,23 +126,25 @@ class ToyAgent:
         speaker = asyncio.create_task(speak())
         try:
             talking, quiet, replies = False, 0, 0
-            async for event in conn.events():
-                if isinstance(event, Dtmf):
-                    self.dtmf.append(event.digit)
+            async for frame in conn.frames():
+                if isinstance(frame, HangUpFrame):
+                    break
+                if isinstance(frame, DtmfFrame):
+                    self.dtmf.append(frame.digit)
                     self.dtmf_at.append(len(self.received) // frame_bytes(conn.sample_rate or 8000))
                     continue
-                assert isinstance(event, Audio)
+                assert isinstance(frame, AudioFrame)
                 heard_caller.set()
                 self.arrivals.append(self.clock.now())
-                self.received += event.pcm
-                self.rates.add(event.sample_rate)
-                if rms(event.pcm) > 1000:
+                self.received += frame.pcm
+                self.rates.add(frame.sample_rate)
+                if rms(frame.pcm) > 1000:
                     talking, quiet = True, 0
                 elif talking:
                     quiet += 1
                     if quiet == self.end_of_turn_frames:
                         talking, replies = False, replies + 1
-                        rate = event.sample_rate
+                        rate = frame.sample_rate
                         outbox.extend(frames_of(tone(self.reply_frames, REPLY_LEVEL, rate), rate))
                         if replies == self.hang_up_after_replies:
                             hang_up_when_said = True
@@ -176,7 +177,7 @@ async def run_call(
     utterances: list[bytes | str | Interruption],
     **kwargs: object,
 ) -> LoopbackCallResult:
-    async with AudioSocketServer(handler, port=0) as server:
+    async with AudioSocketServer(handler, port=0, clock=clock) as server:
         return await drive(
             clock,
             simulate_call(
@@ -335,7 +336,7 @@ async def test_unpaced_agent_is_laid_end_to_end_and_reported(clock: FakeClock) -
         greeting = tone(10, GREETING_LEVEL)
         for frame in frames_of(greeting, 8000):  # all at once: a pacing bug
             await conn.send_audio(frame)
-        async for _ in conn.events():
+        async for _ in conn.frames():
             pass
 
     result = await run_call(blurter, clock, [], final_wait_s=0.1)
@@ -346,7 +347,7 @@ async def test_unpaced_agent_is_laid_end_to_end_and_reported(clock: FakeClock) -
 async def test_real_clock() -> None:
     real = MonotonicClock()
     agent = ToyAgent(real, greeting_frames=5, reply_frames=5, end_of_turn_frames=3)
-    async with AudioSocketServer(agent, port=0) as server:
+    async with AudioSocketServer(agent, port=0, clock=real) as server:
         result = await simulate_call(
             "127.0.0.1",
             server.port,
@@ -365,7 +366,7 @@ async def test_real_clock() -> None:
     assert len(segments(result.caller_pcm, 8000)) == 1
 
 
-# --- a raw server, to see exactly what the simulated Asterisk sends and how it reacts ----------
+# --- a raw server, to see exactly what the loopback caller sends and how it reacts -------------
 
 
 class RawServer:
@@ -437,9 +438,9 @@ async def test_wire_is_uuid_then_unbroken_frames_and_no_hang_up_message(
         ),
     )
     await asyncio.wait_for(raw.done.wait(), 2)
-    protocol = AudioSocketProtocol(Role.SERVER)
+    protocol = AudioSocketProtocol(AudioSocketRole.SERVER)
     protocol.receive_data(bytes(raw.data))
-    events: list[Event] = []
+    events: list[AudioSocketMessage] = []
     while (event := protocol.next_event()) is not None:
         events.append(event)
     # Every message is the UUID or a full 20 ms frame: no 0x00, Asterisk hangs up by closing.

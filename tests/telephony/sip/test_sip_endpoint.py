@@ -21,8 +21,9 @@ import soundfile
 import soxr
 
 from callagent.settings import SipSettings
-from callagent.telephony.asterisk.audiosocket import Audio, Dtmf, frame_bytes
 from callagent.telephony.sip.endpoint import SipCallConnection, SipEndpoint, user_part
+from callagent.voice_pipeline.clock import MonotonicClock
+from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, frame_bytes
 
 from fakes.baresip import baresip_available, run_baresip
 from fakes.sipp import open_ear, pcm_to_ulaw, run_sipp, sipp_available
@@ -65,11 +66,11 @@ class ToneAgent:
         tone = samples.astype("<i2").tobytes()
         speaker = asyncio.create_task(self._speak(conn, tone, bytes(frame_bytes(rate))))
         try:
-            async for event in conn.events():
-                if isinstance(event, Audio):
-                    self.frames.append(event.pcm)
-                elif isinstance(event, Dtmf):
-                    self.digits.append(event.digit)
+            async for frame in conn.frames():
+                if isinstance(frame, AudioFrame):
+                    self.frames.append(frame.pcm)
+                elif isinstance(frame, DtmfFrame):
+                    self.digits.append(frame.digit)
         finally:
             speaker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,7 +97,7 @@ async def test_sipp_call_reaches_the_agent_and_hears_it(tmp_path: Path) -> None:
     speech = voice(1.0, 8000, level=0.5)
     transport, ear, ear_port = await open_ear()
     try:
-        async with SipEndpoint(sip_settings(), agent) as sip:
+        async with SipEndpoint(sip_settings(), agent, clock=MonotonicClock()) as sip:
             result = await run_sipp(
                 tmp_path,
                 target_port=sip.port,
@@ -141,7 +142,7 @@ async def test_a_handler_that_fails_ends_only_its_call(tmp_path: Path) -> None:
 
     transport, _, ear_port = await open_ear()
     try:
-        async with SipEndpoint(sip_settings(), failing) as sip:
+        async with SipEndpoint(sip_settings(), failing, clock=MonotonicClock()) as sip:
             result = await run_sipp(
                 tmp_path,
                 target_port=sip.port,
@@ -183,7 +184,7 @@ async def test_baresip_over_wideband_g722_hears_the_agent(tmp_path: Path) -> Non
             np.zeros(16000),
         ]
     )
-    async with SipEndpoint(sip_settings(), agent) as sip:
+    async with SipEndpoint(sip_settings(), agent, clock=MonotonicClock()) as sip:
         result = await run_baresip(
             tmp_path,
             target=f"sip:agent@127.0.0.1:{sip.port}",
@@ -218,7 +219,6 @@ async def test_real_models_understand_a_sip_caller_and_answer_in_speech(tmp_path
     from callagent.engines import load_engines
     from callagent.settings import ModelSettings
     from callagent.telephony.call_runner import CallReport, CallRunner
-    from callagent.voice_pipeline.clock import MonotonicClock
 
     question = "Hi, I am thinking about solar panels for my roof. How much would that cost?"
     wav = tmp_path / "question.wav"
@@ -235,8 +235,9 @@ async def test_real_models_understand_a_sip_caller_and_answer_in_speech(tmp_path
     )
     await engines.llm.warm_up(build_system_prompt(DEFAULT_AGENT))
     reports: list[CallReport] = []
-    runner = CallRunner(engines, DEFAULT_AGENT, MonotonicClock(), on_call_finished=reports.append)
-    async with SipEndpoint(sip_settings(), runner) as sip:
+    clock = MonotonicClock()
+    runner = CallRunner(engines, DEFAULT_AGENT, clock, on_call_finished=reports.append)
+    async with SipEndpoint(sip_settings(), runner, clock=clock) as sip:
         result = await run_baresip(
             tmp_path,
             target=f"sip:agent@127.0.0.1:{sip.port}",
@@ -324,7 +325,7 @@ async def test_registration_with_a_trunk_uses_the_configured_credentials(
     )  # fmt: skip
     settings = sip_settings(registrar=f"127.0.0.1:{port}", username="u4930", password=password)
     try:
-        async with SipEndpoint(settings, ToneAgent()) as sip:
+        async with SipEndpoint(settings, ToneAgent(), clock=MonotonicClock()) as sip:
             async with asyncio.timeout(10):
                 while sip.registration_code != code:  # noqa: ASYNC110 - set on pj's thread
                     await asyncio.sleep(0.05)
@@ -337,7 +338,7 @@ async def test_closing_the_endpoint_mid_call_hangs_up_cleanly(tmp_path: Path) ->
     agent = ToneAgent()
     transport, _, ear_port = await open_ear()
     try:
-        sip = SipEndpoint(sip_settings(), agent)
+        sip = SipEndpoint(sip_settings(), agent, clock=MonotonicClock())
         await sip.start()
         caller = asyncio.create_task(
             run_sipp(
