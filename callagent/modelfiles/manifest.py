@@ -3,8 +3,9 @@
 Every model callagent runs comes from a pinned PyPI package that ships the weights inside its
 wheel, so an install made today and one made in a year get the same bytes, through the same
 package index an air-gapped site already mirrors; nothing is fetched from a model hub
-(docs/models.md). The manifest (``models/manifest.json``) names, for each model file, where it
-goes under ``models/``, its size and sha256, and where it comes from:
+(docs/models.md). The manifest (``callagent/modelfiles/manifest.json``, shipped inside the
+package so that an install from a wheel knows its models too) names, for each model file, where
+it goes under ``models/``, its size and sha256, and where it comes from:
 
 * ``{"package": NAME, "version": V, "member": PATH}``: one member of the wheel ``NAME==V``;
 * ``{"parts": [{"package": ..., "version": ..., "member": ...}, ...]}``: raw byte pieces, each a
@@ -26,6 +27,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, NoReturn, TypeAlias
 
 MANIFEST_NAME = "manifest.json"
+PACKAGED_MANIFEST = Path(__file__).with_name(MANIFEST_NAME)
+"""The manifest of this callagent version. A ``manifest.json`` in the models folder replaces it
+(a site that curates its own models); ``manifest.local.json`` there adds to it."""
 # An optional, git-ignored overlay in the same folder: its models and profiles are added to (and
 # replace same-named ones of) the committed manifest, so a site can add its own models without
 # editing a tracked file.
@@ -149,13 +153,18 @@ class ModelProfile:
 
 
 def load_manifest(models_dir: Path, *, manifest_path: Path | None = None) -> Manifest:
-    """Read and validate ``models_dir/manifest.json`` (plus ``manifest.local.json`` beside it).
+    """Read and validate the manifest, plus ``manifest.local.json`` beside it.
 
+    The manifest is ``manifest_path`` when given, else ``models_dir/manifest.json`` when that
+    exists, else :data:`PACKAGED_MANIFEST` (the overlay is then looked for in ``models_dir``).
     Raises :class:`ManifestError` naming the file and the bad field.
     """
     path = manifest_path if manifest_path is not None else models_dir / MANIFEST_NAME
+    overlay_dir = path.parent
+    if manifest_path is None and not path.is_file():
+        path = PACKAGED_MANIFEST
     models, profiles, descriptions = _read_manifest_file(path)
-    local_path = path.parent / LOCAL_MANIFEST_NAME
+    local_path = overlay_dir / LOCAL_MANIFEST_NAME
     if local_path.is_file():
         local_models, local_profiles, local_descriptions = _read_manifest_file(local_path)
         models.update(local_models)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from callagent.modelfiles import ManifestError, ModelFileError, load_manifest, resolve_profile
+from callagent.modelfiles.manifest import PACKAGED_MANIFEST
 
 from helpers.model_wheels import (
     GGUF,
@@ -95,7 +96,14 @@ def test_manifest_not_json_and_missing(models_dir: Path, tmp_path: Path) -> None
     with pytest.raises(ManifestError, match=r"not valid JSON \(line 1"):
         load_manifest(models_dir)
     with pytest.raises(ManifestError, match="does not exist"):
-        load_manifest(tmp_path / "nowhere")
+        load_manifest(tmp_path, manifest_path=tmp_path / "nowhere.json")
+
+
+def test_a_models_folder_without_a_manifest_uses_the_packaged_one(tmp_path: Path) -> None:
+    # An install from a wheel (air-gapped) has no repo checkout: it still knows its models.
+    manifest = load_manifest(tmp_path / "models")
+    assert manifest.path == PACKAGED_MANIFEST
+    assert {"ci", "default"} <= set(manifest.profiles)
 
 
 def test_unknown_profile_lists_the_known_ones(models_dir: Path) -> None:
