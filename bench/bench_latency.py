@@ -21,7 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from callagent.cli import prepare, read_caller_audio, run_simulated_call  # noqa: E402
+from callagent.app.audio_files import read_caller_audio  # noqa: E402
+from callagent.app.components import prepare  # noqa: E402
+from callagent.app.simulate import run_simulated_call  # noqa: E402
 from callagent.settings import load_settings  # noqa: E402
 
 from helpers.voices import flite_phone_wav  # noqa: E402

@@ -1,102 +1,17 @@
-"""The ``callagent`` command as a user runs it."""
+"""The ``callagent`` command line: arguments, dispatch and one-line errors."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from callagent.telephony.asterisk.loopback_caller import rms, simulate_call
+from callagent.cli import _build_parser, _overrides, main
+from callagent.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def callagent(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "callagent.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-    )
-
-
-@pytest.mark.real_models
-async def test_serve_answers_health_checks_and_audiosocket_calls_then_stops_cleanly(
-    tmp_path: Path,
-) -> None:
-    http_port, audio_port = free_port(), free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "callagent.cli",
-        "serve",
-        "--http-port",
-        str(http_port),
-        "--audiosocket-port",
-        str(audio_port),
-        cwd=tmp_path,  # nothing may depend on the current folder but the models
-        env={
-            "CALLAGENT_MODELS_DIR": str(REPO / "models"),
-            "CALLAGENT_MODELS": "ci",
-            "CALLAGENT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-            "PATH": "/usr/bin:/bin",
-        },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        health = await wait_for_health(http_port, server)
-        assert health["status"] == "ok"
-        result = await simulate_call(
-            "127.0.0.1", audio_port, [], max_wait_for_agent_s=20, final_wait_s=0.5
-        )
-        assert rms(result.agent_pcm) > 100  # the agent greeted the caller
-    finally:
-        if server.returncode is None:
-            server.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(server.communicate(), 30)
-    assert server.returncode == 0, output.decode()[-3000:]
-
-
-async def wait_for_health(port: int, server: asyncio.subprocess.Process) -> dict[str, object]:
-    """Poll ``GET /health`` until the server answers (model loading takes seconds)."""
-
-    def get() -> dict[str, object]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            return dict(json.loads(response.read()))
-
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and server.returncode is None:
-        try:
-            return await asyncio.to_thread(get)
-        except OSError:
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"no health answer; server exit code {server.returncode}")
-
-
-def test_missing_models_name_the_file_and_the_fix(tmp_path: Path) -> None:
-    empty = tmp_path / "models"
-    empty.mkdir()
-    (empty / "manifest.json").write_text((REPO / "models" / "manifest.json").read_text())
-    done = callagent("call", "--simulate", str(tmp_path / "x.wav"), "--models-dir", str(empty))
-    assert done.returncode == 2
-    assert "cannot read caller audio" in done.stderr
 
 
 def test_bad_settings_are_one_clear_line_not_a_traceback() -> None:
@@ -111,3 +26,50 @@ def test_bad_settings_are_one_clear_line_not_a_traceback() -> None:
     assert done.returncode == 2
     assert "http_port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_flags_override_the_settings_they_name() -> None:
+    args = _build_parser().parse_args(
+        [
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--audiosocket-port",
+            "9100",
+            "--http-port",
+            "8100",
+            "--models",
+            "ci",
+            "--models-dir",
+            "/srv/models",
+            "--agent",
+            "agents/example.yaml",
+            "--database-url",
+            "sqlite+aiosqlite:///x.db",
+        ]
+    )
+    settings = load_settings(environ={"CALLAGENT_HTTP_PORT": "8200"}, overrides=_overrides(args))
+    assert settings.network.host == "0.0.0.0"
+    assert settings.network.audiosocket_port == 9100
+    assert settings.network.http_port == 8100  # flags win over the environment
+    assert settings.models.profile == "ci"
+    assert settings.models.models_dir == "/srv/models"
+    assert settings.agent.file == "agents/example.yaml"
+    assert settings.database.url == "sqlite+aiosqlite:///x.db"
+    # Flags a command does not have leave the settings alone.
+    call = load_settings(environ={}, overrides=_overrides(_build_parser().parse_args(["call"])))
+    assert call == load_settings(environ={})
+
+
+def test_call_without_a_simulated_caller_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["call"]) == 2
+    assert "use --simulate CALLER.wav" in capsys.readouterr().err
+
+
+def test_models_passes_its_arguments_to_the_model_files_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["models", "list", "--models-dir", str(REPO / "models")]) == 0
+    assert "profile ci:" in capsys.readouterr().out

@@ -68,6 +68,14 @@ def test_unknown_keys_and_broken_files_are_refused(tmp_path: Path) -> None:
         load_settings(config_file=tmp_path / "missing.toml", environ={})
 
 
+def test_database_url_setting() -> None:
+    assert load_settings(environ={}).database.url == "sqlite+aiosqlite:///var/callagent.db"
+    url = "postgresql+asyncpg://callagent@db/callagent"
+    assert load_settings(environ={"CALLAGENT_DATABASE_URL": url}).database.url == url
+    with pytest.raises(SettingsError, match=r"database\.url"):
+        load_settings(environ={"CALLAGENT_DATABASE_URL": "mysql://x"})
+
+
 # --- environment variable names ---------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]

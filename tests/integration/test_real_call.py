@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from callagent.cli import prepare, read_caller_audio, run_simulated_call
+from callagent.app.audio_files import read_caller_audio
+from callagent.app.components import prepare
+from callagent.app.simulate import run_simulated_call
 from callagent.settings import Settings, load_settings
 from callagent.telephony.asterisk.loopback_caller import Interruption
 from callagent.telephony.call_runner import VoiceEngines

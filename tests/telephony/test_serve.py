@@ -1,8 +1,9 @@
-"""``callagent serve`` with Asterisk configured (issue #4): AMI, the call placer, routing,
-persistence and recording retention wired from the settings, against the AMI simulator.
+"""``callagent serve`` with Asterisk configured (docs/telephony.md): AMI, the call placer,
+routing, persistence and recording retention wired from the settings, against the AMI simulator.
 
-The wiring itself (``cli.start_telephony``) runs in-process on scripted models; the real command
-runs as a subprocess on the ``ci`` models (``real_models``) and is stopped with SIGTERM."""
+The wiring itself (``callagent.app.serve.start_telephony``) runs in-process on scripted models;
+the real command runs as a subprocess on the ``ci`` models (``real_models``) and is stopped with
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pytest
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
-from callagent.cli import start_telephony
+from callagent.app.serve import start_telephony
 from callagent.settings import Settings, SettingsError, load_settings
 from callagent.store.db import Database
 from callagent.store.services import calls

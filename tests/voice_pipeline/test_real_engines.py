@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callagent.cli import read_caller_audio
+from callagent.app.audio_files import read_caller_audio
 from callagent.modelfiles import ModelProfile
 from callagent.voice_pipeline.audio import resample, rms_dbfs
 from callagent.voice_pipeline.stt import WhisperSpeechToText

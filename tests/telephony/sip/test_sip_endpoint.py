@@ -214,9 +214,9 @@ async def test_baresip_over_wideband_g722_hears_the_agent(tmp_path: Path) -> Non
     reason="needs Debian's flite and baresip",
 )
 async def test_real_models_understand_a_sip_caller_and_answer_in_speech(tmp_path: Path) -> None:
+    from callagent.app.components import load_engines
     from callagent.dialog.agent_profile import DEFAULT_AGENT
     from callagent.dialog.prompt import build_system_prompt
-    from callagent.engines import load_engines
     from callagent.settings import ModelSettings
     from callagent.telephony.call_runner import CallReport, CallRunner
 

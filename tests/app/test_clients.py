@@ -1,4 +1,4 @@
-"""``callagent clients create|keys|revoke`` and the database setting (issue #3)."""
+"""``callagent clients create|keys|revoke``: clients and their API keys (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from callagent.cli import main
-from callagent.settings import SettingsError, load_settings
 
 
 def test_clients_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,11 +23,3 @@ def test_clients_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out)["revoked_at"] is not None
     assert main(["clients", "--database-url", url, "keys", "not-a-uuid"]) == 2
     assert "not a valid id" in capsys.readouterr().err
-
-
-def test_database_url_setting() -> None:
-    assert load_settings(environ={}).database.url == "sqlite+aiosqlite:///var/callagent.db"
-    url = "postgresql+asyncpg://callagent@db/callagent"
-    assert load_settings(environ={"CALLAGENT_DATABASE_URL": url}).database.url == url
-    with pytest.raises(SettingsError, match=r"database\.url"):
-        load_settings(environ={"CALLAGENT_DATABASE_URL": "mysql://x"})

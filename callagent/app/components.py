@@ -1,0 +1,77 @@
+"""Settings → what the components are built from: the models, the agent, the pipeline's
+parameters (DESIGN.md: components take explicit parameter objects, never the settings)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile, load_agent_profile
+from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
+from callagent.dialog.prompt import build_system_prompt
+from callagent.modelfiles import resolve_profile
+from callagent.settings import ModelSettings, Settings
+from callagent.telephony.call_runner import VoiceEngines
+from callagent.voice_pipeline.pipeline import PipelineSettings
+from callagent.voice_pipeline.stt import WhisperSettings, WhisperSpeechToText
+from callagent.voice_pipeline.tts import PiperTextToSpeech
+from callagent.voice_pipeline.turns import TurnSettings
+from callagent.voice_pipeline.vad import VadSettings
+
+log = logging.getLogger(__name__)
+
+
+def use_local_models_only() -> None:
+    """Never let a library reach for a model hub: the models folder is all there is
+    (air-gapped installs, docs/models.md).
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` when it is first imported (by faster-whisper, when
+    the STT engine is built), so this runs before any engine is loaded. A value the operator
+    set is kept.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def load_engines(settings: ModelSettings) -> VoiceEngines:
+    """Check the profile's files (size; sha256 once per file version) and load each model."""
+    use_local_models_only()
+    started = time.perf_counter()
+    profile = resolve_profile(settings.profile, Path(settings.models_dir), verify="full")
+    stt = WhisperSpeechToText(profile.stt_dir, WhisperSettings(cpu_threads=settings.stt_threads))
+    tts = PiperTextToSpeech(profile.tts_model, profile.tts_config)
+    llm = LlamaCppLanguageModel(profile.llm_path, LlamaSettings(n_threads=settings.llm_threads))
+    log.info(
+        "models of profile %r loaded in %.1f s (stt %s, llm %s, tts %s)",
+        settings.profile,
+        time.perf_counter() - started,
+        profile.stt_model,
+        profile.llm_model,
+        profile.tts_voice,
+    )
+    return VoiceEngines(stt=stt, tts=tts, llm=llm)
+
+
+def pipeline_settings(settings: Settings) -> PipelineSettings:
+    """The pipeline's parameter object, from the turn-taking settings."""
+    return PipelineSettings(
+        vad=VadSettings(aggressiveness=settings.turn_taking.vad_aggressiveness),
+        turns=TurnSettings(end_silence_s=settings.turn_taking.end_silence_s),
+    )
+
+
+def agent_profile(settings: Settings) -> AgentProfile:
+    """The configured agent, or the built-in demo agent."""
+    if settings.agent.file is None:
+        return DEFAULT_AGENT
+    return load_agent_profile(Path(settings.agent.file))
+
+
+async def prepare(settings: Settings) -> tuple[VoiceEngines, AgentProfile]:
+    """Load the models (in a thread: it takes seconds) and warm the LLM's prompt cache."""
+    profile = agent_profile(settings)
+    engines = await asyncio.to_thread(load_engines, settings.models)
+    await engines.llm.warm_up(build_system_prompt(profile))
+    return engines, profile

@@ -1,0 +1,235 @@
+"""``callagent serve``: the agent as a service, wired from the settings.
+
+The AudioSocket listener, AMI with its call placer, the direct-SIP endpoint, call routing and
+persistence, recording retention (:func:`start_telephony`), then the HTTP API and ``/health``
+until SIGINT / SIGTERM (:func:`serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callagent.app.components import pipeline_settings, prepare
+from callagent.dialog.agent_profile import AgentProfile
+from callagent.settings import Settings
+from callagent.store.db import Database
+from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
+from callagent.telephony.asterisk.placer import AmiCallPlacer
+from callagent.telephony.asterisk.server import AudioSocketServer
+from callagent.telephony.call_journal import CallJournals
+from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
+from callagent.telephony.recording import delete_expired_recordings
+from callagent.telephony.routing import CallRouter, ProfileCache
+from callagent.voice_pipeline.clock import Clock, MonotonicClock
+
+if TYPE_CHECKING:  # pjsua2 is imported only when direct SIP is enabled
+    from callagent.telephony.sip.endpoint import SipEndpoint
+
+log = logging.getLogger(__name__)
+
+RETENTION_INTERVAL_S = 86_400.0
+"""Recordings past retention are deleted at start and then once a day."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass
+class Telephony:
+    """Everything ``serve`` runs besides HTTP (docs/telephony.md): the AudioSocket listener,
+    AMI with its call placer, the direct-SIP endpoint, call routing and persistence, and
+    recording retention. Built by :func:`start_telephony`; :meth:`close` stops it all in order.
+    """
+
+    server: AudioSocketServer
+    runner: CallRunner
+    journals: CallJournals
+    profiles: ProfileCache
+    placer: CallPlacer
+    ami: AmiClient | None = None
+    sip: SipEndpoint | None = None
+    recordings: Path | None = None
+    host: str = "127.0.0.1"
+    finished: list[CallReport] = field(default_factory=list)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    unsubscribe_ami: Callable[[], None] | None = None
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /health`` reports about telephony."""
+        return {
+            "audiosocket": f"{self.host}:{self.server.port}",
+            "active_calls": self.server.active_calls,
+            "calls_finished": len(self.finished),
+            "ami": None if self.ami is None else ("connected" if self.ami.connected else "down"),
+            "sip": None if self.sip is None else f"port {self.sip.port}",
+            "recordings": str(self.recordings) if self.recordings else None,
+        }
+
+    async def close(self) -> None:
+        """Stop taking calls, let live calls finish and their writes land, then disconnect."""
+        await self.server.close()
+        if self.sip is not None:
+            await self.sip.close()
+        if self.unsubscribe_ami is not None:
+            self.unsubscribe_ami()
+        if self.ami is not None:
+            await self.ami.close()
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.profiles.close()
+        await self.journals.close()
+
+
+async def _expire_recordings(folder: Path, retention_days: float) -> None:
+    """Delete recordings past retention now and then once a day (docs/telephony.md)."""
+    while True:
+        try:
+            await asyncio.to_thread(delete_expired_recordings, folder, retention_days)
+        except Exception:
+            log.exception("recording retention failed; trying again tomorrow")
+        await asyncio.sleep(RETENTION_INTERVAL_S)
+
+
+async def start_telephony(
+    settings: Settings,
+    database: Database,
+    engines: VoiceEngines,
+    profile: AgentProfile,
+    *,
+    clock: Clock | None = None,
+) -> Telephony:
+    """Wire the telephony side from the settings.
+
+    AMI is used when ``asterisk.ami_secret`` is set: its call placer serves start-call, and its
+    call events are persisted; otherwise start-call answers "no telephony configured". The
+    direct-SIP endpoint runs when ``sip.enabled``. Both, and the AudioSocket listener, share
+    one call runner, router and journal.
+    """
+    journals = CallJournals(database)
+    profiles = ProfileCache(database, warm=engines.llm.warm_up)
+    ami: AmiClient | None = None
+    placer: CallPlacer = NoTelephonyPlacer()
+    unsubscribe = None
+    if settings.asterisk.ami_secret:
+        ami = AmiClient.from_settings(settings.asterisk)
+        placer = AmiCallPlacer(AmiDialer.from_settings(ami, settings.asterisk))
+        unsubscribe = ami.subscribe(journals.on_call_event)
+        await ami.start()  # connects in the background, with backoff: Asterisk may start later
+        log.info("AMI: connecting to %s:%d", settings.asterisk.ami_host, settings.asterisk.ami_port)
+    router = CallRouter(
+        database,
+        profiles,
+        fallback=profile,
+        unknown_number=settings.routing.unknown_number,
+        unknown_message=settings.routing.unknown_number_message,
+        ami=ami,
+    )
+    recordings = Path(settings.recording.folder) if settings.recording.enabled else None
+    finished: list[CallReport] = []
+    clock = clock or MonotonicClock()
+    runner = CallRunner(
+        engines,
+        profile,
+        clock,
+        pipeline_settings(settings),
+        on_call_finished=finished.append,
+        recordings=recordings,
+        router=router,
+        journals=journals,
+    )
+    network = settings.network
+    server = AudioSocketServer(runner, network.host, network.audiosocket_port, clock=clock)
+    telephony = Telephony(
+        server=server,
+        runner=runner,
+        journals=journals,
+        profiles=profiles,
+        placer=placer,
+        ami=ami,
+        recordings=recordings,
+        host=network.host,
+        finished=finished,
+        unsubscribe_ami=unsubscribe,
+    )
+    try:
+        await server.start()
+        log.info("AudioSocket listening on %s:%d", network.host, server.port)
+        if settings.sip.enabled:
+            from callagent.telephony.sip.endpoint import SipEndpoint
+
+            telephony.sip = SipEndpoint(settings.sip, runner, clock=clock)
+            await telephony.sip.start()
+            log.info("SIP endpoint on %s:%d", settings.sip.host, telephony.sip.port)
+        if recordings is not None and settings.recording.retention_days > 0:
+            telephony.background.append(
+                asyncio.create_task(
+                    _expire_recordings(recordings, settings.recording.retention_days),
+                    name="recording-retention",
+                )
+            )
+    except BaseException:
+        await telephony.close()
+        raise
+    return telephony
+
+
+async def serve(settings: Settings) -> int:
+    """Run the agent until SIGINT / SIGTERM: the database, the models, telephony and HTTP.
+
+    Returns the exit code: 0 when asked to stop.
+    """
+    # The REST API's database (docs/api.md): migrated to the latest schema before serving.
+    database = Database(settings.database.url)
+    try:
+        await database.migrate()
+        engines, profile = await prepare(settings)
+        telephony = await start_telephony(settings, database, engines, profile)
+        # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal to the handler that
+        # was there before it: make that a no-op until the calls are closed below, so the
+        # process exits 0 like any service asked to stop.
+        previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
+        try:
+            await _serve_http(settings, database, telephony, profile)
+        finally:
+            await telephony.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        await database.dispose()
+    return 0
+
+
+async def _serve_http(
+    settings: Settings, database: Database, telephony: Telephony, profile: AgentProfile
+) -> None:
+    """The REST API and ``/health`` until SIGINT / SIGTERM."""
+    import uvicorn
+
+    from callagent.api.app import create_app
+    from callagent.api.state import ApiState
+
+    def status() -> dict[str, Any]:
+        return {"agent": profile.name, "models": settings.models.profile, **telephony.status()}
+
+    network = settings.network
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(status, ApiState(database, placer=telephony.placer)),
+            host=network.host,
+            port=network.http_port,
+            log_level="warning",
+        )
+    )
+    log.info("health endpoint on http://%s:%d/health", network.host, network.http_port)
+    await http.serve()

@@ -1,0 +1,34 @@
+"""Settings → the components' parameter objects, the agent and the environment of the models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from callagent.app.components import agent_profile, pipeline_settings, use_local_models_only
+from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.settings import load_settings
+
+
+def test_models_are_never_fetched_from_a_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    use_local_models_only()
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    # A value the operator chose is kept.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    use_local_models_only()
+    assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_turn_taking_settings_reach_the_pipeline() -> None:
+    settings = load_settings(
+        environ={"CALLAGENT_END_SILENCE_S": "0.8", "CALLAGENT_VAD_AGGRESSIVENESS": "3"}
+    )
+    parameters = pipeline_settings(settings)
+    assert parameters.turns.end_silence_s == 0.8
+    assert parameters.vad.aggressiveness == 3
+
+
+def test_without_an_agent_file_the_demo_agent_answers() -> None:
+    assert agent_profile(load_settings(environ={})) is DEFAULT_AGENT
