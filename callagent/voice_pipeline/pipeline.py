@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class Responder(Protocol):
 
 @dataclass(slots=True)
 class TurnRecord:
-    """One caller turn and the agent's answer, with the timeline of issue #2, item 8.
+    """One caller turn and the agent's answer, with the timeline DESIGN.md asks of every turn.
 
     Timestamps are on the pipeline's clock; ``latency_ms`` turns them into stage durations.
     """
@@ -157,19 +158,144 @@ class PipelineSettings:
     hang_up_grace_s: float = 0.3
 
 
-@dataclass(slots=True)
-class _Reply:
-    """The agent's answer in progress."""
+class Reply:
+    """One agent utterance — the greeting or the answer to a caller turn — as one handle.
 
-    record: TurnRecord
-    task: asyncio.Task[None] | None = None
-    segments: list[SpokenSegment] = field(default_factory=list)
-    caller_pcm: bytes = b""
+    Like livekit agents' speech handle (DESIGN.md practice 4), a reply ends exactly once, in
+    one of three ways; whichever comes first wins and the others are no-ops:
+
+    - :meth:`interrupt`: the caller barged in. The audio stops at once, the queue is dropped,
+      generation stops, and the history keeps only what was played (DESIGN.md practice 7).
+    - :meth:`settle`: it played out, or it failed, or the call ended while it was under way;
+      the exchange is kept, cut at what was played when it did not play out.
+    - :meth:`withdraw`: it is dropped before the caller heard any of it, and nothing is kept.
+
+    The turn record, the dialog's history and the observer hear about a reply only here, when
+    it ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        record: TurnRecord,
+        output: PacedOutput,
+        clock: Clock,
+        responder: Responder,
+        observer: PipelineObserver,
+        caller_pcm: bytes = b"",
+        early_transcript: asyncio.Task[Transcript] | None = None,
+    ) -> None:
+        self.record = record
+        self.caller_pcm = caller_pcm  # the caller's turn it answers; empty for the greeting
+        # Transcription of caller_pcm started before the turn ended, if any; the reply owns it.
+        self.early_transcript = early_transcript
+        self.segments: list[SpokenSegment] = []  # its clauses handed to playback so far
+        self._output = output
+        self._clock = clock
+        self._responder = responder
+        self._observer = observer
+        self._task: asyncio.Task[None] | None = None
+        self._done = False
 
     @property
     def audible(self) -> bool:
         """True once some of the reply's audio is queued or played."""
         return any(segment.total_frames for segment in self.segments)
+
+    @property
+    def done(self) -> bool:
+        """True once the reply has been interrupted, settled or withdrawn."""
+        return self._done
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task producing and playing the reply (None before :meth:`start`)."""
+        return self._task
+
+    def start(self, speak: Callable[[], Awaitable[None]]) -> None:
+        """Run ``speak()`` in the reply's task: it produces the reply, queues its audio and
+        ends the reply itself (settles it when played out, withdraws it when there is nothing
+        to say)."""
+        self._task = asyncio.create_task(self._run(speak), name="agent-reply")
+
+    async def _run(self, speak: Callable[[], Awaitable[None]]) -> None:
+        try:
+            # Called here, not by start(): a reply ended before its task first ran then
+            # leaves no coroutine behind that was never awaited.
+            await speak()
+        except Exception:
+            # A failed reply ends only that reply; the call goes on listening. What it queued
+            # still plays, so it is settled once that is over and the history holds it.
+            log.exception("agent reply failed")
+            await self._output.wait_idle()
+            self.settle(cut_short=True)
+        finally:
+            self._cancel_helpers()
+
+    def interrupt(self, onset: float) -> BargeIn | None:
+        """The caller started speaking at ``onset`` over this reply: stop it now.
+
+        Returns the barge-in (also reported to the observer), or None when the reply had
+        already ended.
+        """
+        if self._done:
+            return None
+        self._output.interrupt()
+        stopped_at = self._clock.now()
+        heard = self._end(interrupted=True)
+        barge_in = BargeIn(onset=onset, stopped_at=stopped_at, heard_text=heard)
+        log.info("barge-in: playback stopped %.0f ms after speech onset", barge_in.stop_ms)
+        self._observer.barge_in(barge_in)
+        return barge_in
+
+    def settle(self, *, cut_short: bool = False) -> None:
+        """The reply is over: keep the exchange, with what the caller heard of the reply.
+
+        ``cut_short`` when it did not play out (the call ended, or the reply failed); the turn
+        is then recorded as interrupted. A no-op once the reply has ended.
+        """
+        if not self._done:
+            self._end(interrupted=cut_short)
+
+    def withdraw(self) -> None:
+        """Drop the reply without a trace: stop producing it and keep nothing of it. For a
+        reply the caller heard none of (the caller went on talking, or said no words)."""
+        if not self._done:
+            self._done = True
+            self._cancel_task()
+
+    def _end(self, *, interrupted: bool) -> str:
+        """Close the books on the reply: record and commit what the caller heard of it."""
+        self._done = True
+        self._cancel_task()
+        record = self.record
+        record.agent_text = heard = heard_text(self.segments)
+        record.interrupted = interrupted
+        record.first_frame_at = next(
+            (s.first_sent_at for s in self.segments if s.first_sent_at is not None), None
+        )
+        # The words people say are personal data: only at DEBUG, never in the INFO log.
+        log.debug("agent%s: %s", " (cut off)" if interrupted else "", heard)
+        if record.caller_text:
+            self._responder.commit_turn(record.caller_text, heard, interrupted=interrupted)
+            self._observer.turn_finished(record)
+        elif heard:  # the greeting
+            self._responder.commit_turn("", heard, interrupted=interrupted)
+            self._observer.agent_spoke(heard)
+        return heard
+
+    def _cancel_task(self) -> None:
+        # The reply may end itself from inside its own task (played out, nothing to say):
+        # that task is finishing anyway and must not cancel itself.
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        # Also here, not only in _run's finally: a task cancelled before it first ran never
+        # executes that finally (DESIGN.md practice 4: no helper task outlives its reply).
+        self._cancel_helpers()
+
+    def _cancel_helpers(self) -> None:
+        if self.early_transcript is not None:
+            self.early_transcript.cancel()  # a no-op once it is done
 
 
 class VoicePipeline:
@@ -191,7 +317,7 @@ class VoicePipeline:
         self.settings = settings or PipelineSettings()
         self._observer: PipelineObserver = observer or CallLog()
         self._turns = EndOfTurnPolicy(self.settings.turns)
-        self._reply: _Reply | None = None
+        self._reply: Reply | None = None
         self._utterance = bytearray()
         self._end_call_at: float | None = None
         self._early_stt: asyncio.Task[Transcript] | None = None
@@ -233,7 +359,7 @@ class VoicePipeline:
     def _on_audio(self, frame: AudioFrame, vad: VoiceActivityDetector, output: PacedOutput) -> None:
         event = vad.process(frame)
         if isinstance(event, SpeechStarted):
-            self._on_speech_started(event, output)
+            self._on_speech_started(event)
         elif self._turns.turn_open:
             self._utterance += frame.pcm
         if isinstance(event, SpeechEnded):
@@ -253,37 +379,25 @@ class VoicePipeline:
             self._turns.reset()
             early, self._early_stt = self._early_stt, None
             self._start_reply(
-                output, caller_text=None, caller_pcm=pcm, record=record, transcript=early
+                output, caller_text=None, caller_pcm=pcm, record=record, early_transcript=early
             )
 
-    def _on_speech_started(self, event: SpeechStarted, output: PacedOutput) -> None:
+    def _on_speech_started(self, event: SpeechStarted) -> None:
         if self._early_stt is not None:
             self._early_stt.cancel()
             self._early_stt = None
         reply = self._reply
-        if reply is not None and reply.task is not None and not reply.task.done():
+        if reply is not None and not reply.done:
             if reply.audible or not reply.caller_pcm:
-                self._barge_in(event, output, reply)
+                reply.interrupt(event.onset)
             else:
                 # The caller went on talking before the agent said anything: it was one turn
                 # after all. Drop the premature answer and hear the whole turn again.
-                reply.task.cancel()
-                self._reply = None
+                reply.withdraw()
                 self._utterance[:0] = reply.caller_pcm
                 self._turns.speech_started(reply.record.speech_end)
         self._turns.speech_started(event.onset)
         self._utterance += event.audio
-
-    def _barge_in(self, event: SpeechStarted, output: PacedOutput, reply: _Reply) -> None:
-        output.interrupt()
-        stopped_at = self._clock.now()
-        assert reply.task is not None
-        reply.task.cancel()
-        self._reply = None
-        heard = self._settle(reply, interrupted=True)
-        barge_in = BargeIn(onset=event.onset, stopped_at=stopped_at, heard_text=heard)
-        log.info("barge-in: playback stopped %.0f ms after speech onset", barge_in.stop_ms)
-        self._observer.barge_in(barge_in)
 
     def _start_reply(
         self,
@@ -293,47 +407,49 @@ class VoicePipeline:
         caller_pcm: bytes = b"",
         fixed_text: str | None = None,
         record: TurnRecord | None = None,
-        transcript: asyncio.Task[Transcript] | None = None,
+        early_transcript: asyncio.Task[Transcript] | None = None,
     ) -> None:
-        if self._reply is not None and self._reply.task is not None:
-            self._reply.task.cancel()
-        reply = _Reply(record=record or TurnRecord(), caller_pcm=caller_pcm)
-        reply.task = asyncio.create_task(
-            self._speak_reply(reply, output, caller_text, fixed_text, transcript),
-            name="agent-reply",
+        if self._reply is not None:
+            # Defensive: a new caller turn starts with speech, which has already ended the
+            # previous reply, so this is a no-op.
+            self._reply.withdraw()
+        reply = Reply(
+            record=record or TurnRecord(),
+            output=output,
+            clock=self._clock,
+            responder=self._responder,
+            observer=self._observer,
+            caller_pcm=caller_pcm,
+            early_transcript=early_transcript,
         )
-        reply.task.add_done_callback(_log_failure)
         self._reply = reply
+        reply.start(functools.partial(self._speak_reply, reply, output, caller_text, fixed_text))
 
     async def _speak_reply(
         self,
-        reply: _Reply,
+        reply: Reply,
         output: PacedOutput,
         caller_text: str | None,
         fixed_text: str | None,
-        early_transcript: asyncio.Task[Transcript] | None = None,
     ) -> None:
         record = reply.record
         if caller_text is None:
-            try:
-                transcript = await (
-                    early_transcript
-                    if early_transcript is not None
-                    else self._stt.transcribe(reply.caller_pcm, output.sample_rate)
-                )
-            finally:
-                if early_transcript is not None:
-                    early_transcript.cancel()  # no-op once done; stops it if we were cancelled
+            early = reply.early_transcript
+            transcript = await (
+                early
+                if early is not None
+                else self._stt.transcribe(reply.caller_pcm, output.sample_rate)
+            )
             record.transcript_at = self._clock.now()
             if not transcript.text.strip():
                 log.info("caller turn had no words in it; not answering")
-                if self._reply is reply:
-                    self._reply = None
+                reply.withdraw()
                 return
             caller_text = transcript.text.strip()
         record.caller_text = caller_text
         if caller_text:
-            log.info("caller: %s", caller_text)
+            # The words people say are personal data: only at DEBUG, never in the INFO log.
+            log.debug("caller: %s", caller_text)
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         chunker = ClauseChunker()
 
@@ -370,43 +486,18 @@ class VoicePipeline:
             group.create_task(produce_text())
             group.create_task(speak_clauses())
         await output.wait_idle()
-        self._settle(reply, interrupted=False)
-        if self._reply is reply:
-            self._reply = None
+        reply.settle()
         if self._responder.end_call_requested:
             self._end_call_at = self._clock.now() + self.settings.hang_up_grace_s
 
-    def _settle(self, reply: _Reply, *, interrupted: bool) -> str:
-        """Close the books on a reply: record and commit what the caller heard of it."""
-        record = reply.record
-        record.agent_text = heard = heard_text(reply.segments)
-        record.interrupted = interrupted
-        record.first_frame_at = next(
-            (s.first_sent_at for s in reply.segments if s.first_sent_at is not None), None
-        )
-        log.info("agent%s: %s", " (cut off)" if interrupted else "", heard)
-        if reply.caller_pcm or record.caller_text:
-            self._responder.commit_turn(record.caller_text, heard, interrupted=interrupted)
-            self._observer.turn_finished(record)
-        elif heard:  # the greeting
-            self._responder.commit_turn("", heard, interrupted=interrupted)
-            self._observer.agent_spoke(heard)
-        return heard
-
     async def _finish(self, pacer_task: asyncio.Task[None] | None) -> None:
         reply = self._reply
-        if reply is not None and (reply.record.caller_text or reply.audible):
+        if reply is not None:
             # The call ended mid-answer: keep the exchange, cut at what was played.
-            self._settle(reply, interrupted=True)
+            reply.settle(cut_short=True)
         tasks = [t for t in (pacer_task, reply.task if reply else None, self._early_stt) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    """A failed reply ends only that reply; the call goes on listening."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("agent reply failed", exc_info=task.exception())

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
 from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import Conversation
+from callagent.dialog.llm import ChatMessage
 from callagent.voice_pipeline.clock import FakeClock
 from callagent.voice_pipeline.pipeline import CallLog, PipelineSettings, VoicePipeline
 from callagent.voice_pipeline.turns import TurnSettings
@@ -228,3 +230,61 @@ async def test_a_wideband_slin16_call_is_answered_at_16_khz() -> None:
         await h.call.wait_until(lambda: bool(h.log.turns))
     assert {len(pcm) for _, pcm in h.call.sent} == {640}  # 20 ms at 16 kHz, kind 0x12
     assert h.log.turns[0].agent_text == "Hello, how can I help?"
+
+
+async def test_a_failed_reply_ends_only_that_reply_and_the_call_goes_on() -> None:
+    h = Harness(["tell me about the warranty", "hello are you there"], ["Yes, I am here."])
+    stream = h.llm.stream
+
+    async def fail_once(messages: list[ChatMessage]) -> AsyncIterator[str]:
+        h.llm.stream = stream  # type: ignore[method-assign]
+        raise RuntimeError("the model server went away")
+        yield ""  # an async generator, like the real stream
+
+    h.llm.stream = fail_once  # type: ignore[method-assign]
+    async with running(h):
+        await h.call.play(voice(1.0))
+        await h.call.wait(1.0)
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: len(h.log.turns) == 2)
+    first, second = h.log.turns
+    assert first.caller_text == "tell me about the warranty"
+    assert first.interrupted
+    assert not first.agent_text
+    assert second.agent_text == "Yes, I am here."
+    assert h.conversation.history == [
+        {"role": "user", "content": "tell me about the warranty hello are you there"},
+        {"role": "assistant", "content": "Yes, I am here."},
+    ]
+
+
+async def test_hanging_up_after_a_failed_reply_ends_the_call_cleanly() -> None:
+    h = Harness(["tell me about the warranty"], [])
+
+    async def fail(messages: list[ChatMessage]) -> AsyncIterator[str]:
+        raise RuntimeError("the model server went away")
+        yield ""  # an async generator, like the real stream
+
+    h.llm.stream = fail  # type: ignore[method-assign]
+    async with running(h):  # would raise here if the failure escaped the reply
+        await h.call.play(voice(1.0))
+        await h.call.wait(1.0)
+    (turn,) = h.log.turns
+    assert turn.caller_text == "tell me about the warranty"
+    assert h.conversation.history == [{"role": "user", "content": "tell me about the warranty"}]
+
+
+async def test_what_caller_and_agent_say_is_logged_only_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="callagent")
+    h = Harness(["my card number is four two"], ["I will not repeat that."])
+    async with running(h):
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    info = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    debug = " ".join(r.getMessage() for r in caplog.records if r.levelno < logging.INFO)
+    assert "card number" not in info
+    assert "repeat that" not in info
+    assert "my card number is four two" in debug  # still there for whoever debugs a call
+    assert "I will not repeat that." in debug
