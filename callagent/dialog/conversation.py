@@ -118,7 +118,9 @@ class Conversation:
                     # Long monologues are bad on the phone; stop generating (frees the model).
                     break
         if not produced.strip():
-            log.warning("the model produced no speakable reply to %r", caller_text)
+            # What the caller said is personal data: its words only at DEBUG.
+            log.warning("the model produced no speakable reply; asking the caller to repeat")
+            log.debug("no speakable reply to %r", caller_text)
             yield "Sorry, could you say that again?"
 
     def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:

@@ -97,7 +97,14 @@ class WhisperSpeechToText:
                 segment.no_speech_prob > s.no_speech_threshold
                 and segment.avg_logprob < s.min_avg_logprob
             ):
-                log.info("dropped a segment Whisper rates as non-speech: %r", segment.text)
+                # What the caller said is personal data: its words only at DEBUG.
+                log.info(
+                    "dropped a segment Whisper rates as non-speech (no_speech_prob %.2f, "
+                    "avg_logprob %.2f)",
+                    segment.no_speech_prob,
+                    segment.avg_logprob,
+                )
+                log.debug("dropped segment: %r", segment.text)
                 continue
             texts.append(segment.text.strip())
             worst_no_speech = max(worst_no_speech, segment.no_speech_prob)
