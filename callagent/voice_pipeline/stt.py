@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +59,6 @@ class WhisperSpeechToText:
         settings: WhisperSettings | None = None,
         executor: Executor | None = None,
     ) -> None:
-        # Never reach for a model hub: the folder is all there is (air-gapped installs).
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
 
         self.settings = settings or WhisperSettings()
@@ -70,6 +67,9 @@ class WhisperSpeechToText:
             device="cpu",
             compute_type=self.settings.compute_type,
             cpu_threads=self.settings.cpu_threads,
+            # Never reach for a model hub: the folder is all there is (air-gapped installs). The
+            # composition root also sets HF_HUB_OFFLINE for the libraries underneath (DESIGN.md
+            # practice 12: components leave the environment alone).
             local_files_only=True,
         )
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt")
