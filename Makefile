@@ -9,31 +9,48 @@ BIN := $(VENV)/bin
 # `make run` talks with the `default` models; the tests run on the small `ci` ones.
 PROFILE ?= default
 TEST_PROFILE := ci
-# llama-cpp-python builds from source: native CPU code is 1.6–1.8x faster at prompt processing
-# than a portable build, and the multimodal part we do not use halves the build time when off.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON
-export HF_HUB_OFFLINE := 1
+# llama-cpp-python builds from source, for an instruction-set level this CPU runs (auto: the
+# fastest it lists), never -march=native: a native build traps on VMs that advertise AMX
+# (docs/install.md). LLAMA_LEVEL=avx2 or baseline forces a slower, safer build.
+LLAMA_LEVEL ?= auto
+WHEELHOUSE ?= wheelhouse
 DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose chromium
 
-.PHONY: run test install install-test models system-packages lint pytest bench clean
+.PHONY: run test install install-test llama models self-check wheelhouse system-packages lint \
+	pytest bench clean
 
 run: install
 	scripts/download_models.sh --profile $(PROFILE)
+	scripts/self_check.sh --models $(PROFILE)
 	$(BIN)/callagent serve --models $(PROFILE)
 
 test: system-packages install-test
 	scripts/download_models.sh --profile $(TEST_PROFILE)
+	scripts/self_check.sh --models $(TEST_PROFILE)
 	$(MAKE) lint pytest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# Before callagent: with llama-cpp-python already installed, pip never builds it itself (its
+# own wheel cache would hand back whatever build it once made from the same source).
+llama: $(BIN)/python
+	$(BIN)/python scripts/build_llama.py install --level $(LLAMA_LEVEL)
+
+install: llama
 	$(BIN)/python -m pip install --quiet -e .
 
-install-test: $(BIN)/python
+install-test: llama
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+# Every wheel callagent needs (itself, its dependencies, a portable llama-cpp-python and the
+# model packages) in one folder, to install where there is no package index (docs/install.md).
+wheelhouse: install
+	scripts/build_wheelhouse.sh $(WHEELHOUSE)
+
+self-check: install
+	scripts/self_check.sh --models $(PROFILE)
 
 models: $(BIN)/python
 	scripts/download_models.sh --profile $(PROFILE) --profile $(TEST_PROFILE)

@@ -20,6 +20,7 @@ from callagent.app.errors import UsageError
 from callagent.app.logs import configure_logging
 from callagent.app.serve import serve
 from callagent.app.simulate import run_call
+from callagent.diagnostics.selfcheck import EngineCheckError
 from callagent.dialog.agent_profile import AgentProfileError
 from callagent.modelfiles import ModelFileError
 from callagent.settings import SettingsError, load_settings
@@ -72,6 +73,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     asterisk.add_argument("--out", type=Path, required=True, help="folder for the .conf files")
 
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check this install: CPU, llama.cpp build, models, ports, database, engines",
+    )
+    doctor.add_argument("--database-url", help="database (as for serve)")
+    doctor.add_argument(
+        "--no-engines", action="store_true", help="skip the engine self-check (seconds to minutes)"
+    )
+
     models = sub.add_parser("models", help="download or verify model files (see --help)")
     models.add_argument("model_args", nargs=argparse.REMAINDER)
     return parser
@@ -99,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return models_main(args.model_args)
     try:
         settings = load_settings(config_file=args.config, overrides=_overrides(args))
+        if args.command == "doctor":
+            from callagent.diagnostics.doctor import diagnose
+
+            return diagnose(settings, engines=not args.no_engines)
         if args.command == "asterisk-config":
             return write_asterisk_config_files(settings, args.out)
         if args.command == "clients":
@@ -126,7 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 as_json=args.json,
             )
         )
-    except (SettingsError, AgentProfileError, ModelFileError, UsageError) as error:
+    except (
+        SettingsError,
+        AgentProfileError,
+        ModelFileError,
+        EngineCheckError,
+        UsageError,
+    ) as error:
         print(f"callagent: {error}", file=sys.stderr)
         return 2
 

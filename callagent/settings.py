@@ -43,7 +43,7 @@ class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Which model profile of models/manifest.json to run, and how many threads it gets."""
+    """Which model profile of the model manifest to run, and how many threads it gets."""
 
     env_prefix: ClassVar[str] = ""
     env_names: ClassVar[Mapping[str, str]] = {"profile": "MODELS"}
@@ -52,6 +52,10 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     models_dir: str = "models"
     llm_threads: int = 1
     stt_threads: int = 2
+    startup_check: bool = True
+    """Before loading the LLM, let it generate in a child process: a llama.cpp build that traps
+    on this CPU then fails the start with a clear message instead of killing the server on the
+    first reply (docs/install.md). Costs about a second at start."""
 
     def __post_init__(self) -> None:
         if self.llm_threads < 1 or self.stt_threads < 1:

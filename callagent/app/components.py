@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+from callagent.diagnostics.selfcheck import require_llm_runs
 from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile, load_agent_profile
 from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
 from callagent.dialog.prompt import build_system_prompt
@@ -69,9 +70,18 @@ def agent_profile(settings: Settings) -> AgentProfile:
     return load_agent_profile(Path(settings.agent.file))
 
 
+def check_llm_runs_here(settings: ModelSettings) -> None:
+    """Generate a few tokens in a child process first: a llama.cpp build that traps on this
+    CPU then ends that child, not the server (docs/install.md)."""
+    profile = resolve_profile(settings.profile, Path(settings.models_dir), verify=True)
+    require_llm_runs(profile.llm_path, threads=settings.llm_threads)
+
+
 async def prepare(settings: Settings) -> tuple[VoiceEngines, AgentProfile]:
     """Load the models (in a thread: it takes seconds) and warm the LLM's prompt cache."""
     profile = agent_profile(settings)
+    if settings.models.startup_check:
+        await asyncio.to_thread(check_llm_runs_here, settings.models)
     engines = await asyncio.to_thread(load_engines, settings.models)
     await engines.llm.warm_up(build_system_prompt(profile))
     return engines, profile
