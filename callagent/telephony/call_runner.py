@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callagent.call_logging import call_context
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
@@ -141,8 +142,14 @@ class CallRunner:
         self._journals = journals
 
     async def __call__(self, connection: CallConnection) -> None:
+        # Every line logged during the call, also by the tasks it starts, carries the call's id
+        # (callagent.call_logging), so the lines here need not repeat it.
+        with call_context(connection.call_id):
+            await self._answer(connection)
+
+    async def _answer(self, connection: CallConnection) -> None:
         report = CallReport(call_id=connection.call_id, started_at=time.time())
-        log.info("call %s from %s: connected", connection.call_id, connection.remote)
+        log.info("connected from %s", connection.remote)
         if self._router is not None:
             route = await self._router.route(connection)
         else:
@@ -202,12 +209,8 @@ class CallRunner:
                 recorder.close()
                 report.recording = recorder.reference
             report.ended_at = time.time()
-            log.info(
-                "call %s: ended after %d turns, %d barge-ins",
-                connection.call_id,
-                len(report.log.turns),
-                len(report.log.barge_ins),
-            )
+            turns, barge_ins = len(report.log.turns), len(report.log.barge_ins)
+            log.info("ended after %d turns, %d barge-ins", turns, barge_ins)
             if journal is not None and writer is not None:
                 journal.update(
                     CallUpdate(

@@ -168,11 +168,11 @@ class CallRouter:
         try:
             route = await self._route(connection)
         except Exception:
-            log.exception("call %s: routing failed", connection.call_id)
+            log.exception("routing failed")
             route = self._unknown("routing failed")
+        # Routing runs inside the call runner's call_context: the log lines carry the call's id.
         log.info(
-            "call %s: %s (%s)%s",
-            connection.call_id,
+            "answered as %s (%s)%s",
             route.kind,
             route.reason,
             f", stored as call {route.call_id}" if route.call_id else ", not stored",
@@ -193,7 +193,7 @@ class CallRouter:
         placed = await store.placed_call(self._db, call_id)
         if placed is None:
             if state is not None:
-                log.warning("call %s: an outbound call with no call session", call_id)
+                log.warning("an outbound call with no call session")
                 return Route(
                     kind="file_agent",
                     reason="outbound without a call session",

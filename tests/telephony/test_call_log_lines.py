@@ -1,0 +1,98 @@
+"""Every line logged during a call carries that call's id, also with two calls at once.
+
+Two loopback calls talk to the real call runner over real AudioSocket connections; the log is
+collected through :class:`~callagent.call_logging.CallIdFilter`, as the composition root installs
+it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from callagent.call_logging import NO_CALL, install_call_id_logging
+from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.telephony.asterisk.loopback_caller import simulate_call
+from callagent.telephony.asterisk.server import AudioSocketServer
+from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.voice_pipeline.clock import MonotonicClock
+
+from helpers.audio import voice
+from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Collect(logging.Handler):
+    """Keeps every record of the ``callagent`` loggers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def collect() -> Iterator[Collect]:
+    handler = Collect()
+    install_call_id_logging(handler, set_format=False)
+    logger = logging.getLogger("callagent")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+async def test_a_calls_log_lines_carry_its_call_id(collect: Collect) -> None:
+    clock = MonotonicClock()
+    stt = FakeSpeechToText(clock, ["Hello?", "Hello?"])  # type: ignore[arg-type]
+    tts = FakeTextToSpeech(clock, seconds_per_word=0.05)  # type: ignore[arg-type]
+    llm = FakeLanguageModel(clock, ["Hi there.", "Hi there."])  # type: ignore[arg-type]
+    reports: list[CallReport] = []
+    runner = CallRunner(
+        VoiceEngines(stt, tts, llm), DEFAULT_AGENT, clock, on_call_finished=reports.append
+    )
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with AudioSocketServer(runner, "127.0.0.1", 0, clock=clock) as server:
+        await asyncio.gather(
+            *(
+                simulate_call(
+                    "127.0.0.1",
+                    server.port,
+                    [voice(0.6, 8000)],
+                    call_id=call_id,
+                    pause_after_agent_s=0.3,
+                    final_wait_s=0.4,
+                )
+                for call_id in (first, second)
+            )
+        )
+    assert {report.call_id for report in reports} == {first, second}
+
+    calls = {str(first), str(second)}
+    by_call: dict[str, set[str]] = {call_id: set() for call_id in calls}
+    for record in collect.records:
+        if record.name.startswith(("callagent.telephony.call_runner", "callagent.voice_pipeline")):
+            # The runner, the pipeline and every task they start log inside the call.
+            assert record.call_id in calls, record.getMessage()
+            by_call[record.call_id].add(record.name)
+        message = record.getMessage()
+        for call_id in calls:
+            if message.startswith(f"call {call_id}: Asterisk hung up"):
+                # Logged by the AudioSocket connection while the runner reads it: that call's.
+                assert record.call_id == call_id
+        if record.name.startswith("callagent.telephony.asterisk.loopback_caller"):
+            assert record.call_id == NO_CALL  # the caller's side is no call of the agent's
+    for names in by_call.values():
+        assert "callagent.telephony.call_runner" in names
+        assert any(name.startswith("callagent.voice_pipeline") for name in names)
+    hung_up = [r for r in collect.records if "Asterisk hung up" in r.getMessage()]
+    assert {r.call_id for r in hung_up} == calls
