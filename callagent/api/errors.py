@@ -1,4 +1,4 @@
-"""Errors to HTTP, in one place (issue #3, DESIGN.md practice 10).
+"""Errors to HTTP, in one place (DESIGN.md practice 10; docs/api.md "Conventions").
 
 Every error body has the same shape (:class:`ErrorBody`): a stable ``error`` code, a
 human ``detail``, and for bad input the ``field`` and the ``reason``. Services raise domain
@@ -63,13 +63,28 @@ def _respond(body: ErrorBody, headers: dict[str, str] | None = None) -> Response
     )
 
 
+def _invalid(errors: list[FieldError]) -> Response[Any]:
+    """A 400 ``validation_error`` naming the first field at fault, with every one listed: the
+    same body whether a service, msgspec or Litestar found the fault."""
+    first = errors[0]
+    return _respond(
+        ErrorBody(
+            status_code=400,
+            error="validation_error",
+            detail=f"{first.field}: {first.reason}",
+            field=first.field,
+            reason=first.reason,
+            errors=errors,
+        )
+    )
+
+
 def domain_error_handler(_request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     """A service's error as its HTTP status."""
+    if isinstance(error, ValidationFailed):
+        return _invalid([FieldError(field=error.field, reason=error.reason)])
     status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
     body = ErrorBody(status_code=status, error=error.code, detail=error.detail)
-    if isinstance(error, ValidationFailed):
-        body.field, body.reason = error.field, error.reason
-        body.errors = [FieldError(field=error.field, reason=error.reason)]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return _respond(body, headers)
 
@@ -107,17 +122,7 @@ def validation_handler(
     errors = [_field_error(item) for item in extra] or [
         FieldError(field="body", reason=str(error.detail))
     ]
-    first = errors[0]
-    return _respond(
-        ErrorBody(
-            status_code=400,
-            error="validation_error",
-            detail=f"{first.field}: {first.reason}",
-            field=first.field,
-            reason=first.reason,
-            errors=errors,
-        )
-    )
+    return _invalid(errors)
 
 
 _HTTP_CODES = {
@@ -137,16 +142,7 @@ def http_error_handler(_request: Request[Any, Any, Any], error: HTTPException) -
     if status >= 500:
         log.error("server error: %s", error.detail)
     if status == 400:  # e.g. a body that is not JSON at all
-        return _respond(
-            ErrorBody(
-                status_code=400,
-                error="validation_error",
-                detail=f"body: {error.detail}",
-                field="body",
-                reason=str(error.detail),
-                errors=[FieldError(field="body", reason=str(error.detail))],
-            )
-        )
+        return _invalid([FieldError(field="body", reason=str(error.detail))])
     return _respond(
         ErrorBody(
             status_code=status,

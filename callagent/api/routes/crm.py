@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from callagent.api.errors import responses
+from callagent.api.params import Limit
 from callagent.api.state import ApiState
 from callagent.store.errors import ValidationFailed
-from callagent.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from callagent.store.pagination import DEFAULT_LIMIT
 from callagent.store.schemas import (
     CallbackCreate,
     CallbackPage,
@@ -49,7 +50,6 @@ from callagent.store.states import (
     OpportunityStage,
 )
 
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
 #: CSV imports may be larger than JSON bodies (10,000 rows at most).
 IMPORT_MAX_BODY = 5 * 1024 * 1024
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery
 
 from callagent.api.errors import responses
+from callagent.api.params import Limit
 from callagent.api.state import ApiState
-from callagent.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from callagent.store.pagination import DEFAULT_LIMIT
 from callagent.store.schemas import CallbackPage, CustomerPage, Dashboard
 from callagent.store.services import callbacks, customers
 from callagent.store.services import dashboard as dashboard_service
 from callagent.store.services._common import get_agent_row
 from callagent.store.states import CallbackStatus, InterestLevel
-
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
 
 
 async def _require_agent(api: ApiState, client_id: uuid.UUID) -> None:
