@@ -37,6 +37,7 @@ from callagent.store.errors import DomainError
 from callagent.store.models import utcnow
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import telephony as store
+from callagent.store.services.call_state import CallUpdate, append_turns, apply_call_update
 from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
@@ -88,7 +89,7 @@ class _Wake:
     """Wakes an idle writer so it notices it was released."""
 
 
-_Write = store.CallUpdate | _Turns | _Wake
+_Write = CallUpdate | _Turns | _Wake
 
 
 def _name(write: _Write) -> str:
@@ -97,13 +98,13 @@ def _name(write: _Write) -> str:
     return "a call update"
 
 
-def update_for(event: CallEvent) -> store.CallUpdate | None:
+def update_for(event: CallEvent) -> CallUpdate | None:
     """What an AMI call event changes on its call session (None: nothing to store)."""
     match event:
         case CallRinging():
-            return store.CallUpdate(status=CallStatus.RINGING)
+            return CallUpdate(status=CallStatus.RINGING)
         case CallAnswered():
-            return store.CallUpdate(status=CallStatus.IN_PROGRESS)
+            return CallUpdate(status=CallStatus.IN_PROGRESS)
         case OriginateResult(outcome=outcome, reason=reason, message=message):
             if outcome not in ORIGINATE_OUTCOMES:
                 return None  # answered: CallAnswered moved the call on
@@ -113,16 +114,16 @@ def update_for(event: CallEvent) -> store.CallUpdate | None:
                 why += f" (Asterisk reason {reason})"
             if message:
                 why += f": {message}"
-            return store.CallUpdate(status=status, outcome=result, failure_reason=why)
+            return CallUpdate(status=status, outcome=result, failure_reason=why)
         case AmdResult(status=status, cause=cause):
-            return store.CallUpdate(amd_status=status.value, amd_cause=cause[:100])
+            return CallUpdate(amd_status=status.value, amd_cause=cause[:100])
         case DtmfReceived(digit=digit):
-            return store.CallUpdate(dtmf=digit)
+            return CallUpdate(dtmf=digit)
         case CallTransferred(target=target):
-            return store.CallUpdate(transferred_to=target)
+            return CallUpdate(transferred_to=target)
         case CallEnded(cause=cause, cause_text=text):
             # A call that was never answered gets its verdict from the OriginateResult.
-            return store.CallUpdate(
+            return CallUpdate(
                 status=CallStatus.COMPLETED,
                 only_if_answered=True,
                 hangup_cause=cause,
@@ -160,7 +161,7 @@ class CallJournal:
 
     # --- what callers queue (never blocks, never raises) ---------------------------------------
 
-    def update(self, update: store.CallUpdate) -> None:
+    def update(self, update: CallUpdate) -> None:
         """Queue a change of the call session."""
         self._put(update)
 
@@ -256,11 +257,9 @@ class CallJournal:
         if self.client_id is None:
             return
         if isinstance(write, _Turns):
-            await store.record_turn(
-                self.db, self.client_id, self.call_id, write.turns, write.latency
-            )
+            await append_turns(self.db, self.client_id, self.call_id, write.turns, write.latency)
         else:
-            await store.update_call(self.db, self.client_id, self.call_id, write, self._clock())
+            await apply_call_update(self.db, self.client_id, self.call_id, write, self._clock())
         self.applied += 1
 
 

@@ -24,7 +24,7 @@ from callagent.call_logging import call_context
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
-from callagent.store.services.telephony import CallUpdate
+from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
 from callagent.telephony.call_journal import CallJournal, CallJournals, JournalObserver
 from callagent.telephony.connection import CallConnection

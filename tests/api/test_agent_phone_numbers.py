@@ -12,8 +12,8 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from callagent.store.db import Database
-from callagent.store.services import telephony
-from callagent.store.services.telephony import CallUpdate
+from callagent.store.services import call_state, telephony
+from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
 
 from .conftest import Headers
@@ -93,7 +93,7 @@ async def test_a_calls_detail_shows_what_the_phone_system_reported(
     )
     assert routed is not None
     assert routed.call_id is not None
-    await telephony.update_call(
+    await call_state.apply_call_update(
         db,
         routed.client_id,
         routed.call_id,

@@ -11,7 +11,8 @@ from litestar.testing import AsyncTestClient
 
 from callagent.store.db import Database
 from callagent.store.schemas import TranscriptTurn
-from callagent.store.services import calls as call_service
+from callagent.store.services import call_state
+from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
 
 from .conftest import Headers, train_to
@@ -246,14 +247,16 @@ async def test_calls_list_and_detail_with_transcript(
     detail = (await client.get(f"/api/calls/{ids[1]}/", headers=tenant)).json()
     client_id = await _client_id(db, tenant)
     call_id = uuid.UUID(ids[1])
-    await call_service.advance_call(db, client_id, call_id, CallStatus.IN_PROGRESS, clock.now)
+    answered = CallUpdate(status=CallStatus.IN_PROGRESS)
+    await call_state.apply_call_update(db, client_id, call_id, answered, clock.now)
     turns = [
         TranscriptTurn(speaker="agent", text="Hello, this is Alex.", at=clock.now),
         TranscriptTurn(speaker="caller", text="Hi!", at=clock.now + dt.timedelta(seconds=2)),
     ]
-    assert await call_service.append_transcript(db, client_id, call_id, turns) == 2
-    await call_service.advance_call(
-        db, client_id, call_id, CallStatus.COMPLETED, clock.now + dt.timedelta(seconds=30)
+    assert await call_state.append_turns(db, client_id, call_id, turns) == 2
+    hung_up = CallUpdate(status=CallStatus.COMPLETED)
+    await call_state.apply_call_update(
+        db, client_id, call_id, hung_up, clock.now + dt.timedelta(seconds=30)
     )
     detail = (await client.get(f"/api/calls/{ids[1]}/", headers=tenant)).json()
     assert [turn["text"] for turn in detail["transcript"]] == ["Hello, this is Alex.", "Hi!"]

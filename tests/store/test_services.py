@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +24,8 @@ from callagent.store.schemas import (
     StartCall,
     TrainingCreate,
 )
-from callagent.store.services import agents, callbacks, calls, clients, customers
+from callagent.store.services import agents, call_state, callbacks, calls, clients, customers
+from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import (
     CallOutcome,
     CallStatus,
@@ -188,21 +190,28 @@ async def test_telephony_updates_follow_the_table(db: Database) -> None:
     client_id = await _client(db)
     await _ready_agent(db, client_id)
     prepared = await calls.prepare_call(db, client_id, StartCall(phone_number="+14155550123"), NOW)
-    assert (
-        await calls.advance_call(db, client_id, prepared.call_id, CallStatus.DIALING, NOW)
-        == CallStatus.DIALING
-    )
-    await calls.advance_call(db, client_id, prepared.call_id, CallStatus.RINGING, NOW)
-    await calls.advance_call(db, client_id, prepared.call_id, CallStatus.IN_PROGRESS, NOW)
+
+    async def move(status: CallStatus, when: dt.datetime = NOW, **fields: Any) -> CallStatus:
+        update = CallUpdate(status=status, **fields)
+        return await call_state.apply_call_update(db, client_id, prepared.call_id, update, when)
+
+    assert await move(CallStatus.DIALING) == CallStatus.DIALING
+    await move(CallStatus.RINGING)
+    await move(CallStatus.IN_PROGRESS)
+    # A late report (AMI's "ringing" after the answer) changes nothing; a step the table has
+    # no arrow for is refused.
+    assert await move(CallStatus.RINGING) == CallStatus.IN_PROGRESS
     with pytest.raises(IllegalTransition):
-        await calls.advance_call(db, client_id, prepared.call_id, CallStatus.RINGING, NOW)
+        await move(CallStatus.CANCELLED)
     other = await _client(db)
     with pytest.raises(NotFound):
-        await calls.advance_call(db, other, prepared.call_id, CallStatus.COMPLETED, NOW)
+        await call_state.apply_call_update(
+            db, other, prepared.call_id, CallUpdate(status=CallStatus.COMPLETED), NOW
+        )
     later = NOW + dt.timedelta(seconds=42)
-    await calls.advance_call(
-        db, client_id, prepared.call_id, CallStatus.COMPLETED, later, recording_ref="rec/1.wav"
-    )
+    await move(CallStatus.COMPLETED, later, recording_ref="rec/1.wav")
+    with pytest.raises(IllegalTransition):
+        await move(CallStatus.FAILED)
     detail = await calls.get_call(db, client_id, prepared.call_id)
     assert (detail.status, detail.duration_s, detail.recording_ref) == (
         CallStatus.COMPLETED,

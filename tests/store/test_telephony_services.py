@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from callagent.store.db import Database
-from callagent.store.errors import Conflict, IllegalTransition, ValidationFailed
+from callagent.store.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from callagent.store.schemas import (
     AgentSetup,
     AgentUpdate,
@@ -22,9 +22,9 @@ from callagent.store.schemas import (
     TrainingCreate,
     TranscriptTurn,
 )
-from callagent.store.services import agents, callbacks, calls, clients, customers
+from callagent.store.services import agents, call_state, callbacks, calls, clients, customers
 from callagent.store.services import telephony as store
-from callagent.store.services.telephony import CallUpdate
+from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import (
     CallbackStatus,
     CallOutcome,
@@ -123,7 +123,9 @@ async def test_call_state_only_moves_forward(db: Database) -> None:
     call_id = prepared.call_id
 
     async def update(when: dt.datetime = NOW, **fields: Any) -> CallStatus:
-        return await store.update_call(db, client_id, call_id, CallUpdate(**fields), when)
+        return await call_state.apply_call_update(
+            db, client_id, call_id, CallUpdate(**fields), when
+        )
 
     # Asterisk's "ringing" may arrive before start-call recorded the placement.
     assert await update(status=CallStatus.RINGING) == CallStatus.RINGING
@@ -182,7 +184,7 @@ async def test_an_unanswered_outcome_settles_the_callback(db: Database) -> None:
     )
     busy = CallUpdate(status=CallStatus.COMPLETED, outcome=CallOutcome.BUSY, failure_reason="busy")
     # Busy before start-call even recorded the placement (the Originate failed fast).
-    await store.update_call(db, client_id, prepared.call_id, busy, NOW)
+    await call_state.apply_call_update(db, client_id, prepared.call_id, busy, NOW)
     placed = await calls.record_placement(
         db, client_id, prepared.call_id, placed=True, reason="", telephony_call_id="t", now=NOW
     )
@@ -203,7 +205,7 @@ async def test_a_failed_placement_after_the_telephony_failure_is_no_error(db: Da
     client_id = await _client(db)
     prepared = await calls.prepare_call(db, client_id, StartCall(phone_number=number()), NOW)
     failed = CallUpdate(status=CallStatus.FAILED, outcome=CallOutcome.FAILED)
-    await store.update_call(db, client_id, prepared.call_id, failed, NOW)
+    await call_state.apply_call_update(db, client_id, prepared.call_id, failed, NOW)
     result = await calls.record_placement(
         db,
         client_id,
@@ -221,20 +223,40 @@ async def test_a_machine_nobody_talked_to_is_voicemail(db: Database, caller_spok
     client_id = await _client(db)
     prepared = await calls.prepare_call(db, client_id, StartCall(phone_number=number()), NOW)
     call_id = prepared.call_id
-    await store.update_call(
+    await call_state.apply_call_update(
         db, client_id, call_id, CallUpdate(status=CallStatus.IN_PROGRESS, amd_status="MACHINE"), NOW
     )
     agent_turn = TranscriptTurn(speaker="agent", text="Hello?", at=NOW)
-    await store.record_turn(db, client_id, call_id, [agent_turn])
+    await call_state.append_turns(db, client_id, call_id, [agent_turn])
     if caller_spoke:
         caller_turn = TranscriptTurn(speaker="caller", text="Yes, hi", at=NOW)
-        await store.record_turn(db, client_id, call_id, [caller_turn], {"turns": [{}]})
-    await store.update_call(db, client_id, call_id, CallUpdate(status=CallStatus.COMPLETED), NOW)
+        await call_state.append_turns(db, client_id, call_id, [caller_turn], {"turns": [{}]})
+    await call_state.apply_call_update(
+        db, client_id, call_id, CallUpdate(status=CallStatus.COMPLETED), NOW
+    )
     detail = await calls.get_call(db, client_id, call_id)
     assert detail.outcome == (None if caller_spoke else CallOutcome.VOICEMAIL)
     assert [t.speaker for t in detail.transcript] == ["agent", "caller"][: 1 + caller_spoke]
     customer = await customers.get_customer(db, client_id, prepared.customer_id)
     assert customer.answered_calls == int(caller_spoke)
+
+
+async def test_the_transcript_keeps_its_newest_turns(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(call_state, "MAX_TRANSCRIPT_TURNS", 3)
+    client_id = await _client(db)
+    prepared = await calls.prepare_call(db, client_id, StartCall(phone_number=number()), NOW)
+    turns = [TranscriptTurn(speaker="agent", text=f"turn {i}", at=NOW) for i in range(5)]
+    assert await call_state.append_turns(db, client_id, prepared.call_id, turns[:2]) == 2
+    latency = {"turns": [{"wire": 1}]}
+    assert await call_state.append_turns(db, client_id, prepared.call_id, turns[2:], latency) == 3
+    detail = await calls.get_call(db, client_id, prepared.call_id)
+    assert [t.text for t in detail.transcript] == ["turn 2", "turn 3", "turn 4"]
+    assert detail.transcript[0].at == NOW
+    assert detail.latency == latency
+    with pytest.raises(NotFound):
+        await call_state.append_turns(db, await _client(db), prepared.call_id, turns)
 
 
 async def test_the_profile_material_and_its_fingerprint(db: Database) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from callagent.store.db import Database
 from callagent.store.schemas import AgentSetup, StartCall, TrainingCreate, TranscriptTurn
 from callagent.store.services import agents, calls, clients
-from callagent.store.services.telephony import CallUpdate
+from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallOutcome, CallStatus, TrainingType
 from callagent.telephony import call_journal
 from callagent.telephony.asterisk.call_tracker import (

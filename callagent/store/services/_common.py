@@ -8,6 +8,7 @@ import zoneinfo
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +36,7 @@ from callagent.store.schemas import (
 from callagent.store.states import CallbackStatus
 
 M = TypeVar("M", bound=Base)
+V = TypeVar("V", bound=msgspec.Struct)
 
 NO_AGENT = "this client has no agent yet: POST /api/agents/ai/setup/ first"
 
@@ -58,12 +60,28 @@ def check_timezone(name: str, field: str = "timezone") -> str:
     return name
 
 
-def parse_uuid(value: str, field: str) -> uuid.UUID:
-    """A UUID from text, or a 400 on ``field``."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed(field, "not a valid id") from None
+class _WithFields:
+    """A row seen with some attributes added or replaced: the fields a view computes."""
+
+    __slots__ = ("_computed", "_row")
+
+    def __init__(self, row: object, computed: dict[str, Any]) -> None:
+        self._row = row
+        self._computed = computed
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._computed:
+            return self._computed[name]
+        return getattr(self._row, name)
+
+
+def to_view(row: object, view: type[V], **computed: Any) -> V:
+    """The ``view`` of an ORM row: each field read from the row's attribute of the same name
+    (``msgspec.convert(..., from_attributes=True)``, which also checks the types), except the
+    ``computed`` ones given here. Only the view's fields are read, so a deferred column that
+    the view does not show is never loaded."""
+    source = _WithFields(row, computed) if computed else row
+    return msgspec.convert(source, view, from_attributes=True)
 
 
 async def get_scoped(
@@ -117,132 +135,46 @@ async def agent_phone_numbers(session: AsyncSession, agent_id: uuid.UUID) -> lis
 
 def agent_view(agent: AIAgent, phone_numbers: list[str] | None = None) -> AgentView:
     """The API view of an agent row (with its numbers, when the caller loaded them)."""
-    return AgentView(
-        id=agent.id,
-        agent_name=agent.agent_name,
-        personality_type=agent.personality_type,
-        voice_model=agent.voice_model,
+    return to_view(
+        agent,
+        AgentView,
         working_hours_start=hhmm(agent.working_hours_start),
         working_hours_end=hhmm(agent.working_hours_end),
-        timezone=agent.timezone,
-        business_info=agent.business_info,
-        sales_goals=agent.sales_goals,
-        status=agent.status,
-        training_level=agent.training_level,
-        training_coverage=agent.training_coverage,
-        calls_handled=agent.calls_handled,
-        successful_conversions=agent.successful_conversions,
-        conversation_memory=agent.conversation_memory,
-        customer_preferences=agent.customer_preferences,
-        performance_metrics=agent.performance_metrics,
-        created_at=agent.created_at,
-        updated_at=agent.updated_at,
         phone_numbers=list(phone_numbers or []),
     )
 
 
 def training_view(row: AgentTraining) -> TrainingView:
     """The API view of a training session."""
-    return TrainingView(
-        id=row.id,
-        training_type=row.training_type,
-        training_content=row.training_content,
-        product_details=row.product_details,
-        objection_responses=row.objection_responses,
-        sales_techniques=row.sales_techniques,
-        client_instructions=row.client_instructions,
-        completion_percentage=row.completion_percentage,
-        level_before=row.level_before,
-        level_after=row.level_after,
-        created_at=row.created_at,
-    )
+    return to_view(row, TrainingView)
 
 
 def customer_view(row: CustomerProfile) -> CustomerView:
     """The API view of a customer."""
-    return CustomerView(
-        id=row.id,
-        phone_number=row.phone_number,
-        name=row.name,
-        email=row.email,
-        company=row.company,
-        timezone=row.timezone,
-        interest_level=row.interest_level,
-        call_preference_time=row.call_preference_time,
-        total_calls=row.total_calls,
-        answered_calls=row.answered_calls,
-        total_talk_time_s=row.total_talk_time_s,
-        last_call_at=row.last_call_at,
-        last_outcome=row.last_outcome,
-        conversation_notes=row.conversation_notes,
-        preferences=row.preferences,
-        objections=row.objections,
-        do_not_call=row.do_not_call,
-        converted=row.converted,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def call_fields(row: CallSession) -> dict[str, Any]:
-    """The list fields of a call (shared by CallView and CallDetail)."""
-    return {
-        "id": row.id,
-        "customer_id": row.customer_id,
-        "phone_number": row.phone_number,
-        "call_type": row.call_type,
-        "purpose": row.purpose,
-        "status": row.status,
-        "outcome": row.outcome,
-        "failure_reason": row.failure_reason,
-        "sentiment": row.sentiment,
-        "duration_s": row.duration_s,
-        "customer_satisfaction": row.customer_satisfaction,
-        "callback_id": row.callback_id,
-        "created_at": row.created_at,
-        "started_at": row.started_at,
-        "ended_at": row.ended_at,
-    }
+    return to_view(row, CustomerView)
 
 
 def call_view(row: CallSession) -> CallView:
     """The list view of a call."""
-    return CallView(**call_fields(row))
+    return to_view(row, CallView)
 
 
 def callback_view(
     row: ScheduledCallback, customer: CustomerProfile, now: dt.datetime
 ) -> CallbackView:
     """The API view of a callback (with its customer's number and name)."""
-    return CallbackView(
-        id=row.id,
-        customer_id=row.customer_id,
+    return to_view(
+        row,
+        CallbackView,
         phone_number=customer.phone_number,
         customer_name=customer.name,
-        scheduled_at=row.scheduled_at,
-        reason=row.reason,
-        status=row.status,
-        priority=row.priority,
-        expected_outcome=row.expected_outcome,
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        origin_call_id=row.origin_call_id,
         overdue=row.status == CallbackStatus.SCHEDULED and row.scheduled_at < now,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
     )
 
 
 def note_view(row: ContactNote) -> NoteView:
     """The API view of a note."""
-    return NoteView(
-        id=row.id,
-        customer_id=row.customer_id,
-        call_id=row.call_id,
-        kind=row.kind,
-        body=row.body,
-        created_at=row.created_at,
-    )
+    return to_view(row, NoteView)
 
 
 def cents(value: Decimal, field: str = "estimated_value") -> int:
@@ -256,15 +188,9 @@ def cents(value: Decimal, field: str = "estimated_value") -> int:
 
 
 def opportunity_view(row: Opportunity) -> OpportunityView:
-    """The API view of an opportunity."""
-    return OpportunityView(
-        id=row.id,
-        customer_id=row.customer_id,
-        title=row.title,
+    """The API view of an opportunity (the value is stored in minor units)."""
+    return to_view(
+        row,
+        OpportunityView,
         estimated_value=(Decimal(row.estimated_value_cents) / 100).quantize(Decimal("0.01")),
-        currency=row.currency,
-        probability=row.probability,
-        stage=row.stage,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
     )

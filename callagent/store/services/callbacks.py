@@ -6,22 +6,26 @@ import datetime as dt
 import uuid
 
 import msgspec
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callagent.store import counters
 from callagent.store.db import Database
 from callagent.store.errors import Conflict, ValidationFailed
 from callagent.store.models import CustomerProfile, ScheduledCallback
-from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.pagination import SortKey, cursor_datetime, paginate
 from callagent.store.schemas import CallbackCreate, CallbackPage, CallbackReschedule, CallbackView
-from callagent.store.services._common import callback_view, get_scoped, parse_uuid
+from callagent.store.services._common import callback_view, get_scoped
 from callagent.store.states import UNREACHED_OUTCOMES, CallbackStatus, CallOutcome, check_transition
 
 #: When a callback's call reached nobody, it is tried again this much later.
 RETRY_DELAY = dt.timedelta(hours=1)
 #: The dashboard counts overdue callbacks up to this many (a bounded index scan), then says "more".
 OVERDUE_COUNT_CAP = 1000
+SOONEST_FIRST = (
+    SortKey(ScheduledCallback.scheduled_at, parse=cursor_datetime, format=dt.datetime.isoformat),
+    SortKey(ScheduledCallback.id),
+)
 
 
 def move(callback: ScheduledCallback, target: CallbackStatus) -> dict[str, int]:
@@ -42,6 +46,23 @@ def settle(callback: ScheduledCallback, outcome: CallOutcome, now: dt.datetime) 
         callback.scheduled_at = now + RETRY_DELAY
         return move(callback, CallbackStatus.SCHEDULED)
     return move(callback, CallbackStatus.COMPLETED)
+
+
+async def settle_for_call(
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    callback_id: uuid.UUID | None,
+    outcome: CallOutcome,
+    now: dt.datetime,
+) -> None:
+    """Lock and :func:`settle` the callback a call was made for (none: nothing to do), in the
+    caller's transaction, counters included."""
+    if callback_id is None:
+        return
+    callback = await get_scoped(
+        session, ScheduledCallback, client_id, callback_id, "callback", for_update=True
+    )
+    await counters.bump(session, client_id, settle(callback, outcome, now))
 
 
 async def new_callback(
@@ -188,7 +209,6 @@ async def list_callbacks(
 ) -> CallbackPage:
     """Callbacks soonest first. ``overdue=true``: scheduled and due before now;
     ``overdue=false``: due from now on. Keyset-paginated on (scheduled_at, id)."""
-    check_limit(limit)
     statement = select(ScheduledCallback, CustomerProfile).join(
         CustomerProfile, CustomerProfile.id == ScheduledCallback.customer_id
     )
@@ -204,32 +224,11 @@ async def list_callbacks(
         statement = statement.where(ScheduledCallback.status == status)
     if customer_id is not None:
         statement = statement.where(ScheduledCallback.customer_id == customer_id)
-    if cursor is not None:
-        at_text, id_text = decode_cursor(cursor, 2)
-        try:
-            at = dt.datetime.fromisoformat(at_text)
-        except ValueError:
-            raise ValidationFailed("cursor", "malformed cursor") from None
-        last_id = parse_uuid(id_text, "cursor")
-        statement = statement.where(
-            or_(
-                ScheduledCallback.scheduled_at > at,
-                and_(ScheduledCallback.scheduled_at == at, ScheduledCallback.id > last_id),
-            )
-        )
-    statement = statement.order_by(ScheduledCallback.scheduled_at, ScheduledCallback.id).limit(
-        limit + 1
-    )
     async with db.read() as session:
-        rows = (await session.execute(statement)).all()
-    page, more = split_page(rows, limit)
-    next_cursor = None
-    if more:
-        last = page[-1][0]
-        next_cursor = encode_cursor(last.scheduled_at.isoformat(), last.id)
+        page = await paginate(session, statement, SOONEST_FIRST, cursor=cursor, limit=limit)
     return CallbackPage(
-        items=[callback_view(callback, customer, now) for callback, customer in page],
-        next_cursor=next_cursor,
+        items=[callback_view(callback, customer, now) for callback, customer in page.rows],
+        next_cursor=page.next_cursor,
     )
 
 

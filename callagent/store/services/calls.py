@@ -1,9 +1,13 @@
-"""Calls: start-call, placement, outcome, lists and detail, and the telephony layer's updates.
+"""Calls as the API sees them: start-call, placement, outcome, lists and detail.
 
-``start-call`` is split in two short transactions around the telephony hand-over (issue #3,
-DESIGN.md practice 11): :func:`prepare_call` commits the customer and a ``queued`` call session
-(so the telephony layer can find it by id), the API hands the ids to a ``CallPlacer``, and
-:func:`record_placement` writes what the placer said. No transaction is open while dialling.
+What the phone system reports while a call goes on (status, transcript, AMD, hang-up) is
+written by :mod:`callagent.store.services.call_state`, the one writer of a live call's state.
+
+``start-call`` is split in two short transactions around the telephony hand-over (DESIGN.md
+practice 11; docs/api.md "start-call"): :func:`prepare_call` commits the customer and a
+``queued`` call session (so the telephony layer can find it by id), the API hands the ids to a
+``CallPlacer``, and :func:`record_placement` writes what the placer said. No transaction is
+open while dialling.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
@@ -31,7 +34,7 @@ from callagent.store.models import (
     CustomerProfile,
     ScheduledCallback,
 )
-from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.pagination import SortKey, paginate
 from callagent.store.phone import normalize_phone
 from callagent.store.schemas import (
     CallDetail,
@@ -40,18 +43,16 @@ from callagent.store.schemas import (
     CallPage,
     StartCall,
     StartCallResult,
-    TranscriptTurn,
 )
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import (
-    call_fields,
     call_view,
     callback_view,
     customer_view,
     get_agent_row,
     get_scoped,
     hhmm,
-    parse_uuid,
+    to_view,
 )
 from callagent.store.services.agents import advance_status
 from callagent.store.services.customers import (
@@ -76,6 +77,7 @@ from callagent.store.states import (
 #: An active agent with this many handled calls has enough data to be tuned: ``optimizing``.
 OPTIMIZE_AFTER_CALLS = 50
 _MAX_CUSTOMER_OBJECTIONS = 50
+NEWEST_FIRST = (SortKey(CallSession.id),)
 
 
 @dataclass(frozen=True)
@@ -200,8 +202,9 @@ async def record_placement(
             session, CustomerProfile, client_id, call.customer_id, "customer"
         )
         # The placer starts dialling before this transaction: Asterisk's events (ringing,
-        # answered, busy…) may have moved the call on already (issue #4). Status only moves
-        # forward, so a call that is past ``queued`` keeps what the telephony layer wrote.
+        # answered, busy…) may have moved the call on already (call_state.apply_call_update).
+        # Status only moves forward, so a call past ``queued`` keeps what the telephony layer
+        # wrote.
         if placed:
             if call.status == CallStatus.QUEUED:
                 call.status = check_transition(call.status, CallStatus.DIALING)
@@ -214,31 +217,17 @@ async def record_placement(
             call.outcome = CallOutcome.FAILED
             call.failure_reason = reason
             call.ended_at = call.ended_at or now
-            await _settle_callback(session, client_id, call, CallOutcome.FAILED, now)
+            await callback_service.settle_for_call(
+                session, client_id, call.callback_id, CallOutcome.FAILED, now
+            )
         await session.flush()
-        return StartCallResult(
+        return to_view(
+            call,
+            StartCallResult,
             call_id=call.id,
-            customer_id=call.customer_id,
             customer_created=False,
-            phone_number=call.phone_number,
-            call_type=call.call_type,
-            status=call.status,
-            failure_reason=call.failure_reason,
             scheduled_callback_id=call.callback_id,
-            created_at=call.created_at,
         )
-
-
-async def _settle_callback(
-    session: Any, client_id: uuid.UUID, call: CallSession, outcome: CallOutcome, now: dt.datetime
-) -> ScheduledCallback | None:
-    if call.callback_id is None:
-        return None
-    callback = await get_scoped(
-        session, ScheduledCallback, client_id, call.callback_id, "callback", for_update=True
-    )
-    await counters.bump(session, client_id, callback_service.settle(callback, outcome, now))
-    return callback
 
 
 def _interest_after(current: InterestLevel, outcome: CallOutcome) -> InterestLevel:
@@ -312,8 +301,8 @@ async def record_outcome(
         if call.outcome is not None:
             raise Conflict(f"call {call.id} already has the outcome '{call.outcome}'")
         target = CallStatus.FAILED if report.outcome == CallOutcome.FAILED else CallStatus.COMPLETED
-        # The telephony layer ends a call when it hangs up (issue #4) and leaves the outcome of
-        # an answered call to this report: such a call keeps its status, end and duration, and
+        # The telephony layer ends a call when it hangs up (call_state) and leaves the outcome
+        # of an answered call to this report: such a call keeps its status, end and duration, and
         # its talk time was counted then.
         ended_by_telephony = call.status == target and call.ended_at is not None
         if not ended_by_telephony:
@@ -363,7 +352,9 @@ async def record_outcome(
             await callback_service.cancel_open_callbacks(session, client_id, customer.id)
         await counters.bump(session, client_id, merge(before, customer_counts(customer)))
 
-        await _settle_callback(session, client_id, call, report.outcome, now)
+        await callback_service.settle_for_call(
+            session, client_id, call.callback_id, report.outcome, now
+        )
         new_callback = None
         if report.callback_requested:
             assert report.callback_datetime is not None  # checked above
@@ -406,7 +397,6 @@ async def list_calls(
     limit: int = 50,
 ) -> CallPage:
     """Calls newest first, filtered; keyset-paginated on the id. No transcripts."""
-    check_limit(limit)
     statement = select(CallSession).where(CallSession.client_id == client_id)
     if status is not None:
         statement = statement.where(CallSession.status == status)
@@ -416,17 +406,11 @@ async def list_calls(
         statement = statement.where(CallSession.call_type == call_type)
     if customer_id is not None:
         statement = statement.where(CallSession.customer_id == customer_id)
-    if cursor is not None:
-        (last,) = decode_cursor(cursor, 1)
-        statement = statement.where(CallSession.id < parse_uuid(last, "cursor"))
-    statement = statement.order_by(CallSession.id.desc()).limit(limit + 1)
     async with db.read() as session:
-        rows = list(await session.scalars(statement))
-    page, more = split_page(rows, limit)
-    return CallPage(
-        items=[call_view(row) for row in page],
-        next_cursor=encode_cursor(page[-1].id) if more else None,
-    )
+        page = await paginate(
+            session, statement, NEWEST_FIRST, cursor=cursor, limit=limit, descending=True
+        )
+    return CallPage(items=[call_view(row) for row in page.rows], next_cursor=page.next_cursor)
 
 
 async def get_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> CallDetail:
@@ -443,79 +427,5 @@ async def get_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> Ca
     if row is None:
         raise NotFound(f"call {call_id} not found")
     call, customer_name = row
-    return CallDetail(
-        **call_fields(call),
-        context=call.context,
-        customer_response=call.customer_response,
-        conversation_notes=call.conversation_notes,
-        transcript=[TranscriptTurn(**turn) for turn in call.transcript],
-        recording_ref=call.recording_ref,
-        latency=call.latency,
-        telephony_channel=call.telephony_channel,
-        telephony_call_id=call.telephony_call_id,
-        customer_name=customer_name,
-        did=call.did,
-        amd_status=call.amd_status,
-        amd_cause=call.amd_cause,
-        hangup_cause=call.hangup_cause,
-        hangup_cause_text=call.hangup_cause_text,
-        dtmf=call.dtmf,
-        transferred_to=call.transferred_to,
-    )
-
-
-# The telephony layer's side (Asterisk work, issue #4): it knows calls by the ids it was given.
-
-
-async def advance_call(
-    db: Database,
-    client_id: uuid.UUID,
-    call_id: uuid.UUID,
-    status: CallStatus,
-    now: dt.datetime,
-    *,
-    telephony_channel: str | None = None,
-    failure_reason: str | None = None,
-    recording_ref: str | None = None,
-    latency: dict[str, Any] | None = None,
-) -> CallStatus:
-    """Move a call along its life (ringing, answered, hung up) through CALL_TRANSITIONS."""
-    async with db.write() as session:
-        call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
-        call.status = check_transition(call.status, status)
-        if status == CallStatus.IN_PROGRESS:
-            call.started_at = now
-        if status in (CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED):
-            call.ended_at = now
-            if call.started_at is not None:
-                call.duration_s = (now - call.started_at).total_seconds()
-        if telephony_channel is not None:
-            call.telephony_channel = telephony_channel
-        if failure_reason is not None:
-            call.failure_reason = failure_reason
-        if recording_ref is not None:
-            call.recording_ref = recording_ref
-        if latency is not None:
-            call.latency = latency
-        return call.status
-
-
-async def append_transcript(
-    db: Database, client_id: uuid.UUID, call_id: uuid.UUID, turns: list[TranscriptTurn]
-) -> int:
-    """Add utterances to a call's transcript; the number of turns it now has."""
-    async with db.write() as session:
-        call = (
-            await session.execute(
-                select(CallSession)
-                .where(CallSession.id == call_id, CallSession.client_id == client_id)
-                .options(undefer(CallSession.transcript))
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if call is None:
-            from callagent.store.errors import NotFound
-
-            raise NotFound(f"call {call_id} not found")
-        call.transcript = [*call.transcript, *msgspec.to_builtins(turns)]
-        return len(call.transcript)
+    # The transcript's stored turns (JSON) become TranscriptTurns on the way.
+    return to_view(call, CallDetail, customer_name=customer_name)

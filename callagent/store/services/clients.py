@@ -18,6 +18,7 @@ from callagent.store.db import Database
 from callagent.store.errors import NotFound, Unauthorized, ValidationFailed
 from callagent.store.models import ApiKey, Client, utcnow
 from callagent.store.schemas import ApiKeyView, CreatedClient
+from callagent.store.services._common import to_view
 
 KEY_PREFIX = "ca_"
 
@@ -58,12 +59,6 @@ async def create_api_key(db: Database, client_id: uuid.UUID) -> str:
     return key
 
 
-def _key_view(row: ApiKey) -> ApiKeyView:
-    return ApiKeyView(
-        id=row.id, prefix=row.prefix, created_at=row.created_at, revoked_at=row.revoked_at
-    )
-
-
 async def list_api_keys(db: Database, client_id: uuid.UUID) -> list[ApiKeyView]:
     """A client's keys, oldest first (without the keys themselves)."""
     async with db.read() as session:
@@ -72,7 +67,7 @@ async def list_api_keys(db: Database, client_id: uuid.UUID) -> list[ApiKeyView]:
         rows = await session.scalars(
             select(ApiKey).where(ApiKey.client_id == client_id).order_by(ApiKey.id)
         )
-        return [_key_view(row) for row in rows]
+        return [to_view(row, ApiKeyView) for row in rows]
 
 
 async def revoke_api_key(
@@ -86,7 +81,7 @@ async def revoke_api_key(
             raise NotFound(f"API key {key_id} not found")
         if row.revoked_at is None:
             row.revoked_at = now or utcnow()
-        return _key_view(row)
+        return to_view(row, ApiKeyView)
 
 
 async def authenticate(db: Database, key: str) -> uuid.UUID:

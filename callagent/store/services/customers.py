@@ -18,7 +18,7 @@ from callagent.store import counters
 from callagent.store.db import Database
 from callagent.store.errors import Conflict, ValidationFailed
 from callagent.store.models import CustomerProfile, ScheduledCallback, utcnow
-from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.pagination import SortKey, paginate
 from callagent.store.phone import normalize_phone
 from callagent.store.schemas import (
     CustomerCreate,
@@ -32,12 +32,12 @@ from callagent.store.services._common import (
     check_timezone,
     customer_view,
     get_scoped,
-    parse_uuid,
 )
 from callagent.store.services.callbacks import cancel_open_callbacks
 from callagent.store.states import InterestLevel, check_transition
 
 MAX_IMPORT_ROWS = 10_000
+NEWEST_FIRST = (SortKey(CustomerProfile.id),)
 
 
 class _DryRun(Exception):
@@ -88,6 +88,31 @@ def set_do_not_call(customer: CustomerProfile, value: bool) -> None:
     customer.do_not_call = value
 
 
+def new_customer(
+    client_id: uuid.UUID,
+    phone: str,
+    *,
+    interest_level: InterestLevel = InterestLevel.COLD,
+    do_not_call: bool = False,
+    **fields: Any,
+) -> CustomerProfile:
+    """A new customer row with nothing counted yet (calls, talk time, objections) and
+    ``converted`` following the interest level; the caller adds it and bumps the counters."""
+    customer = CustomerProfile(
+        client_id=client_id,
+        phone_number=phone,
+        interest_level=interest_level,
+        converted=interest_level == InterestLevel.CONVERTED,
+        objections=[],
+        total_calls=0,
+        answered_calls=0,
+        total_talk_time_s=0.0,
+        **{"preferences": {}, **fields},
+    )
+    set_do_not_call(customer, do_not_call)
+    return customer
+
+
 async def find_or_create_customer(
     session: AsyncSession, client_id: uuid.UUID, phone: str
 ) -> tuple[CustomerProfile, bool]:
@@ -100,18 +125,7 @@ async def find_or_create_customer(
     )
     if customer is not None:
         return customer, False
-    customer = CustomerProfile(
-        client_id=client_id,
-        phone_number=phone,
-        interest_level=InterestLevel.COLD,
-        converted=False,
-        do_not_call=False,
-        objections=[],
-        preferences={},
-        total_calls=0,
-        answered_calls=0,
-        total_talk_time_s=0.0,
-    )
+    customer = new_customer(client_id, phone)
     session.add(customer)
     await counters.bump(session, client_id, customer_counts(customer))
     await session.flush()
@@ -133,24 +147,19 @@ async def create_customer(db: Database, client_id: uuid.UUID, data: CustomerCrea
     phone = normalize_phone(data.phone_number)
     if data.timezone is not None:
         check_timezone(data.timezone)
-    customer = CustomerProfile(
-        client_id=client_id,
-        phone_number=phone,
+    customer = new_customer(
+        client_id,
+        phone,
+        interest_level=data.interest_level,
+        do_not_call=data.do_not_call,
         name=data.name,
         email=data.email,
         company=data.company,
         timezone=data.timezone,
-        interest_level=data.interest_level,
-        converted=data.interest_level == InterestLevel.CONVERTED,
         call_preference_time=data.call_preference_time,
         conversation_notes=data.conversation_notes,
         preferences=data.preferences,
-        objections=[],
-        total_calls=0,
-        answered_calls=0,
-        total_talk_time_s=0.0,
     )
-    set_do_not_call(customer, data.do_not_call)
     try:
         async with db.write() as session:
             if await _phone_taken(session, client_id, phone):
@@ -255,7 +264,6 @@ async def list_customers(
     limit: int = 50,
 ) -> CustomerPage:
     """Customers newest first, filtered; keyset-paginated on the id."""
-    check_limit(limit)
     statement = select(CustomerProfile).where(CustomerProfile.client_id == client_id)
     if interest_level is not None:
         statement = statement.where(CustomerProfile.interest_level == interest_level)
@@ -265,16 +273,12 @@ async def list_customers(
         statement = statement.where(CustomerProfile.do_not_call == do_not_call)
     if phone_number is not None:
         statement = statement.where(CustomerProfile.phone_number == normalize_phone(phone_number))
-    if cursor is not None:
-        (last,) = decode_cursor(cursor, 1)
-        statement = statement.where(CustomerProfile.id < parse_uuid(last, "cursor"))
-    statement = statement.order_by(CustomerProfile.id.desc()).limit(limit + 1)
     async with db.read() as session:
-        rows = list(await session.scalars(statement))
-    page, more = split_page(rows, limit)
+        page = await paginate(
+            session, statement, NEWEST_FIRST, cursor=cursor, limit=limit, descending=True
+        )
     return CustomerPage(
-        items=[customer_view(row) for row in page],
-        next_cursor=encode_cursor(page[-1].id) if more else None,
+        items=[customer_view(row) for row in page.rows], next_cursor=page.next_cursor
     )
 
 
@@ -378,23 +382,17 @@ async def import_customers(
             for phone, (number, row) in parsed.items():
                 customer = existing.get(phone)
                 if customer is None:
-                    customer = CustomerProfile(
-                        client_id=client_id,
-                        phone_number=phone,
+                    customer = new_customer(
+                        client_id,
+                        phone,
                         interest_level=row.get("interest_level", InterestLevel.COLD),
-                        converted=row.get("interest_level") == InterestLevel.CONVERTED,
-                        objections=[],
-                        preferences={},
-                        total_calls=0,
-                        answered_calls=0,
-                        total_talk_time_s=0.0,
+                        do_not_call=row.get("do_not_call", False),
                         **{
                             k: v
                             for k, v in row.items()
                             if k in ("name", "email", "company", "timezone", "call_preference_time")
                         },
                     )
-                    set_do_not_call(customer, row.get("do_not_call", False))
                     session.add(customer)
                     deltas.update(customer_counts(customer))
                     created += 1

@@ -9,10 +9,12 @@ from sqlalchemy import delete, select
 from callagent.store.db import Database
 from callagent.store.errors import Conflict, ValidationFailed
 from callagent.store.models import CallSession, ContactNote, CustomerProfile
-from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.pagination import SortKey, paginate
 from callagent.store.schemas import NoteCreate, NotePage, NoteView
-from callagent.store.services._common import get_scoped, note_view, parse_uuid
+from callagent.store.services._common import get_scoped, note_view
 from callagent.store.states import NoteKind
+
+NEWEST_FIRST = (SortKey(ContactNote.id),)
 
 
 async def add_note(
@@ -46,22 +48,16 @@ async def list_notes(
     limit: int = 50,
 ) -> NotePage:
     """A customer's notes, newest first."""
-    check_limit(limit)
     statement = select(ContactNote).where(
         ContactNote.client_id == client_id, ContactNote.customer_id == customer_id
     )
-    if cursor is not None:
-        (last,) = decode_cursor(cursor, 1)
-        statement = statement.where(ContactNote.id < parse_uuid(last, "cursor"))
-    statement = statement.order_by(ContactNote.id.desc()).limit(limit + 1)
     async with db.read() as session:
+        # The page first: a bad limit or cursor is a 400 even for an unknown customer.
+        page = await paginate(
+            session, statement, NEWEST_FIRST, cursor=cursor, limit=limit, descending=True
+        )
         await get_scoped(session, CustomerProfile, client_id, customer_id, "customer")
-        rows = list(await session.scalars(statement))
-    page, more = split_page(rows, limit)
-    return NotePage(
-        items=[note_view(row) for row in page],
-        next_cursor=encode_cursor(page[-1].id) if more else None,
-    )
+    return NotePage(items=[note_view(row) for row in page.rows], next_cursor=page.next_cursor)
 
 
 async def get_note(db: Database, client_id: uuid.UUID, note_id: uuid.UUID) -> NoteView:

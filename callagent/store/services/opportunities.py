@@ -9,15 +9,17 @@ from sqlalchemy import select
 
 from callagent.store.db import Database
 from callagent.store.models import CustomerProfile, Opportunity
-from callagent.store.pagination import check_limit, decode_cursor, encode_cursor, split_page
+from callagent.store.pagination import SortKey, paginate
 from callagent.store.schemas import (
     OpportunityCreate,
     OpportunityPage,
     OpportunityUpdate,
     OpportunityView,
 )
-from callagent.store.services._common import cents, get_scoped, opportunity_view, parse_uuid
+from callagent.store.services._common import cents, get_scoped, opportunity_view
 from callagent.store.states import OpportunityStage, check_transition
+
+NEWEST_FIRST = (SortKey(Opportunity.id),)
 
 
 async def create_opportunity(
@@ -83,20 +85,15 @@ async def list_opportunities(
     limit: int = 50,
 ) -> OpportunityPage:
     """Opportunities newest first."""
-    check_limit(limit)
     statement = select(Opportunity).where(Opportunity.client_id == client_id)
     if stage is not None:
         statement = statement.where(Opportunity.stage == stage)
     if customer_id is not None:
         statement = statement.where(Opportunity.customer_id == customer_id)
-    if cursor is not None:
-        (last,) = decode_cursor(cursor, 1)
-        statement = statement.where(Opportunity.id < parse_uuid(last, "cursor"))
-    statement = statement.order_by(Opportunity.id.desc()).limit(limit + 1)
     async with db.read() as session:
-        rows = list(await session.scalars(statement))
-    page, more = split_page(rows, limit)
+        page = await paginate(
+            session, statement, NEWEST_FIRST, cursor=cursor, limit=limit, descending=True
+        )
     return OpportunityPage(
-        items=[opportunity_view(row) for row in page],
-        next_cursor=encode_cursor(page[-1].id) if more else None,
+        items=[opportunity_view(row) for row in page.rows], next_cursor=page.next_cursor
     )

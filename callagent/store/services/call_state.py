@@ -1,0 +1,233 @@
+"""The one writer of a call session's state once it exists (DESIGN.md, ``store/``: one writer
+per aggregate, "one for a call's state").
+
+Whatever reports on a live call - the call journal (AMI events, the call runner, every finished
+turn), a test, a future scheduler - changes it through :func:`apply_call_update` (status, the
+phone system's facts, outcome) and :func:`append_turns` (transcript and latency figures). Each is
+one short transaction (DESIGN.md practice 11) that takes ids and returns plain values.
+
+The rules are those a real call needs. Status changes go through ``CALL_TRANSITIONS``: a call
+only moves forward, an update that arrives late (Asterisk's "ringing" after the AudioSocket call
+already started: AMI events and the AudioSocket side race) changes nothing, and one final state
+never silently replaces another. Peer input is bounded (DESIGN.md practice 2): key presses,
+hang-up text, failure reasons and the transcript have caps.
+
+Two API calls also end in a call's status, inside their own larger transactions and through
+the same transition table: start-call's ``calls.record_placement`` (``dialing``, or ``failed``
+when nothing was placed) and ``calls.record_outcome`` (docs/api.md "start-call",
+"call-outcome").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
+
+from callagent.store.db import Database
+from callagent.store.errors import IllegalTransition, NotFound
+from callagent.store.models import CallSession, CustomerProfile
+from callagent.store.schemas import TranscriptTurn
+from callagent.store.services import callbacks as callback_service
+from callagent.store.services._common import get_scoped
+from callagent.store.states import (
+    UNREACHED_OUTCOMES,
+    CallOutcome,
+    CallStatus,
+    check_transition,
+)
+
+#: How far along its life a status is; a call never moves to a lower rank.
+_RANK = {
+    CallStatus.QUEUED: 0,
+    CallStatus.DIALING: 1,
+    CallStatus.RINGING: 2,
+    CallStatus.IN_PROGRESS: 3,
+    CallStatus.COMPLETED: 4,
+    CallStatus.FAILED: 4,
+    CallStatus.CANCELLED: 4,
+}
+FINAL = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED})
+#: Bounded like every peer input (DESIGN.md practice 2): a caller cannot grow a row forever.
+MAX_DTMF = 64
+MACHINE = "MACHINE"
+#: A call's transcript keeps its newest turns up to this many (a stuck call cannot grow a row
+#: without bound; an hour of conversation is a few hundred turns).
+MAX_TRANSCRIPT_TURNS = 2000
+
+
+@dataclass(frozen=True)
+class CallUpdate:
+    """What the phone system reported about a call; ``None`` / empty fields change nothing.
+
+    ``status`` moves the call forward through the transition table (see the module docstring);
+    with ``only_if_answered`` only a call that is ``in_progress`` moves (Asterisk's hang-up of a
+    call that was never answered leaves the verdict to the Originate's outcome). ``outcome`` is
+    set only if the call has none yet (``call-outcome`` may have set it).
+    """
+
+    status: CallStatus | None = None
+    only_if_answered: bool = False
+    outcome: CallOutcome | None = None
+    failure_reason: str | None = None
+    recording_ref: str | None = None
+    latency: dict[str, Any] | None = None
+    telephony_channel: str | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+    hangup_cause: int | None = None
+    hangup_cause_text: str | None = None
+    dtmf: str = ""
+    transferred_to: str | None = None
+
+
+async def append_turns(
+    db: Database,
+    client_id: uuid.UUID,
+    call_id: uuid.UUID,
+    turns: list[TranscriptTurn],
+    latency: dict[str, Any] | None = None,
+) -> int:
+    """Append what was just said to the call's transcript (and replace its latency figures),
+    in one transaction, as it happens: a crash later in the call loses none of it. The
+    transcript keeps its newest ``MAX_TRANSCRIPT_TURNS`` turns; the number it holds now is
+    returned. Raises NotFound (no such call for this client)."""
+    async with db.write() as session:
+        call = (
+            await session.execute(
+                select(CallSession)
+                .where(CallSession.id == call_id, CallSession.client_id == client_id)
+                .options(undefer(CallSession.transcript))
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if call is None:
+            raise NotFound(f"call {call_id} not found")
+        call.transcript = [*call.transcript, *msgspec.to_builtins(turns)][-MAX_TRANSCRIPT_TURNS:]
+        if latency is not None:
+            call.latency = latency
+        return len(call.transcript)
+
+
+def _walk(current: CallStatus, target: CallStatus) -> CallStatus:
+    """``current`` → ``target`` through legal steps (queued → ringing goes via dialing)."""
+    if current == CallStatus.QUEUED and target not in (
+        CallStatus.DIALING,
+        CallStatus.IN_PROGRESS,
+        CallStatus.FAILED,
+        CallStatus.CANCELLED,
+    ):
+        current = check_transition(current, CallStatus.DIALING)
+    return check_transition(current, target)
+
+
+async def apply_call_update(
+    db: Database,
+    client_id: uuid.UUID,
+    call_id: uuid.UUID,
+    update: CallUpdate,
+    now: dt.datetime,
+) -> CallStatus:
+    """Apply one report about a call (status, the phone system's facts, outcome) in one
+    transaction; the call's status afterwards.
+
+    Raises NotFound (no such call for this client) and IllegalTransition (one final state
+    would replace another, e.g. ``completed`` → ``failed``).
+    """
+    async with db.write() as session:
+        call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
+        for name in ("telephony_channel", "amd_status", "amd_cause", "transferred_to"):
+            value = getattr(update, name)
+            if value is not None:
+                setattr(call, name, value)
+        if update.hangup_cause is not None:
+            call.hangup_cause = update.hangup_cause
+            call.hangup_cause_text = (update.hangup_cause_text or "")[:100]
+        if update.dtmf:
+            call.dtmf = (call.dtmf + update.dtmf)[:MAX_DTMF]
+        if update.recording_ref is not None:
+            call.recording_ref = update.recording_ref
+        if update.latency is not None:
+            call.latency = update.latency
+        if update.failure_reason is not None and not call.failure_reason:
+            call.failure_reason = update.failure_reason[:500]
+        target = update.status
+        if target is not None and update.only_if_answered and call.status != CallStatus.IN_PROGRESS:
+            target = None
+        if target is not None:
+            await _move(session, call, target, update.outcome, now)
+        elif update.outcome is not None:
+            await _set_outcome(session, call, update.outcome, now)
+        return call.status
+
+
+async def _move(
+    session: AsyncSession,
+    call: CallSession,
+    target: CallStatus,
+    outcome: CallOutcome | None,
+    now: dt.datetime,
+) -> None:
+    current = call.status
+    if target == current or _RANK[target] < _RANK[current]:
+        # A report that arrives after the call moved on changes nothing (AMI events and the
+        # AudioSocket side race: "ringing" can land after the answer); only its outcome may
+        # still be news.
+        if outcome is not None:
+            await _set_outcome(session, call, outcome, now)
+        return
+    if _RANK[target] == _RANK[current]:
+        raise IllegalTransition(f"call status cannot change from '{current}' to '{target}'")
+    call.status = _walk(current, target)
+    if target == CallStatus.IN_PROGRESS and call.started_at is None:
+        call.started_at = now
+    if target in FINAL:
+        call.ended_at = now
+        if call.started_at is not None:
+            call.duration_s = max(0.0, (now - call.started_at).total_seconds())
+        machine = outcome is None and call.amd_status == MACHINE
+        if machine and not await _caller_spoke(session, call):
+            # AMD heard a machine and nothing was said back on the line: nobody was reached,
+            # so a callback behind the call is retried. A conversation after a MACHINE verdict
+            # leaves the outcome to call-outcome.
+            outcome = CallOutcome.VOICEMAIL
+        customer = await get_scoped(
+            session, CustomerProfile, call.client_id, call.customer_id, "customer", for_update=True
+        )
+        customer.last_call_at = now
+        reached = (outcome or call.outcome) not in UNREACHED_OUTCOMES
+        if call.started_at is not None and reached:
+            # Someone answered: counted here, once; call-outcome does not count a call the
+            # telephony layer ended (calls.record_outcome).
+            customer.answered_calls += 1
+            customer.total_talk_time_s += call.duration_s or 0.0
+    if outcome is not None:
+        await _set_outcome(session, call, outcome, now)
+
+
+async def _caller_spoke(session: AsyncSession, call: CallSession) -> bool:
+    transcript = await session.scalar(
+        select(CallSession.transcript).where(CallSession.id == call.id)
+    )
+    return any(turn.get("speaker") == "caller" for turn in transcript or [])
+
+
+async def _set_outcome(
+    session: AsyncSession, call: CallSession, outcome: CallOutcome, now: dt.datetime
+) -> None:
+    """The outcome the phone system knows (busy, no answer, failed, voicemail), set once."""
+    if call.outcome is not None:
+        return
+    call.outcome = outcome
+    customer = await get_scoped(
+        session, CustomerProfile, call.client_id, call.customer_id, "customer", for_update=True
+    )
+    customer.last_outcome = outcome
+    customer.last_call_at = now
+    await callback_service.settle_for_call(session, call.client_id, call.callback_id, outcome, now)
