@@ -33,8 +33,8 @@ class PlacementResult:
     """Whether the call was handed to the phone system.
 
     ``placed=True`` means dialling started (the call session becomes ``dialing``; later events
-    move it on through ``callagent.store.services.calls.advance_call``). ``placed=False`` means
-    no call exists: the call session becomes ``failed`` with ``reason``.
+    move it on through ``store.services.call_state.apply_call_update``). ``placed=False``
+    means no call exists: the call session becomes ``failed`` with ``reason``.
     """
 
     placed: bool
