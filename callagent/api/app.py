@@ -1,4 +1,4 @@
-"""The HTTP side of callagent: the Litestar application (issue #3).
+"""The HTTP side of callagent: the Litestar application (docs/api.md).
 
 ``create_app(status)`` alone serves ``GET /health`` (the embedded mode without a database).
 Given an :class:`ApiState` it also serves the REST API: the integration contract's routes under
@@ -53,7 +53,7 @@ def openapi_config() -> OpenAPIConfig:
         title="callagent REST API",
         version=API_VERSION,
         description=(
-            "Clients, agents, training, customers, calls and callbacks (issue #3). "
+            "Clients, agents, training, customers, calls and callbacks. "
             "Authenticate with `Authorization: Bearer <api key>` "
             "(`callagent clients create NAME` prints one)."
         ),

@@ -1,4 +1,4 @@
-"""Bearer API keys (issue #3 "Auth"): every ``/api`` route runs as one client."""
+"""Bearer API keys (docs/api.md, Conventions): every ``/api`` route runs as one client."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The agent definition a client trains: who the agent is and what it knows.
 
-For now it is read from a YAML or JSON file (issue #2, item 6); the REST API of issue #3
-will own it. Validation is strict so a typo in a field name is an error, not a silent default.
+It is read from a YAML or JSON file (``agent.file``), or built from a client's stored agent and
+training by ``profile_builder``. Validation is strict so a typo in a field name is an error, not
+a silent default.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class AgentProfile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     product_facts: list[str] = msgspec.field(default_factory=list)
     objection_answers: dict[str, str] = msgspec.field(default_factory=dict)
     goals: list[str] = msgspec.field(default_factory=list)
-    # Filled from the client's training (issue #4, ``profile_builder``); empty ones add nothing
+    # Filled from the client's training (``profile_builder``); empty ones add nothing
     # to the system prompt, so existing agent files keep their exact prompt.
     company_info: str = ""
     techniques: list[str] = msgspec.field(default_factory=list)

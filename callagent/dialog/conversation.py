@@ -59,9 +59,10 @@ class Conversation:
         self.profile = profile
         self._llm = llm
         self._system_prompt = build_system_prompt(profile)
-        # What this call is about and what the records say about the caller (issue #4,
-        # ``customer_context``). It changes per call, so it goes *after* the byte-stable
-        # system prompt: the model's prefix cache still covers the agent's prompt.
+        # What this call is about and what the records say about the caller
+        # (``customer_context``, docs/telephony.md "Routing"). It changes per call, so it goes
+        # *after* the byte-stable system prompt: the model's prefix cache still covers the
+        # agent's prompt.
         self._context = context.strip() if context else ""
         self._history: list[ChatMessage] = []
         self._max_history = max_history_messages

@@ -1,6 +1,6 @@
-"""What the agent knows about the person on the line, as one message for the LLM (issue #4).
+"""What the agent knows about the person on the line, as one message for the LLM.
 
-The customer record (issue #3: name, notes, preferences, past objections, call preference…)
+The customer record (docs/api.md: name, notes, preferences, past objections, call preference…)
 and why the call is being made change from call to call, so they never go into the system
 prompt - that must stay byte-stable per agent for the prefix cache (DESIGN.md "Known traps").
 :class:`~callagent.dialog.conversation.Conversation` sends this text as a second system message

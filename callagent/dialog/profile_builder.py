@@ -1,4 +1,6 @@
-"""The dialog profile of a client's stored agent (issue #4 routing, issue #3 training data).
+"""The dialog profile of a client's stored agent, built from its training.
+
+docs/telephony.md "Routing" says what goes where; the training data is that of docs/api.md.
 
 :func:`build_agent_profile` is a pure function of the agent, its training sessions and the
 client's name: the same inputs give the same :class:`AgentProfile`, and so the same system

@@ -95,7 +95,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits when the block ends and rolls back on any
-        error: nothing is half-written (issue #3)."""
+        error: nothing is half-written (docs/api.md, "Conventions")."""
         async with self._write_sessions() as session, session.begin():
             yield session
 

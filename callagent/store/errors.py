@@ -1,8 +1,8 @@
 """Domain errors of the store's services.
 
 The API maps each class to one HTTP status in one place (``callagent/api/errors.py``), so a
-service never thinks about HTTP and a controller never catches anything (issue #3, DESIGN.md
-practice 10).
+service never thinks about HTTP and a controller never catches anything (DESIGN.md practice 10;
+the table of statuses is in docs/api.md, "Conventions").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Why: ids are generated without a round trip on any node (scale-out mode), reveal nothing about
 other clients (no global counters to probe), and sort by creation time, so "newest first" lists
-page on the primary key alone (keyset pagination, issue #3 "Scale").
+page on the primary key alone (keyset pagination, docs/api.md "Conventions").
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""The tables of issue #3, as SQLAlchemy 2 declarative models.
+"""The tables of the REST API (docs/api.md, "Data model"), as SQLAlchemy 2 declarative models.
 
 Rules that hold for every model here:
 
 - Every tenant-owned row carries ``client_id`` and every query filters on it (services do), so
-  one client's rows are invisible to another (issue #3 "no client may ever see or change another
-  client's data").
+  one client's rows are invisible to another: no client may ever see or change another client's
+  data (docs/api.md).
 - Relationships are declared with ``lazy="raise"``: a service that needs related rows loads them
   explicitly (``selectinload``/joins); an accidental lazy load is an error in tests, not a
   hidden query per row in production (DESIGN.md practice 11). The transcript, the one large
   column, is deferred the same way so lists never drag it along.
 - Indexes lead with ``client_id`` and end with the sort key of the list they serve, so every
-  paginated list is an index range scan whatever the table size (issue #3 "Scale").
+  paginated list is an index range scan whatever the table size (docs/api.md, "Benchmark").
 - Schema changes go through Alembic (``callagent/store/migrations``), never ``create_all``.
 """
 
@@ -177,7 +177,7 @@ class AIAgent(Base):
 
 
 class PhoneNumber(Base):
-    """A number (DID) the client's agent answers (issue #4: "DID → client's agent").
+    """A number (DID) the client's agent answers: an inbound call to it reaches that agent.
 
     Unique across the whole installation, not per client: one inbound call must route to
     exactly one client, so client B's number can never reach client A's agent. E.164, like
@@ -221,8 +221,8 @@ class AgentTraining(Base):
 class CustomerProfile(Base):
     """A person the agent calls or who calls it; one per phone number per client.
 
-    The issue says "per agent"; a client has exactly one agent, so the client scope is the same
-    thing and lets a CRM import customers before the agent is set up.
+    Customers could be scoped per agent; a client has exactly one agent, so the client scope is
+    the same thing and lets a CRM import customers before the agent is set up.
     """
 
     __tablename__ = "customer_profiles"
@@ -302,7 +302,7 @@ class CallSession(Base):
     latency: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     telephony_channel: Mapped[str] = mapped_column(String(200), default="")
     telephony_call_id: Mapped[str] = mapped_column(String(200), default="")
-    # What the phone system reported (issue #4, migration 0002): the number that was called
+    # What the phone system reported (docs/telephony.md, migration 0002): the number that was called
     # (inbound), AMD's verdict, the Q.850 hang-up cause, the caller's key presses and a
     # hand-over target. Plain columns, so "every MACHINE call" is an ordinary query.
     did: Mapped[str] = mapped_column(String(20), default="")
@@ -405,9 +405,9 @@ class Opportunity(Base):
 class Counter(Base):
     """Per-client running totals (customers per interest level, callbacks per status, …).
 
-    Why: the dashboard must not slow down as tables grow (issue #3 "Scale"), and COUNT(*) over a
-    million calls does. Services change these in the same transaction as the rows they count,
-    with ``value = value + delta`` so concurrent writers never lose an update.
+    Why: the dashboard must not slow down as tables grow (docs/api.md, "Benchmark"), and
+    COUNT(*) over a million calls does. Services change these in the same transaction as the
+    rows they count, with ``value = value + delta`` so concurrent writers never lose an update.
     """
 
     __tablename__ = "counters"

@@ -1,4 +1,4 @@
-"""Phone numbers, parsed and normalised with ``phonenumbers`` (issue #3).
+"""Phone numbers, parsed and normalised with ``phonenumbers`` (docs/api.md).
 
 Numbers are stored in E.164 (``+14155550123``) so one person is one customer however the CRM
 wrote the number. Numbers must be international (start with ``+`` and the country code): a

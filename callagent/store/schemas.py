@@ -3,7 +3,7 @@
 The REST API (``callagent/api``) uses these directly as its bodies, so a field's constraints are
 written once: msgspec enforces them while decoding, the API turns a failure into a 400 naming the
 field, and the OpenAPI document shows them. Inputs forbid unknown fields (a typo is an error, not
-a silently ignored value) and enums reject unknown values (issue #3 "Auth and bad input").
+a silently ignored value) and enums reject unknown values (docs/api.md, "Conventions").
 Rules that need more than a field's type (phone numbers, time zones, transitions) are the
 services' job.
 """
@@ -53,7 +53,7 @@ Percent = Annotated[int, Meta(ge=0, le=100)]
 Money = Annotated[Decimal, Meta(description="amount, at most two decimals, 0 to 1e12")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
 JsonObject = dict[str, Any]
-# The numbers (DIDs) an agent answers (issue #4): E.164 after normalisation, unique across the
+# The numbers (DIDs) an agent answers (docs/api.md): E.164 after normalisation, unique across the
 # installation. A short list: a business has a handful of lines, not thousands.
 PhoneNumbers = Annotated[
     list[PhoneText],
@@ -83,7 +83,7 @@ class AgentSetup(Input):
     timezone: TimeZoneName = "UTC"
     business_info: JsonObject = msgspec.field(default_factory=dict)
     sales_goals: JsonObject = msgspec.field(default_factory=dict)
-    # Optional (issue #4), so bodies of the integration contract work unchanged.
+    # Optional, so bodies of the integration contract work unchanged.
     phone_numbers: PhoneNumbers = msgspec.field(default_factory=list)
 
 
@@ -363,7 +363,7 @@ class CallDetail(CallView):
     telephony_channel: str
     telephony_call_id: str
     customer_name: str
-    # What the phone system reported (issue #4); empty / null when not known.
+    # What the phone system reported (docs/telephony.md); empty / null when not known.
     did: str = ""
     amd_status: str = ""
     amd_cause: str = ""

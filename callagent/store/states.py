@@ -1,7 +1,7 @@
 """Enumerations of the data model and the transition tables that guard every status change.
 
-Issue #3: "Status changes go through explicit transition tables: an illegal transition is an
-error, never a silent overwrite." Every service changes a status only through
+Status changes go through explicit transition tables: an illegal transition is an error, never
+a silent overwrite (docs/api.md, "Transition tables"). Every service changes a status only through
 :func:`check_transition`, so the tables below are the single statement of what may follow what.
 Enum values are stored as short strings (no database enum types), so adding a value later needs
 no migration; the API rejects values not listed here.

@@ -1,4 +1,4 @@
-"""The training rubric: how training sessions become a training level (issue #3).
+"""The training rubric: how training sessions become a training level.
 
 Documented in docs/api.md ("Training rubric"). It is deterministic and cumulative: the level is
 the rubric's score of *everything* the agent has been taught so far, so each session raises the

@@ -1,4 +1,6 @@
-"""Persisting a call as it goes, without ever holding up its audio (issue #4 item 3).
+"""Persisting a call as it goes, without ever holding up its audio.
+
+docs/telephony.md "Persistence as the call goes" lists what is written when.
 
 Everything the store should learn about a call - its status, each finished turn, latency
 figures, AMD's verdict, key presses, a hand-over, the hang-up cause, the recording - becomes a
@@ -227,8 +229,8 @@ class CallJournal:
     async def _apply_with_retries(self, write: _Write) -> None:
         """Apply one write; a database error is retried after each of ``retry_delays`` (a
         locked SQLite file, a PostgreSQL failover), then logged and given up: it costs this
-        write, never the call (issue #4). A refusal by the store's rules (an illegal
-        transition, an unknown call) is final at once."""
+        write, never the call (docs/telephony.md, "Failures"). A refusal by the store's rules
+        (an illegal transition, an unknown call) is final at once."""
         for delay in (*self._retry_delays, None):
             try:
                 await self._apply(write)
@@ -345,7 +347,7 @@ class CallJournals:
 @dataclass
 class JournalObserver:
     """The voice pipeline's ``PipelineObserver`` that writes each turn to the call's journal
-    as it finishes (issue #4: "a crash mid-call loses nothing already said")."""
+    as it finishes: a crash mid-call loses nothing already said (docs/telephony.md)."""
 
     journal: CallJournal
     clock: Clock

@@ -1,8 +1,8 @@
 """Placing outgoing calls: the interface between the REST API and the telephony layer.
 
-``POST /api/agents/ai/start-call/`` (issue #3) commits a ``queued`` call session and then hands
+``POST /api/agents/ai/start-call/`` (docs/api.md) commits a ``queued`` call session and then hands
 it to a :class:`CallPlacer` by ids only (no ORM objects cross this line, DESIGN.md practice 11).
-The Asterisk work (AMI originate, issue #4) implements the same protocol; until it is
+The Asterisk work (AMI originate, docs/telephony.md) implements the same protocol; until it is
 configured, the embedded mode uses :class:`NoTelephonyPlacer`, which places nothing and says so.
 """
 

@@ -1,4 +1,4 @@
-"""Call recordings: both sides of each call in one 2-channel wav file (issue #4, item 4).
+"""Call recordings: both sides of each call in one 2-channel wav file (docs/telephony.md).
 
 The caller is the left channel, the agent the right, on the call's 20 ms timeline: Asterisk
 sends a caller frame every 20 ms and the paced output sends an agent frame every 20 ms, so

@@ -1,4 +1,6 @@
-"""Which agent answers a call, who is calling, and which call session it is (issue #4 item 3).
+"""Which agent answers a call, who is calling, and which call session it is.
+
+docs/telephony.md "Routing" has the whole table.
 
 For each call the :class:`CallRouter` decides, from what the call itself or AMI says:
 
@@ -9,7 +11,7 @@ For each call the :class:`CallRouter` decides, from what the call itself or AMI 
 * **outbound** (AMI tracked an Originate with this id, or a call session has it): the call
   session that ``start-call`` created - its id *is* the AudioSocket UUID (``AmiCallPlacer``);
 * **no routing information** (the embedded mode: AudioSocket without AMI, ``callagent call
-  --simulate``): the configured file agent answers and nothing is stored - as before issue #4.
+  --simulate``): the configured file agent answers and nothing is stored.
 
 A number no client owns (or a call whose routing fails) is handled as ``routing.unknown_number``
 says: ``file_agent`` (default) - the file agent answers and nothing is stored, which keeps a

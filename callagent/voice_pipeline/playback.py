@@ -1,9 +1,9 @@
 """Paced playback of the agent's audio onto the wire.
 
-Asterisk plays whatever it receives at once, unbuffered (issue #2): audio written faster than
-real time is mostly lost and leaves nothing to stop on barge-in. So one frame goes out every
-20 ms on the injected clock — agent speech when there is some, silence otherwise, which also
-keeps the line alive (Asterisk hangs up after 2 s with nothing sent).
+Asterisk plays whatever it receives at once, unbuffered (DESIGN.md, Contracts): audio written
+faster than real time is mostly lost and leaves nothing to stop on barge-in. So one frame goes
+out every 20 ms on the injected clock — agent speech when there is some, silence otherwise,
+which also keeps the line alive (Asterisk hangs up after 2 s with nothing sent).
 """
 
 from __future__ import annotations

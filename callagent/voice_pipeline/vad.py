@@ -2,8 +2,8 @@
 
 Each 20 ms frame is classified as speech when webrtcvad says so *and* its level stands above
 the line's running noise floor. Speech starts once most of a short window is speech and some
-of it is periodic (voiced): that confirms an onset within ~100 ms — the barge-in budget of
-issue #2 is 150 ms — while a cough or a noise burst, which webrtcvad often calls speech but
+of it is periodic (voiced): that confirms an onset within ~100 ms — the barge-in budget is
+150 ms (docs/pipeline.md) — while a cough or a noise burst, which webrtcvad often calls speech but
 which has no pitch, does not start a turn or interrupt the agent.
 """
 

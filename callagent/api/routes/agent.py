@@ -1,4 +1,4 @@
-"""``/api/agents/ai/…``: the integration contract's agent routes (issue #3), paths unchanged."""
+"""``/api/agents/ai/…``: the integration contract's agent routes (docs/api.md), paths unchanged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resources for CRM integration (issue #3): customers, notes, calls, callbacks, opportunities.
+"""Resources for CRM integration (docs/api.md): customers, notes, calls, callbacks, opportunities.
 
 Lists are newest first (callbacks: soonest first) and keyset-paginated: pass a page's
 ``next_cursor`` as ``cursor``. Ids in paths are UUIDs; another client's id is a 404.

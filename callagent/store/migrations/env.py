@@ -1,4 +1,4 @@
-"""Alembic environment for callagent (issue #3: migrations from the first table on).
+"""Alembic environment for callagent: every schema change, from the first table on, is a migration.
 
 Migrations run through ``Database.migrate``, which hands a live connection in
 ``config.attributes["connection"]``; running ``alembic`` from the command line with

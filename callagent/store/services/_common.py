@@ -96,7 +96,7 @@ async def get_scoped(
     """The row ``row_id`` of ``model`` *if it belongs to* ``client_id``; NotFound otherwise.
 
     A foreign client's row and a missing row give the same error, so ids reveal nothing
-    (issue #3 "Another client's resource is a 404, exactly like a missing one").
+    (docs/api.md: another client's resource answers 404 exactly like a missing one).
     """
     statement = select(model).where(
         model.id == row_id,  # type: ignore[attr-defined]
@@ -124,7 +124,7 @@ async def get_agent_row(
 
 
 async def agent_phone_numbers(session: AsyncSession, agent_id: uuid.UUID) -> list[str]:
-    """The numbers (DIDs) the agent answers, sorted (issue #4)."""
+    """The numbers (DIDs) the agent answers, sorted."""
     rows = await session.scalars(
         select(PhoneNumber.number)
         .where(PhoneNumber.agent_id == agent_id)

@@ -1,4 +1,4 @@
-"""The client's agent: setup, settings and training (issue #3)."""
+"""The client's agent: setup, settings and training (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def normalize_numbers(values: list[str]) -> list[str]:
 
 
 async def _set_numbers(session: AsyncSession, agent: AIAgent, numbers: list[str]) -> None:
-    """Make ``numbers`` exactly the agent's numbers (issue #4: DID → client's agent).
+    """Make ``numbers`` exactly the agent's numbers: a DID routes to one client's agent.
 
     A number is unique across the installation, so one inbound call has one owner: a number
     another client holds is a 409 (which client is not said). Two clients claiming the same

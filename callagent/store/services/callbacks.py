@@ -1,4 +1,4 @@
-"""Scheduled callbacks: create, list, reschedule, cancel, and settle after a call (issue #3)."""
+"""Scheduled callbacks: create, list, reschedule, cancel, and settle after a call (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Clients (tenants) and their API keys (issue #3 "Auth").
+"""Clients (tenants) and their API keys (docs/api.md, "Conventions").
 
 A key is ``ca_`` + 43 characters of ``secrets.token_urlsafe(32)`` (256 random bits). Only its
 SHA-256 is stored: with that much entropy a fast hash is as safe as a slow one, and each request

@@ -1,4 +1,4 @@
-"""Customer profiles: create, read, update, delete, list, CSV import, do-not-call (issue #3)."""
+"""Customer profiles: create, read, update, delete, list, CSV import, do-not-call (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The dashboard of ``GET /api/dashboard/ai-agent/`` (issue #3).
+"""The dashboard of ``GET /api/dashboard/ai-agent/`` (docs/api.md).
 
 Every figure here is read in bounded work, whatever the size of the tables: the agent row and
 the counters table hold the totals; "recent" lists are index range scans with a LIMIT; the

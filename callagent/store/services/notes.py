@@ -1,4 +1,4 @@
-"""Contact notes: manual notes and the call summaries ``call-outcome`` writes (issue #3)."""
+"""Contact notes: manual notes and the call summaries ``call-outcome`` writes (docs/api.md)."""
 
 from __future__ import annotations
 

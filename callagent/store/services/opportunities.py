@@ -1,4 +1,4 @@
-"""Opportunities: possible sales, with stages that follow a transition table (issue #3)."""
+"""Opportunities: possible sales, with stages that follow a transition table (docs/api.md)."""
 
 from __future__ import annotations
 

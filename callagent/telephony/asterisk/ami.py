@@ -1,4 +1,6 @@
-"""The AMI client: outbound calls, hand-over, hang-up and DTMF through Asterisk (issue #4 item 2).
+"""The AMI client: outbound calls, hand-over, hang-up and DTMF through Asterisk.
+
+docs/telephony.md describes the actions, the events and the AMI account's rights.
 
 Built on panoramisk (its protocol, ActionID correlation and event dispatch), with the parts that
 matter for a phone agent owned here:
@@ -488,7 +490,7 @@ class TransferMethod(enum.Enum):
 
 
 class AmiDialer:
-    """Call control over AMI: originate, hang up, send DTMF, hand over (issue #4).
+    """Call control over AMI: originate, hang up, send DTMF, hand over.
 
     ``originate`` has the shape the dialer's ``CallPlacer`` protocol needs (a number and a call
     id in, an outcome out); everything takes and returns call ids, never ORM objects.

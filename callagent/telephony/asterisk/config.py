@@ -1,4 +1,4 @@
-"""Asterisk's configuration, rendered from callagent's settings (issue #4 item 1).
+"""Asterisk's configuration, rendered from callagent's settings (docs/telephony.md).
 
 ``callagent asterisk-config --out DIR`` writes the files of :data:`TEMPLATE_FILES` (``pjsip.conf``,
 ``extensions.conf``, ``manager.conf`` ...) for the Asterisk in front of callagent; docker-compose
@@ -8,8 +8,9 @@ mounts that folder as ``/etc/asterisk``. An operator with a SIP trunk fills in s
 The templates in ``templates/`` hold ``{{name}}`` placeholders; everything dynamic (DIDs, transfer
 targets, NAT lines) is built here from validated settings. Every value is checked once more
 against a small alphabet just before it is written (:func:`_checked`), because a newline, ``;``,
-``,``, ``$`` or parenthesis in a value would inject config or dialplan syntax (issue #4: no
-injection through settings) - settings already refuse them, this is the last line of defence.
+``,``, ``$`` or parenthesis in a value would inject config or dialplan syntax (no injection
+through settings, docs/telephony.md) - settings already refuse them, this is the last line of
+defence.
 
 The names of contexts, the channel variable and the UserEvents are constants here, shared with the
 AMI client (:mod:`.ami`), so the dialplan and the code that reads its events cannot drift apart.
@@ -76,7 +77,7 @@ class AsteriskConfigError(ValueError):
 class AmdParameters:
     """The settings of Asterisk's ``AMD()`` (``amd.conf``), in milliseconds unless noted.
 
-    Chosen, not measured here (issue #4; docs/telephony.md explains each). Asterisk's defaults
+    Chosen, not measured here (docs/telephony.md explains each). Asterisk's defaults
     (2500 / 1500 / 800 / 5000 / 100 / 50 / 2 words) classify a person who answers "Hello, who is
     this?" as a MACHINE: AMD counts every voiced burst after a 50 ms pause as a word, so three or
     four short words already exceed two. We allow 5 "words" and a 2-second greeting - a person
@@ -223,8 +224,9 @@ def render_asterisk_config(
     audiosocket = f"{_checked('asterisk.audiosocket_host', s.audiosocket_host)}:{audiosocket_port}"
     if s.audiosocket_format == "slin16":
         # The channel driver with c(slin16): 16 kHz for the STT (kind 0x12). Without c(...) it
-        # passes the caller's codec (e.g. µ-law) labelled as slin - the trap of issue #4. `g`:
-        # when callagent ends the AudioSocket leg, the caller continues in the dialplan.
+        # passes the caller's codec (e.g. µ-law) labelled as slin (docs/telephony.md, "The
+        # c(slin16) trap"). `g`: when callagent ends the AudioSocket leg, the caller continues in
+        # the dialplan.
         connect = (
             f"exten => s,1,Dial(AudioSocket/${{CALLAGENT_AUDIOSOCKET}}/${{{CALL_ID_VARIABLE}}}"
             "/c(slin16),,g)"

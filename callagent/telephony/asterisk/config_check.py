@@ -1,4 +1,4 @@
-"""A syntax and consistency check of Asterisk configuration files (issue #4 item 1).
+"""A syntax and consistency check of Asterisk configuration files.
 
 Asterisk itself is not available where callagent is built and tested, so this module checks what
 can be checked without it, following the rules of Asterisk's config parser (``main/config.c``):
@@ -391,7 +391,9 @@ def _check_modules(sections: list[ConfSection]) -> list[str]:
 def _check_asterisk(sections: list[ConfSection]) -> list[str]:
     options = [s for s in sections if s.name == "options"]
     if not options or options[0].get("transmit_silence") != "yes":
-        return ["[options] must set transmit_silence = yes (issue #4)"]
+        # A silent caller must still send frames: the turn timing counts on an unbroken 20 ms
+        # stream (docs/telephony.md, "The c(slin16) trap and transmit_silence").
+        return ["[options] must set transmit_silence = yes"]
     return []
 
 

@@ -1,10 +1,10 @@
-"""Outbound calls for the API and the scheduler, placed through Asterisk (issue #4 item 2).
+"""Outbound calls for the API and the scheduler, placed through Asterisk (docs/telephony.md).
 
 :class:`AmiCallPlacer` implements :class:`~callagent.telephony.outbound.CallPlacer`: it starts
 an AMI Originate and returns at once. The call session id *is* the call id - the channel's
 ``ChannelId``/Uniqueid and the AudioSocket UUID - so the AudioSocket connection that Asterisk opens
-when the callee answers, and every AMI event of the call, name the call session directly (issue
-#4: "outbound call session ↔ AudioSocket connection matched by UUID"). How the call turns out
+when the callee answers, and every AMI event of the call, name the call session directly: an
+outbound call session and its AudioSocket connection are matched by UUID. How the call turns out
 arrives later as call events (:meth:`~.ami.AmiClient.subscribe`), by id.
 """
 

@@ -1,4 +1,4 @@
-"""The transfer allow-list: the only places a call may be handed over to (issue #4).
+"""The transfer allow-list: the only places a call may be handed over to.
 
 A caller must never be able to talk the agent into dialing an arbitrary number (toll fraud). So a
 hand-over names a *target*, never a number: the operator lists ``name=number`` pairs in

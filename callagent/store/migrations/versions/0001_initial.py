@@ -1,5 +1,5 @@
-"""Initial schema of issue #3: clients, API keys, agents, training, customers, calls,
-callbacks, notes, opportunities and counters.
+"""Initial schema of the REST API (docs/api.md): clients, API keys, agents, training,
+customers, calls, callbacks, notes, opportunities and counters.
 
 Revision ID: 0001
 Revises:

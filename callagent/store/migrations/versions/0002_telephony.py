@@ -1,4 +1,4 @@
-"""Telephony (issue #4): the numbers each client's agent answers, and what the phone system
+"""Telephony (docs/telephony.md): the numbers each client's agent answers, and what the phone system
 reported about each call.
 
 * ``phone_numbers``: DIDs, E.164, unique across the installation (an inbound call routes to
