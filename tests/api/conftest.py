@@ -1,4 +1,4 @@
-"""API tests: the real Litestar app on a real database, once per backend (issue #3)."""
+"""API tests: the real Litestar app on a real database, once per backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The numbers an agent answers (issue #4 routing) on the agent routes, and the telephony fields
+"""The numbers an agent answers (docs/api.md) on the agent routes, and the telephony fields
 of a call's detail. The contract's bodies stay valid without them."""
 
 from __future__ import annotations

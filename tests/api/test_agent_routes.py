@@ -1,4 +1,7 @@
-"""The integration contract's agent routes: setup, training, start-call, call-outcome (#3)."""
+"""The integration contract's agent routes: setup, training, start-call, call-outcome.
+
+docs/api.md, "Routes", "start-call" and "call-outcome", says what each must do.
+"""
 
 from __future__ import annotations
 

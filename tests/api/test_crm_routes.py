@@ -1,5 +1,5 @@
 """CRM resources: customers (CRUD, filters, pagination, CSV import, do-not-call), notes, calls,
-callbacks and opportunities (issue #3)."""
+callbacks and opportunities (docs/api.md)."""
 
 from __future__ import annotations
 

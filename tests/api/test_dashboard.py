@@ -1,4 +1,4 @@
-"""``GET /api/dashboard/ai-agent/`` and its two lists (issue #3)."""
+"""``GET /api/dashboard/ai-agent/`` and its two lists (docs/api.md)."""
 
 from __future__ import annotations
 

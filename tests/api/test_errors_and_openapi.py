@@ -1,4 +1,4 @@
-"""Auth, error bodies, body limits, paths, and the OpenAPI document (issue #3)."""
+"""Auth, error bodies, body limits, paths, and the OpenAPI document (docs/api.md, "Conventions")."""
 
 from __future__ import annotations
 

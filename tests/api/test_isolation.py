@@ -1,5 +1,5 @@
-"""Tenant isolation on every route (issue #3: "Another client's resource is a 404, exactly like
-a missing one. Tests prove it for every route").
+"""Tenant isolation on every route: another client's resource is a 404, exactly like a missing
+one (docs/api.md), and a test proves it for every route.
 
 Client A gets an agent, a customer, a call, a callback, a note and an opportunity. Client B,
 fully set up itself, then aims each route at A's ids: every route that takes an id answers 404

@@ -1,4 +1,4 @@
-"""A stored agent's dialog profile and the per-call customer context (issue #4 item 3)."""
+"""A stored agent's dialog profile and the per-call customer context."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL server for the store and API tests (issue #3).
+"""A throw-away PostgreSQL server for the store and API tests (docs/api.md, "Tests").
 
 The tests start their own server from Debian's ``postgresql`` package: ``initdb`` into a temp
 folder, ``pg_ctl start`` on a free loopback port, one database, stopped when the test process

@@ -3,7 +3,7 @@
 Each backend's database is created and migrated from empty once per test process; each test
 then gets its own ``Database`` (engines live in the test's event loop) and its own clients.
 Every row belongs to a client and every query is scoped to one, so tests that make their own
-clients cannot see each other's data: that is the isolation issue #3 asks of the product, and
+clients cannot see each other's data: that is the isolation the product promises (docs/api.md), and
 it lets the suite share one database instead of migrating per test.
 """
 

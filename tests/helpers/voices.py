@@ -2,7 +2,8 @@
 
 Debian's flite speaks with voices unrelated to Piper's, so the STT is tested on speech it
 was not tuned for. Audio goes to 8 kHz and through a µ-law round trip, like a phone line
-(issue #2: espeak-ng voices at 8 kHz make Whisper hallucinate; flite is a fair voice).
+(DESIGN.md, Known traps: espeak-ng voices at 8 kHz make Whisper hallucinate; flite is a fair
+voice).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Whole calls on the real models of the ``ci`` profile, over a real TCP AudioSocket connection
-to an in-process server, with a client that behaves like Asterisk (issue #2, tests)."""
+to an in-process server, with a client that behaves like Asterisk (docs/pipeline.md, "Tests")."""
 
 from __future__ import annotations
 

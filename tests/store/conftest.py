@@ -1,4 +1,4 @@
-"""Store tests run on SQLite and on a real PostgreSQL server (issue #3)."""
+"""Store tests run on SQLite and on a real PostgreSQL server (docs/api.md, "Tests")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Alembic migrations from empty and over data, on SQLite and on a real PostgreSQL server (issues
-#3 and #4)."""
+"""Alembic migrations from empty and over data, on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -56,7 +55,7 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
 
 
 async def test_0002_upgrades_a_filled_0001_database(backend: str) -> None:
-    """Issue #4's migration adds columns to existing call sessions: they get empty values."""
+    """Migration 0002 (telephony) adds columns to existing call sessions: they get empty values."""
     database = Database(fresh_url(backend))
     try:
         await database.migrate("0001")

@@ -1,4 +1,4 @@
-"""The telephony layer's store services on both backends (issue #4): numbers, inbound routing,
+"""The telephony layer's store services on both backends: numbers, inbound routing,
 call state as the phone system reports it, and how that meets start-call and call-outcome."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The call journal: writes in order, off the audio loop, never ending a call (issue #4 item 3)."""
+"""The call journal: writes in order, off the audio loop, never ending a call."""
 
 from __future__ import annotations
 

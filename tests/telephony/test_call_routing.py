@@ -1,6 +1,7 @@
-"""Inbound and outbound calls routed to the right client's agent and stored as they go (issue #4
-items 3 and 4), through the AMI simulator and real AudioSocket connections, on scripted
-models. The main inbound and outbound flows run on SQLite and on PostgreSQL."""
+"""Inbound and outbound calls routed to the right client's agent and stored as they go
+(docs/telephony.md, "Routing" and "Persistence as the call goes"), through the AMI simulator
+and real AudioSocket connections, on scripted models. The main inbound and outbound flows run
+on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 

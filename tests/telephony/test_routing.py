@@ -1,6 +1,6 @@
-"""The call router without Asterisk (issue #4 item 3): direct-SIP calls name their numbers, the
-embedded mode has none; profiles are cached per agent. A SIP-shaped call runs end to end
-through the call runner over a real AudioSocket connection."""
+"""The call router without Asterisk (docs/telephony.md, "Routing"): direct-SIP calls name
+their numbers, the embedded mode has none; profiles are cached per agent. A SIP-shaped call
+runs end to end through the call runner over a real AudioSocket connection."""
 
 from __future__ import annotations
 

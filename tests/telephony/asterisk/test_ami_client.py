@@ -1,5 +1,5 @@
 """The AMI client (panoramisk) against the AMI simulator running the rendered configuration, with
-calls connected to a real AudioSocket server over TCP (issue #4 items 2, 3 and 7; tests)."""
+calls connected to a real AudioSocket server over TCP (docs/telephony.md, "What was verified")."""
 
 from __future__ import annotations
 

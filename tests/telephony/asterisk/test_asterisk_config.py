@@ -1,4 +1,4 @@
-"""Asterisk's configuration rendered from settings (issue #4 item 1): structure, values, refusals.
+"""Asterisk's configuration rendered from settings: structure, values, refusals.
 
 Asterisk is not available here; every rendered variant goes through :mod:`config_check`, a check
 built on the rules of Asterisk's config parser, and the AMI simulator (test_ami_client.py) runs on
@@ -107,7 +107,7 @@ def test_inbound_answers_only_the_dids_then_answer_event_and_audiosocket_in_orde
     answer = section(files, "extensions.conf", "callagent-answer")
     steps = [answer["exten"][0], *answer["same"]]
     apps = [step.split(",", 2 if step is steps[0] else 1)[-1].split("(")[0] for step in steps]
-    # AudioSocket refuses an unanswered channel: Answer() comes first (issue #4).
+    # AudioSocket refuses an unanswered channel: Answer() comes first (docs/telephony.md).
     assert apps == ["Answer", "Set", "Set", "UserEvent", "Gosub", "Hangup"]
     assert "${UUID()}" in steps[1]
     assert "FILTER(0123456789+,${CALLERID(num)})" in steps[2]
@@ -119,7 +119,8 @@ def test_inbound_answers_only_the_dids_then_answer_event_and_audiosocket_in_orde
 
 def test_slin16_uses_the_channel_driver_with_the_codec_option_and_slin_the_application() -> None:
     connect16 = section(render(), "extensions.conf", "callagent-connect")["exten"][0]
-    # Without c(slin16) the channel driver passes the caller's codec labelled as slin (issue #4).
+    # Without c(slin16) the channel driver passes the caller's codec labelled as slin
+    # (docs/telephony.md, "The c(slin16) trap").
     assert connect16 == (
         "s,1,Dial(AudioSocket/${CALLAGENT_AUDIOSOCKET}/${CALLAGENT_UUID}/c(slin16),,g)"
     )

@@ -1,4 +1,4 @@
-"""Correlation of AMI events to calls, on byte-exact AMI text (issue #4 item 2).
+"""Correlation of AMI events to calls, on byte-exact AMI text.
 
 The events are written the way Asterisk writes them and parsed by the sans-IO AMI protocol, so
 these tests pin the meaning of each header the tracker relies on.

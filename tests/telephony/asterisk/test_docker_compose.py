@@ -1,4 +1,4 @@
-"""docker-compose.yml and deploy/callagent.env.example (issue #4 item 5).
+"""docker-compose.yml and deploy/callagent.env.example (docs/telephony.md).
 
 The file is parsed and its structure checked here; where a compose client exists (Debian's
 ``docker-compose`` v1, or the ``docker compose`` plugin) its own ``config`` command validates it

@@ -1,4 +1,4 @@
-"""The pjsua2 endpoint called by a real SIP peer: Debian's sipp on 127.0.0.1 (issue #4 item 6).
+"""The pjsua2 endpoint called by a real SIP peer: Debian's sipp on 127.0.0.1.
 
 sipp sends real RTP (PCMU) carrying speech; an "ear" socket named in sipp's SDP records the RTP
 the endpoint sends back. The fast test uses a scripted tone agent; the real-model test runs the
