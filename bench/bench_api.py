@@ -1,4 +1,4 @@
-"""Benchmark of the REST API on a big client (issue #3 "Scale").
+"""Benchmark of the REST API on a big client (results in docs/api.md, "Benchmark").
 
 Fills one client with customers and calls (100,000 and 1,000,000 by default, bulk-inserted in
 stages), then, after each stage, times the dashboard and the list endpoints through the real

@@ -1,4 +1,4 @@
-"""Voice-to-voice latency of whole simulated calls on the real models (issue #2, item 8).
+"""Voice-to-voice latency of whole simulated calls on the real models (results in docs/models.md).
 
 Each call goes through a real TCP AudioSocket connection to an in-process server, with a
 caller that behaves like Asterisk and speaks with Debian's flite over a µ-law line. Prints

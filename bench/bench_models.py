@@ -1,4 +1,6 @@
-"""Benchmark the local models to choose the ``default`` and ``server`` profiles (issue #2, item 3).
+"""Benchmark the local models to choose the ``default`` and ``server`` profiles.
+
+The results and the choice are in docs/models.md.
 
 For every model of ``models/manifest.json`` that is present in the models folder it prints:
 
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Never reach a model hub: every weight comes from models/ (issue #2).
+# Never reach a model hub: every weight comes from models/ (the install is air-gapped, DESIGN.md).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
