@@ -1,9 +1,11 @@
-"""The API docs page works on a machine with no internet: every asset is served by the app, and
-a real Chromium, cut off from every host but the app's, renders the operations."""
+"""The Litestar application: paths with and without the trailing slash, ``/health``, the OpenAPI
+document, and the API docs page on a machine with no internet - every asset is served by the app,
+and a real Chromium, cut off from every host but the app's, renders the operations."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -16,9 +18,12 @@ from typing import Any
 import pytest
 import uvicorn
 from litestar.testing import AsyncTestClient
+from openapi_spec_validator import validate
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
+
+from helpers.api_fixtures import Headers
 
 Client = AsyncTestClient[Any]
 
@@ -98,3 +103,39 @@ async def test_swagger_renders_in_a_browser_without_internet(served_api: str) ->
     assert "callagent REST API" in rendered
     assert "/api/agents/ai/start-call" in rendered
     assert 'class="opblock-summary-path"' in rendered or "opblock" in rendered
+
+
+async def test_paths_work_with_and_without_trailing_slash(client: Client, tenant: Headers) -> None:
+    assert (await client.get("/api/customers", headers=tenant)).status_code == 200
+    assert (await client.get("/api/customers/", headers=tenant)).status_code == 200
+    unknown = await client.get("/api/customers/not-a-uuid/", headers=tenant)
+    assert unknown.status_code == 404
+    assert (await client.get("/api/nothing-here/", headers=tenant)).status_code == 404
+
+
+async def test_openapi_document_validates(client: Client) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    validate(json.loads(json.dumps(document)))
+    assert document["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+    paths = document["paths"]
+    for path in [
+        "/api/agents/ai/setup",
+        "/api/agents/ai/training",
+        "/api/agents/ai/start-call",
+        "/api/agents/ai/call-outcome",
+        "/api/dashboard/ai-agent",
+        "/api/dashboard/ai-agent/customers",
+        "/api/dashboard/ai-agent/callbacks",
+    ]:
+        assert path in paths
+    setup = paths["/api/agents/ai/setup"]["post"]
+    assert {"201", "400", "401", "409"} <= set(setup["responses"])
+    swagger = await client.get("/schema/swagger")
+    assert swagger.status_code == 200
+    assert "swagger" in swagger.text.lower()
+
+
+async def test_health_still_works(client: Client) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}

@@ -22,7 +22,7 @@ from callagent.api.app import create_app
 from callagent.api.state import ApiState
 from callagent.store.db import Database
 
-from .conftest import Headers, train_to
+from helpers.api_fixtures import Headers, train_to
 from helpers.store_fixtures import FixedClock
 
 Client = AsyncTestClient[Any]

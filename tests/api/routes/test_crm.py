@@ -11,11 +11,12 @@ from litestar.testing import AsyncTestClient
 
 from callagent.store.db import Database
 from callagent.store.schemas import TranscriptTurn
-from callagent.store.services import call_state
+from callagent.store.services import call_state, telephony
 from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
 
-from .conftest import Headers, train_to
+from helpers.api_fixtures import Headers, train_to
+from helpers.store_data import number
 from helpers.store_fixtures import FixedClock
 
 Client = AsyncTestClient[Any]
@@ -405,3 +406,46 @@ async def test_opportunities(client: Client, tenant: Headers) -> None:
         headers=tenant,
     )
     assert unknown.status_code == 404
+
+
+async def test_a_calls_detail_shows_what_the_phone_system_reported(
+    client: Client, tenant: Headers, db: Database
+) -> None:
+    did = number()
+    await client.post(
+        "/api/agents/ai/setup/", json={"agent_name": "Alex", "phone_numbers": [did]}, headers=tenant
+    )
+    now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+    routed = await telephony.open_inbound_call(
+        db, call_id=uuid.uuid4(), did=did, caller="+4917012345678", channel="PJSIP/t-1", now=now
+    )
+    assert routed is not None
+    assert routed.call_id is not None
+    await call_state.apply_call_update(
+        db,
+        routed.client_id,
+        routed.call_id,
+        CallUpdate(
+            status=CallStatus.COMPLETED,
+            dtmf="1#",
+            hangup_cause=16,
+            hangup_cause_text="Normal Clearing",
+            recording_ref=f"{routed.call_id}.wav",
+        ),
+        now + dt.timedelta(seconds=12),
+    )
+    detail = (await client.get(f"/api/calls/{routed.call_id}/", headers=tenant)).json()
+    assert detail["call_type"] == "inbound"
+    assert detail["status"] == "completed"
+    assert detail["did"] == did
+    assert detail["phone_number"] == "+4917012345678"
+    assert (detail["dtmf"], detail["hangup_cause"], detail["hangup_cause_text"]) == (
+        "1#",
+        16,
+        "Normal Clearing",
+    )
+    assert (detail["amd_status"], detail["transferred_to"]) == ("", "")
+    assert detail["recording_ref"] == f"{routed.call_id}.wav"
+    assert detail["duration_s"] == 12.0
+    listed = (await client.get("/api/calls/?call_type=inbound", headers=tenant)).json()
+    assert [item["id"] for item in listed["items"]] == [str(routed.call_id)]

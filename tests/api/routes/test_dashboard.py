@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from .conftest import Headers, train_to
+from helpers.api_fixtures import Headers, train_to
 from helpers.store_fixtures import FixedClock
 
 Client = AsyncTestClient[Any]
@@ -109,3 +109,14 @@ async def test_new_agent_dashboard(client: Client, tenant: Headers) -> None:
     assert board["customer_statistics"]["total"] == 0
     assert [alert["code"] for alert in board["alerts"]] == ["agent_not_ready"]
     assert "start_call" not in {action["action"] for action in board["quick_actions"]}
+
+
+async def test_dashboard_is_404_without_agent(client: Client, tenant: Headers) -> None:
+    for path in [
+        "/api/dashboard/ai-agent/",
+        "/api/dashboard/ai-agent/customers/",
+        "/api/dashboard/ai-agent/callbacks/",
+    ]:
+        response = await client.get(path, headers=tenant)
+        assert response.status_code == 404, path
+        assert response.json()["error"] == "not_found"

@@ -6,6 +6,7 @@ docs/api.md, "Routes", "start-call" and "call-outcome", says what each must do.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -15,7 +16,8 @@ from callagent.api.state import ApiState
 from callagent.store.db import Database
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 
-from .conftest import Headers, train_to
+from helpers.api_fixtures import Headers, train_to
+from helpers.store_data import number
 from helpers.store_fixtures import FixedClock, RecordingPlacer
 
 Client = AsyncTestClient[Any]
@@ -468,3 +470,58 @@ async def test_scheduled_callback_call_and_retry(
     )
     assert response.status_code == 400
     assert response.json()["field"] == "scheduled_callback_id"
+
+
+# The numbers an agent answers (docs/api.md): optional, so the contract's bodies stay valid.
+async def test_setup_and_patch_set_the_agents_numbers(client: Client, tenant: Headers) -> None:
+    first, second = number(), number()
+    response = await client.post(
+        "/api/agents/ai/setup/",
+        json={"agent_name": "Alex", "phone_numbers": [first.replace("+", "00")]},
+        headers=tenant,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["phone_numbers"] == [first]
+    patched = await client.patch(
+        "/api/agents/ai/", json={"phone_numbers": [second, first]}, headers=tenant
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["phone_numbers"] == sorted([first, second])
+    renamed = await client.patch("/api/agents/ai/", json={"agent_name": "Al"}, headers=tenant)
+    assert renamed.json()["phone_numbers"] == sorted([first, second])  # absent: unchanged
+    shown = await client.get("/api/agents/ai/", headers=tenant)
+    assert shown.json()["phone_numbers"] == sorted([first, second])
+    dashboard = await client.get("/api/dashboard/ai-agent/", headers=tenant)
+    assert dashboard.json()["agent"]["phone_numbers"] == sorted([first, second])
+
+
+async def test_bad_and_foreign_numbers_are_refused(
+    client: Client, tenant: Headers, new_tenant: Callable[[str], Awaitable[Headers]]
+) -> None:
+    taken = number()
+    other = await new_tenant("Other")
+    response = await client.post(
+        "/api/agents/ai/setup/",
+        json={"agent_name": "Otto", "phone_numbers": [taken]},
+        headers=other,
+    )
+    assert response.status_code == 201
+    await client.post("/api/agents/ai/setup/", json={"agent_name": "Alex"}, headers=tenant)
+    stolen = await client.patch(
+        "/api/agents/ai/", json={"phone_numbers": [number(), taken]}, headers=tenant
+    )
+    assert stolen.status_code == 409
+    assert stolen.json()["error"] == "conflict"
+    assert "phone_numbers[1]" in stolen.json()["detail"]
+    bad = await client.patch(
+        "/api/agents/ai/", json={"phone_numbers": ["030 1234"]}, headers=tenant
+    )
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "phone_numbers[0]"
+    too_many = [number() for _ in range(21)]
+    response = await client.patch(
+        "/api/agents/ai/", json={"phone_numbers": too_many}, headers=tenant
+    )
+    assert response.status_code == 400
+    assert (await client.get("/api/agents/ai/", headers=tenant)).json()["phone_numbers"] == []
+    assert (await client.get("/api/agents/ai/", headers=other)).json()["phone_numbers"] == [taken]
