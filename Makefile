@@ -15,16 +15,19 @@ TEST_PROFILE := ci
 LLAMA_LEVEL ?= auto
 WHEELHOUSE ?= wheelhouse
 DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose chromium
+# What scripts/build_asterisk.sh needs to build the Asterisk of the real-Asterisk tests.
+DEBIAN_TEST_PACKAGES += build-essential libedit-dev libjansson-dev libxml2-dev uuid-dev \
+	libsqlite3-dev libssl-dev pkg-config bzip2
 
 .PHONY: run test install install-test llama models self-check wheelhouse system-packages lint \
-	pytest bench clean
+	pytest bench clean asterisk
 
 run: install
 	scripts/download_models.sh --profile $(PROFILE)
 	scripts/self_check.sh --models $(PROFILE)
 	$(BIN)/callagent serve --models $(PROFILE)
 
-test: system-packages install-test
+test: system-packages install-test asterisk
 	scripts/download_models.sh --profile $(TEST_PROFILE)
 	scripts/self_check.sh --models $(TEST_PROFILE)
 	$(MAKE) lint pytest
@@ -48,6 +51,12 @@ install-test: llama
 # model packages) in one folder, to install where there is no package index (docs/install.md).
 wheelhouse: install
 	scripts/build_wheelhouse.sh $(WHEELHOUSE)
+
+# The Asterisk 22 the real-Asterisk tests run, built once into the user cache (~5 min on 2
+# cores) from the source in ../shared/asterisk; later runs reuse it. The script installs its
+# Debian build dependencies itself when run as root.
+asterisk:
+	scripts/build_asterisk.sh
 
 self-check: install
 	scripts/self_check.sh --models $(PROFILE)
