@@ -11,12 +11,15 @@ import pytest
 
 from callagent.settings import (
     ENVIRONMENT,
+    AsteriskSettings,
     NetworkSettings,
     Settings,
     SettingsError,
     environment_names,
     load_settings,
 )
+
+from helpers.asterisk_settings import settings_for
 
 
 def test_embedded_defaults_listen_on_loopback_only() -> None:
@@ -208,3 +211,82 @@ def test_two_settings_never_share_a_variable() -> None:
     clash = r"CALLAGENT_HOST would name both network\.host and other\.host"
     with pytest.raises(RuntimeError, match=clash):
         environment_names(_Broken)
+
+
+# Asterisk's settings (the rest of a valid environment: helpers/asterisk_settings.py). A value
+# that would inject config or dialplan syntax is refused at start.
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CALLAGENT_DIDS", "+4930123,1234;Dial(PJSIP/900@trunk)"),
+        ("CALLAGENT_DIDS", "_X."),  # a pattern would answer every number
+        ("CALLAGENT_DIDS", "123\nexten => 9,1,Dial(x)"),
+        ("CALLAGENT_TRANSFER_TARGETS", "sales=+4930111,evil=00900123(x)"),
+        ("CALLAGENT_TRANSFER_TARGETS", "sales=+49 30 111"),
+        ("CALLAGENT_TRANSFER_TARGETS", "i=+4930111"),  # i/s/t/h are special extensions
+        ("CALLAGENT_TRANSFER_TARGETS", "sales"),
+        ("CALLAGENT_TRANSFER_TARGETS", "sales=1234,sales=5678"),
+        ("CALLAGENT_TRUNK_HOST", "sip.example.net\n[evil]"),
+        ("CALLAGENT_TRUNK_HOST", "sip.example.net;transport=tcp"),
+        ("CALLAGENT_TRUNK_USERNAME", "u@x"),
+        ("CALLAGENT_TRUNK_PASSWORD", "pass word"),
+        ("CALLAGENT_TRUNK_PASSWORD", "pa;ss"),
+        ("CALLAGENT_AMI_SECRET", "${SHELL(id)}0123456789"),
+        ("CALLAGENT_AMI_PERMIT", "0.0.0.0/0,evil"),
+        ("CALLAGENT_ASTERISK_AUDIOSOCKET_HOST", "callagent:9092/x"),
+        ("CALLAGENT_TRUNK_CALLER_ID", "Sales <123>"),
+        ("CALLAGENT_CODECS", "ulaw,evil"),
+        ("CALLAGENT_AUDIOSOCKET_FORMAT", "ulaw"),
+        ("CALLAGENT_RTP_PORT_START", "20000"),
+    ],
+)
+def test_values_that_could_inject_syntax_are_refused_at_start(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError):
+        settings_for(**{variable: value})
+
+
+def test_ami_must_permit_someone() -> None:
+    with pytest.raises(SettingsError, match="ami_permit"):
+        AsteriskSettings(ami_permit=" , ")
+
+
+def test_a_secret_is_never_echoed_in_the_error() -> None:
+    with pytest.raises(SettingsError) as error:
+        settings_for(CALLAGENT_TRUNK_PASSWORD="top secret")
+    assert "top secret" not in str(error.value)
+
+
+def test_recording_and_routing_settings_come_from_the_environment() -> None:
+    defaults = load_settings(environ={})
+    assert (defaults.recording.enabled, defaults.recording.folder) == (True, "var/recordings")
+    assert defaults.recording.retention_days == 30
+    assert defaults.routing.unknown_number == "file_agent"
+    settings = load_settings(
+        environ={
+            "CALLAGENT_RECORDINGS": "false",
+            "CALLAGENT_RECORDINGS_DIR": "/srv/rec",
+            "CALLAGENT_RECORDING_RETENTION_DAYS": "7.5",
+            "CALLAGENT_UNKNOWN_NUMBER": "message",
+            "CALLAGENT_UNKNOWN_NUMBER_MESSAGE": "Wrong number, sorry.",
+        }
+    )
+    assert (settings.recording.enabled, settings.recording.folder) == (False, "/srv/rec")
+    assert settings.recording.retention_days == 7.5
+    assert settings.routing.unknown_number == "message"
+    assert settings.routing.unknown_number_message == "Wrong number, sorry."
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("CALLAGENT_RECORDING_RETENTION_DAYS", "-1", "recording.retention_days"),
+        ("CALLAGENT_RECORDINGS_DIR", " ", "recording.folder"),
+        ("CALLAGENT_UNKNOWN_NUMBER", "ring_forever", "unknown_number"),
+        ("CALLAGENT_UNKNOWN_NUMBER_MESSAGE", "x" * 501, "routing.unknown_number_message"),
+    ],
+)
+def test_bad_recording_and_routing_settings_are_named(
+    variable: str, value: str, named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ={variable: value})

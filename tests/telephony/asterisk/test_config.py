@@ -1,8 +1,8 @@
 """Asterisk's configuration rendered from settings: structure, values, refusals.
 
 Asterisk is not available here; every rendered variant goes through :mod:`config_check`, a check
-built on the rules of Asterisk's config parser, and the AMI simulator (test_ami_client.py) runs on
-the rendered manager.conf and extensions.conf.
+built on the rules of Asterisk's config parser (test_config_check.py), and the AMI simulator
+(test_ami.py) runs on the rendered manager.conf and extensions.conf.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from callagent.cli import main
-from callagent.settings import AsteriskSettings, Settings, SettingsError, load_settings
+from callagent.settings import AsteriskSettings
 from callagent.telephony.asterisk.config import (
     SECRET_FILES,
     TEMPLATE_FILES,
@@ -26,20 +25,11 @@ from callagent.telephony.asterisk.config import (
     write_asterisk_config,
 )
 from callagent.telephony.asterisk.config_check import (
-    ConfSyntaxError,
     check_asterisk_config,
     parse_conf,
 )
 
-SECRET = "s3cret-0123456789abcdef"
-BASE = {
-    "CALLAGENT_AMI_SECRET": SECRET,
-    "CALLAGENT_TRUNK_HOST": "sip.example.net",
-    "CALLAGENT_TRUNK_USERNAME": "u4930",
-    "CALLAGENT_TRUNK_PASSWORD": "trunk!pass#1",
-    "CALLAGENT_DIDS": "+4930123456, 4930999",
-    "CALLAGENT_TRANSFER_TARGETS": "sales=+4930111, support=0301234",
-}
+from helpers.asterisk_settings import SECRET, render, settings_for
 
 VARIANTS = {
     "defaults": {},
@@ -62,17 +52,6 @@ VARIANTS = {
         "CALLAGENT_AMI_PERMIT": "172.28.0.0/16",
     },
 }
-
-
-def settings_for(**env: str) -> Settings:
-    return load_settings(environ={**BASE, **env})
-
-
-def render(**env: str) -> dict[str, str]:
-    settings = settings_for(**env)
-    return render_asterisk_config(
-        settings.asterisk, audiosocket_port=settings.network.audiosocket_port
-    )
 
 
 def section(files: dict[str, str], name: str, header: str) -> dict[str, list[str]]:
@@ -211,47 +190,6 @@ def test_trunk_values_land_in_pjsip_conf() -> None:
     assert section(files, "asterisk.conf", "options")["transmit_silence"] == ["yes"]
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("CALLAGENT_DIDS", "+4930123,1234;Dial(PJSIP/900@trunk)"),
-        ("CALLAGENT_DIDS", "_X."),  # a pattern would answer every number
-        ("CALLAGENT_DIDS", "123\nexten => 9,1,Dial(x)"),
-        ("CALLAGENT_TRANSFER_TARGETS", "sales=+4930111,evil=00900123(x)"),
-        ("CALLAGENT_TRANSFER_TARGETS", "sales=+49 30 111"),
-        ("CALLAGENT_TRANSFER_TARGETS", "i=+4930111"),  # i/s/t/h are special extensions
-        ("CALLAGENT_TRANSFER_TARGETS", "sales"),
-        ("CALLAGENT_TRANSFER_TARGETS", "sales=1234,sales=5678"),
-        ("CALLAGENT_TRUNK_HOST", "sip.example.net\n[evil]"),
-        ("CALLAGENT_TRUNK_HOST", "sip.example.net;transport=tcp"),
-        ("CALLAGENT_TRUNK_USERNAME", "u@x"),
-        ("CALLAGENT_TRUNK_PASSWORD", "pass word"),
-        ("CALLAGENT_TRUNK_PASSWORD", "pa;ss"),
-        ("CALLAGENT_AMI_SECRET", "${SHELL(id)}0123456789"),
-        ("CALLAGENT_AMI_PERMIT", "0.0.0.0/0,evil"),
-        ("CALLAGENT_ASTERISK_AUDIOSOCKET_HOST", "callagent:9092/x"),
-        ("CALLAGENT_TRUNK_CALLER_ID", "Sales <123>"),
-        ("CALLAGENT_CODECS", "ulaw,evil"),
-        ("CALLAGENT_AUDIOSOCKET_FORMAT", "ulaw"),
-        ("CALLAGENT_RTP_PORT_START", "20000"),
-    ],
-)
-def test_values_that_could_inject_syntax_are_refused_at_start(variable: str, value: str) -> None:
-    with pytest.raises(SettingsError):
-        settings_for(**{variable: value})
-
-
-def test_ami_must_permit_someone() -> None:
-    with pytest.raises(SettingsError, match="ami_permit"):
-        AsteriskSettings(ami_permit=" , ")
-
-
-def test_a_secret_is_never_echoed_in_the_error() -> None:
-    with pytest.raises(SettingsError) as error:
-        settings_for(CALLAGENT_TRUNK_PASSWORD="top secret")
-    assert "top secret" not in str(error.value)
-
-
 def test_missing_settings_are_all_named_at_once() -> None:
     with pytest.raises(AsteriskConfigError) as error:
         render_asterisk_config(AsteriskSettings(ami_secret="short"), audiosocket_port=9092)
@@ -272,44 +210,6 @@ def test_the_renderer_checks_values_again_even_if_settings_were_bypassed() -> No
         render_asterisk_config(forged, audiosocket_port=9092)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("name", "old", "new", "expected"),
-    [
-        ("extensions.conf", "n,Hangup()", "n,System(rm -rf /)", "unknown or malformed"),
-        ("extensions.conf", "Gosub(callagent-connect,s,1)", "Gosub(nowhere,s,1)", "does not exist"),
-        ("extensions.conf", "Dial(PJSIP/+4930111@trunk", "Dial(PJSIP/+4930111@nope", "endpoint"),
-        ("extensions.conf", "Set(CALLAGENT_DID=+4930123456)", "Set(X=${A)", "unbalanced"),
-        ("pjsip.conf", "rtp_symmetric = yes", "rtp_symetric = yes", "unknown option"),
-        ("pjsip.conf", "aors = trunk", "aors = trunks", "names no aor"),
-        ("manager.conf", "write = call,originate", "write = all", "more than callagent needs"),
-        ("asterisk.conf", "transmit_silence = yes", "transmit_silence = no", "transmit_silence"),
-        ("modules.conf", "noload = chan_iax2.so", "noload = chan_iax2", "not a module file"),
-        ("amd.conf", "greeting = 2000", "greeting = 2s", "whole number"),
-    ],
-)
-def test_the_check_catches_mistakes(name: str, old: str, new: str, expected: str) -> None:
-    files = render()
-    assert old in files[name]
-    files[name] = files[name].replace(old, new, 1)
-    problems = check_asterisk_config(files)
-    assert any(expected in p for p in problems), problems
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["key = value\n", "[general\n", "[general]\njust words\n", "[general]\n#include x.conf\n"],
-)
-def test_the_parser_refuses_what_asterisk_would_not_read(text: str) -> None:
-    with pytest.raises(ConfSyntaxError):
-        parse_conf(text)
-
-
-def test_comments_and_escaped_semicolons() -> None:
-    (sec,) = parse_conf("[a](!)\nx = 1 ; comment\ny => a\\;b\n; whole line\n")
-    assert sec.options == ("!",)
-    assert sec.entries == [("x", "1"), ("y", "a\\;b")]
-
-
 def test_files_with_passwords_are_not_world_readable(tmp_path: Path) -> None:
     out = tmp_path / "asterisk"
     out.mkdir()
@@ -320,22 +220,3 @@ def test_files_with_passwords_are_not_world_readable(tmp_path: Path) -> None:
     for path in paths:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o640 if path.name in SECRET_FILES else 0o644), path.name
-
-
-def test_cli_writes_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in BASE.items():
-        monkeypatch.setenv(key, value)
-    assert main(["asterisk-config", "--out", str(tmp_path / "conf")]) == 0
-    files = {p.name: p.read_text() for p in (tmp_path / "conf").iterdir()}
-    assert check_asterisk_config(files) == []
-    assert SECRET in files["manager.conf"]
-
-
-def test_cli_names_what_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for key in BASE:
-        monkeypatch.delenv(key, raising=False)
-    assert main(["asterisk-config", "--out", str(tmp_path / "conf")]) == 2
-    assert "asterisk.ami_secret" in capsys.readouterr().err
-    assert not (tmp_path / "conf").exists()

@@ -21,7 +21,7 @@ from callagent.settings import ENVIRONMENT, load_settings
 from callagent.telephony.asterisk.config import AsteriskConfigError, render_asterisk_config
 from callagent.telephony.asterisk.config_check import check_asterisk_config
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 EXAMPLE = REPO / "deploy" / "callagent.env.example"
 FILLED = {

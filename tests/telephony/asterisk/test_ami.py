@@ -4,24 +4,16 @@ calls connected to a real AudioSocket server over TCP (docs/telephony.md, "What 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import struct
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
 import msgspec
 import pytest
 
 from callagent.dialog.agent_profile import DEFAULT_AGENT
-from callagent.settings import Settings, load_settings
 from callagent.telephony.asterisk.ami import (
     AmiActionError,
     AmiClient,
-    AmiDialer,
     AmiNotConnected,
-    Backoff,
     TransferMethod,
 )
 from callagent.telephony.asterisk.call_tracker import (
@@ -29,7 +21,6 @@ from callagent.telephony.asterisk.call_tracker import (
     AmdStatus,
     CallAnswered,
     CallEnded,
-    CallEvent,
     CallRinging,
     CallTransferred,
     DialOutcome,
@@ -37,149 +28,17 @@ from callagent.telephony.asterisk.call_tracker import (
     InboundCallStarted,
     OriginateResult,
 )
-from callagent.telephony.asterisk.config import render_asterisk_config
-from callagent.telephony.asterisk.loopback_caller import rms
-from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
+from callagent.telephony.asterisk.server import AudioSocketConnection
 from callagent.telephony.asterisk.transfer import TransferRefused
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
-from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, frame_bytes
 
-from fakes.ami_simulator import AmiSimulator, Callee, SimulatedChannel
+from fakes.ami_rig import NUMBER, SECRET, Rig, ToneAgent, rig
+from fakes.ami_simulator import Callee, SimulatedChannel
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
 pytestmark = pytest.mark.timeout(20)
-
-SECRET = "ami-secret-0123456789"
-NUMBER = "+4930555000"
-FAST = Backoff(initial_s=0.05, max_s=0.2)
-
-
-def settings_for(audiosocket_port: int, **env: str) -> Settings:
-    return load_settings(
-        environ={
-            "CALLAGENT_AMI_SECRET": SECRET,
-            "CALLAGENT_TRUNK_HOST": "sip.example.net",
-            "CALLAGENT_TRUNK_USERNAME": "u1",
-            "CALLAGENT_TRUNK_PASSWORD": "p1",
-            "CALLAGENT_DIDS": "+4930123456",
-            "CALLAGENT_TRANSFER_TARGETS": "sales=+4930111,support=+4930222",
-            "CALLAGENT_AUDIOSOCKET_PORT": str(audiosocket_port),
-            **env,
-        }
-    )
-
-
-class ToneAgent:
-    """A trivial AudioSocket call handler: once the caller's audio flows it says a 0.3 s tone,
-    and again after each caller turn (loud audio, then 0.2 s of quiet); silence in between keeps
-    the line alive. It records what each call delivered."""
-
-    TONE_FRAMES = 15
-    QUIET_FRAMES = 10
-
-    def __init__(self) -> None:
-        self.calls: dict[uuid.UUID, dict[str, object]] = {}
-
-    async def __call__(self, conn: AudioSocketConnection) -> None:
-        record: dict[str, object] = {"frames": 0, "digits": [], "rate": None}
-        self.calls[conn.call_id] = record
-        to_say = [0]  # tone frames still to send
-        speaker: asyncio.Task[None] | None = None
-        quiet = 0
-        heard_speech = False
-        try:
-            async for frame in conn.frames():
-                if isinstance(frame, DtmfFrame):
-                    record["digits"].append(frame.digit)  # type: ignore[attr-defined]
-                    continue
-                if not isinstance(frame, AudioFrame):
-                    continue
-                record["frames"] = int(record["frames"]) + 1  # type: ignore[call-overload]
-                record["rate"] = frame.sample_rate
-                if speaker is None:  # greet once the caller's rate is known
-                    to_say[0] = self.TONE_FRAMES
-                    speaker = asyncio.create_task(self._speak(conn, frame.sample_rate, to_say))
-                if rms(frame.pcm) > 1000:
-                    heard_speech, quiet = True, 0
-                elif heard_speech:
-                    quiet += 1
-                    if quiet == self.QUIET_FRAMES:
-                        heard_speech = False
-                        to_say[0] = self.TONE_FRAMES
-        finally:
-            if speaker is not None:
-                speaker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await speaker
-
-    @staticmethod
-    async def _speak(conn: AudioSocketConnection, rate: int, to_say: list[int]) -> None:
-        tone = struct.pack("<hh", 4000, -4000) * (frame_bytes(rate) // 4)
-        silence = bytes(frame_bytes(rate))
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for tick in itertools.count(1):
-            if to_say[0] > 0:
-                to_say[0] -= 1
-                await conn.send_audio(tone)
-            else:
-                await conn.send_audio(silence)
-            await asyncio.sleep(max(0.0, start + tick * 0.02 - loop.time()))
-
-
-@dataclass
-class Rig:
-    """AudioSocket server + AMI simulator on the rendered config + AMI client and dialer."""
-
-    settings: Settings
-    agent: ToneAgent
-    server: AudioSocketServer
-    sim: AmiSimulator
-    client: AmiClient
-    dialer: AmiDialer
-    events: list[CallEvent] = field(default_factory=list)
-
-    def of(self, call_id: uuid.UUID) -> list[CallEvent]:
-        return [e for e in self.events if e.call_id == call_id]
-
-    async def wait_for(self, predicate: Callable[[], object], timeout_s: float = 8.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():  # noqa: ASYNC110 - polls state of several components
-                await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def rig(
-    *,
-    callees: dict[str, Callee] | None = None,
-    handler: Callable[[AudioSocketConnection], Awaitable[None]] | None = None,
-    manager_conf_edit: Callable[[str], str] = lambda text: text,
-    secret: str = SECRET,
-    **env: str,
-) -> AsyncIterator[Rig]:
-    agent = ToneAgent()
-    # The real call runner in these tests runs on the real clock too.
-    async with AudioSocketServer(
-        handler or agent, "127.0.0.1", 0, clock=MonotonicClock()
-    ) as server:
-        settings = settings_for(server.port, **env)
-        files = render_asterisk_config(settings.asterisk, audiosocket_port=server.port)
-        sim = AmiSimulator(
-            manager_conf=manager_conf_edit(files["manager.conf"]),
-            extensions_conf=files["extensions.conf"],
-            callees=callees or {},
-        )
-        async with sim:
-            client = AmiClient(
-                "127.0.0.1", sim.port, "callagent", secret, backoff=FAST, ping_interval_s=0.5
-            )
-            dialer = AmiDialer.from_settings(client, settings.asterisk)
-            r = Rig(settings, agent, server, sim, client, dialer)
-            client.subscribe(r.events.append)
-            async with client:
-                yield r
 
 
 async def test_login_uses_the_rendered_account_and_keeps_the_connection_alive() -> None:
@@ -497,40 +356,3 @@ async def test_a_real_call_runner_converses_on_an_originated_call() -> None:
     assert [t["caller_text"] for t in data["turns"]] == ["Can you call me back tomorrow?"]
     assert data["turns"][0]["agent_text"] == "Sure, tomorrow works."
     assert tts.spoken[:3] == ["Hello there.", "Sure,", "tomorrow works."]
-
-
-async def test_the_call_placer_starts_dialling_and_returns_at_once() -> None:
-    from callagent.telephony.asterisk.placer import AmiCallPlacer
-    from callagent.telephony.outbound import CallPlacer, OutboundCallRequest
-
-    def request(number: str) -> OutboundCallRequest:
-        return OutboundCallRequest(
-            call_session_id=uuid.uuid4(),
-            client_id=uuid.uuid4(),
-            agent_id=uuid.uuid4(),
-            customer_id=uuid.uuid4(),
-            phone_number=number,
-            call_type="outbound",
-        )
-
-    callee = Callee(ring_s=0.3, utterances=(voice(0.3, 16000),))
-    async with rig(callees={NUMBER: callee}) as r:
-        placer = AmiCallPlacer(r.dialer)
-        assert isinstance(placer, CallPlacer)
-        not_yet = await placer.place_call(request(NUMBER))  # before the login
-        assert (not_yet.placed, not_yet.reason) == (False, "Asterisk's AMI is not connected")
-        await r.client.wait_connected(2)
-        wanted = request(NUMBER)
-        placed = await placer.place_call(wanted)
-        assert (placed.placed, placed.telephony_call_id) == (True, str(wanted.call_session_id))
-        assert not any(isinstance(e, CallAnswered) for e in r.of(wanted.call_session_id))
-        # The call session id is the call id: AMI events and the AudioSocket UUID carry it.
-        await r.wait_for(
-            lambda: any(isinstance(e, CallEnded) for e in r.of(wanted.call_session_id))
-        )
-        result = next(e for e in r.of(wanted.call_session_id) if isinstance(e, OriginateResult))
-        assert result.outcome is DialOutcome.ANSWERED
-        assert wanted.call_session_id in r.agent.calls
-        bad = await placer.place_call(request("0800 FLOWERS"))
-        assert not bad.placed
-        assert "not a phone number" in bad.reason

@@ -1,4 +1,5 @@
-"""Every line logged during a call carries that call's id, also with two calls at once.
+"""The call runner binds each call's id to what runs for it: every line logged during a call
+carries that call's id, also with two calls at once.
 
 Two loopback calls talk to the real call runner over real AudioSocket connections; the log is
 collected through :class:`~callagent.call_logging.CallIdFilter`, as the composition root installs
