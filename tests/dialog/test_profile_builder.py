@@ -1,4 +1,5 @@
-"""A stored agent's dialog profile and the per-call customer context."""
+"""A stored agent's dialog profile, built from its training: complete, byte-stable, within the
+prompt budget."""
 
 from __future__ import annotations
 
@@ -6,24 +7,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import msgspec
-
-from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile
-from callagent.dialog.conversation import Conversation
-from callagent.dialog.customer_context import customer_context
+from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.profile_builder import MAX_PROMPT_CHARS, build_agent_profile, clip
 from callagent.dialog.prompt import build_system_prompt
-from callagent.store.schemas import AgentView, CustomerView, TrainingView
-from callagent.store.states import (
-    AgentStatus,
-    CallOutcome,
-    InterestLevel,
-    PersonalityType,
-    TrainingType,
-)
-from callagent.voice_pipeline.clock import FakeClock
-
-from helpers.fakes import FakeLanguageModel
+from callagent.store.schemas import AgentView, TrainingView
+from callagent.store.states import AgentStatus, PersonalityType, TrainingType
 
 NOW = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
 
@@ -160,85 +148,3 @@ def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> No
 def test_clip_cuts_at_a_word() -> None:
     assert clip("one two   three", 100) == "one two three"
     assert clip("one two three", 9) == "one two…"
-
-
-def customer(**changes: Any) -> CustomerView:
-    fields: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "phone_number": "+14155550123",
-        "name": "",
-        "email": "",
-        "company": "",
-        "timezone": None,
-        "interest_level": InterestLevel.COLD,
-        "call_preference_time": "",
-        "total_calls": 1,
-        "answered_calls": 0,
-        "total_talk_time_s": 0.0,
-        "last_call_at": None,
-        "last_outcome": None,
-        "conversation_notes": "",
-        "preferences": {},
-        "objections": [],
-        "do_not_call": False,
-        "converted": False,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    fields.update(changes)
-    return CustomerView(**fields)
-
-
-def test_the_customer_context_says_what_the_record_knows() -> None:
-    known = customer(
-        name="Maria Lopez",
-        company="Lopez Bakery",
-        interest_level=InterestLevel.WARM,
-        call_preference_time="mornings",
-        total_calls=3,
-        last_outcome=CallOutcome.CALLBACK_REQUESTED,
-        conversation_notes="Wants a quote for the shop roof.",
-        preferences={"contact_method": "email"},
-        objections=["too expensive"],
-    )
-    text = customer_context(
-        known, direction="outbound", purpose="follow up on the quote", call_context={"quote": 42}
-    )
-    for expected in (
-        "You placed this call",
-        "Reason for this call: follow up on the quote.",
-        "quote: 42",
-        "Name: Maria Lopez; company: Lopez Bakery.",
-        "Calls with them so far: 3; last outcome: callback requested.",
-        "Interest level: warm.",
-        "Prefers to be called: mornings.",
-        "Notes: Wants a quote for the shop roof.",
-        "contact method: email",
-        "Objections they raised before: too expensive.",
-    ):
-        assert expected in text
-    new = customer_context(customer(), direction="inbound")
-    assert "The customer called you." in new
-    assert "ask for it politely" in new
-    assert "first call" in new
-    assert "no customer record" in customer_context(None, direction="inbound")
-
-
-async def test_the_context_goes_after_the_stable_system_prompt() -> None:
-    llm = FakeLanguageModel(FakeClock(), ["Sure."], first_token_delay_s=0, token_delay_s=0)
-    context = customer_context(customer(name="Maria"), direction="inbound")
-    conversation = Conversation(DEFAULT_AGENT, llm, context=context)
-    plain = Conversation(DEFAULT_AGENT, llm)
-    messages = conversation.messages_for("Hi")
-    assert messages[0] == plain.messages_for("Hi")[0]  # the cached prefix is untouched
-    assert messages[1] == {"role": "system", "content": context}
-    assert messages[-1] == {"role": "user", "content": "Hi"}
-    assert len(plain.messages_for("Hi")) == 2
-
-
-def test_agent_files_keep_their_exact_prompt() -> None:
-    # The new optional profile fields add nothing when empty (prefix caches of existing
-    # deployments stay valid).
-    empty = msgspec.structs.replace(DEFAULT_AGENT, company_info="", techniques=[], instructions=[])
-    assert build_system_prompt(empty) == build_system_prompt(DEFAULT_AGENT)
-    assert "Techniques" not in build_system_prompt(DEFAULT_AGENT)
