@@ -105,9 +105,13 @@ def find_or_build(level: str, python: str, find_links: str | None = None) -> Pat
 
 
 def _marker(python: str) -> Path:
-    # The venv's root: the level installed there, so `install` is idempotent and `step-down`
-    # knows where it starts from.
-    return Path(python).resolve().parent.parent / "callagent-llama-build.json"
+    # In the venv's root (its sys.prefix; the interpreter itself may be a symlink out of the
+    # venv): the level installed there, so `install` is idempotent and `step-down` knows
+    # where it starts from. `callagent doctor` reads it as sys.prefix/BUILD_RECORD.
+    prefix = subprocess.run(
+        [python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return Path(prefix) / "callagent-llama-build.json"
 
 
 def installed(python: str) -> dict[str, str] | None:
