@@ -3,7 +3,8 @@
 Every error body has the same shape (:class:`ErrorBody`): a stable ``error`` code, a
 human ``detail``, and for bad input the ``field`` and the ``reason``. Services raise domain
 errors; Litestar raises its own for undecodable bodies, bad query parameters, unknown routes
-and oversized bodies; both end up here.
+and oversized bodies; both end up here. Anything else is a bug: a 500 that says nothing
+internal, logged here with its traceback.
 """
 
 from __future__ import annotations
@@ -136,17 +137,29 @@ _HTTP_CODES = {
 }
 
 
-def http_error_handler(_request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+SERVER_ERROR_DETAIL = "internal server error"
+"""All a client learns of a 500: what went wrong is in the server's log, with its traceback."""
+
+
+def server_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """Anything no other handler maps is a bug: log it with its traceback (Litestar logs
+    nothing outside debug mode) and answer a 500 that tells nothing internal - an exception's
+    text can carry SQL, paths or secrets."""
+    log.error("server error on %s %s", request.method, request.url.path, exc_info=error)
+    return _respond(ErrorBody(status_code=500, error="server_error", detail=SERVER_ERROR_DETAIL))
+
+
+def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     """Litestar's other HTTP errors (unknown route, wrong method, body too large)."""
     status = error.status_code
     if status >= 500:
-        log.error("server error: %s", error.detail)
+        return server_error_handler(request, error)
     if status == 400:  # e.g. a body that is not JSON at all
         return _invalid([FieldError(field="body", reason=str(error.detail))])
     return _respond(
         ErrorBody(
             status_code=status,
-            error=_HTTP_CODES.get(status, "error" if status < 500 else "server_error"),
+            error=_HTTP_CODES.get(status, "error"),
             detail=str(error.detail),
         ),
         dict(error.headers) if error.headers else None,
@@ -157,6 +170,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     DomainError: domain_error_handler,
     ValidationException: validation_handler,
     HTTPException: http_error_handler,
+    Exception: server_error_handler,
 }
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
+
+from callagent.store.services import customers
 
 from helpers.api_fixtures import Headers
 
@@ -45,3 +49,30 @@ async def test_body_size_limit(client: Client, tenant: Headers) -> None:
     assert response.status_code == 413
     assert response.json()["error"] == "body_too_large"
     assert (await client.get("/api/customers/", headers=tenant)).json()["items"] == []
+
+
+async def test_an_unexpected_error_is_a_bare_500_logged_with_its_traceback(
+    client: Client,
+    tenant: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("password=hunter2 at /srv/callagent/secret.py")
+
+    monkeypatch.setattr(customers, "list_customers", broken)
+    with caplog.at_level(logging.ERROR):
+        response = await client.get("/api/customers/", headers=tenant)
+    assert response.status_code == 500
+    assert response.json() == {
+        "status_code": 500,
+        "error": "server_error",
+        "detail": "internal server error",
+    }
+    assert "hunter2" not in response.text
+    # The operator sees what happened, with the traceback, in the log.
+    (record,) = [r for r in caplog.records if r.exc_info is not None]
+    assert record.levelno == logging.ERROR
+    assert "GET /api/customers" in record.getMessage()
+    assert "RuntimeError: password=hunter2" in caplog.text
+    assert "Traceback" in caplog.text
