@@ -271,6 +271,9 @@ class CallSession(Base):
         Index("ix_call_sessions_client_type_id", "client_id", "call_type", "id"),
         Index("ix_call_sessions_client_customer_id", "client_id", "customer_id", "id"),
         Index("ix_call_sessions_customer_id", "customer_id"),
+        # The crash-recovery sweep's scan across clients: live calls with no recent sign of life
+        # (docs/telephony.md, "After a crash").
+        Index("ix_call_sessions_status_last_activity", "status", "last_activity_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -315,6 +318,10 @@ class CallSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # The last sign of life of the node running the call: every write about the call and a
+    # heartbeat while it is live (migration 0003). A live call silent for longer than the grace
+    # period was lost with its node and is settled (docs/telephony.md, "After a crash").
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     customer: Mapped[CustomerProfile] = relationship(lazy="raise")
 

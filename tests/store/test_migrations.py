@@ -49,9 +49,73 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
             diff, tables, revision = await connection.run_sync(check)
         assert diff == [], "models and migrations differ: add a migration"
         assert set(Base.metadata.tables) <= tables
-        assert revision == "0002"
+        assert revision == "0003"
     finally:
         await database.dispose()
+
+
+def _rows_0001(ids: dict[str, uuid.UUID], now: dt.datetime) -> dict[str, dict[str, Any]]:
+    """A client with an agent, a customer and a completed call, as the schema of 0001 stores
+    them."""
+    common = {"created_at": now, "updated_at": now}
+    return {
+        "clients": {"id": ids["client"], "name": "old", "created_at": now},
+        "ai_agents": {
+            **common,
+            **dict.fromkeys(("calls_handled", "successful_conversions", "training_level"), 0),
+            **{k: {} for k in ("business_info", "sales_goals", "training_coverage")},
+            **{k: {} for k in ("conversation_memory", "customer_preferences")},
+            "performance_metrics": {},
+            "id": ids["agent"],
+            "client_id": ids["client"],
+            "agent_name": "A",
+            "personality_type": "friendly",
+            "voice_model": "v",
+            "working_hours_start": dt.time(9),
+            "working_hours_end": dt.time(17),
+            "timezone": "UTC",
+            "status": "training",
+        },
+        "customer_profiles": {
+            **common,
+            **dict.fromkeys(("name", "email", "company", "call_preference_time"), ""),
+            **dict.fromkeys(("total_calls", "answered_calls"), 0),
+            "id": ids["customer"],
+            "client_id": ids["client"],
+            "phone_number": "+14155550123",
+            "interest_level": "cold",
+            "total_talk_time_s": 0.0,
+            "conversation_notes": "",
+            "preferences": {},
+            "objections": [],
+            "do_not_call": False,
+            "converted": False,
+        },
+        "call_sessions": {
+            **dict.fromkeys(("purpose", "failure_reason", "customer_response"), ""),
+            **dict.fromkeys(("conversation_notes", "recording_ref"), ""),
+            **dict.fromkeys(("telephony_channel", "telephony_call_id"), ""),
+            "id": ids["call"],
+            "client_id": ids["client"],
+            "agent_id": ids["agent"],
+            "customer_id": ids["customer"],
+            "call_type": "outbound",
+            "context": {},
+            "phone_number": "+14155550123",
+            "status": "completed",
+            "transcript": [],
+            "latency": {},
+            "created_at": now,
+        },
+    }
+
+
+async def _insert(database: Database, rows: dict[str, dict[str, Any]]) -> None:
+    """Write ``rows`` (table → one row) with plain SQL, whatever the models say today."""
+    async with database.write_engine.begin() as connection:
+        for name, values in rows.items():
+            columns = [sa.column(key, _column_type(value)) for key, value in values.items()]
+            await connection.execute(sa.insert(sa.table(name, *columns)).values(**values))
 
 
 async def test_0002_upgrades_a_filled_0001_database(backend: str) -> None:
@@ -61,66 +125,40 @@ async def test_0002_upgrades_a_filled_0001_database(backend: str) -> None:
         await database.migrate("0001")
         ids = {name: uuid.uuid4() for name in ("client", "agent", "customer", "call")}
         now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
-        common = {"created_at": now, "updated_at": now}
-        rows = {
-            "clients": {"id": ids["client"], "name": "old", "created_at": now},
-            "ai_agents": {
-                **common,
-                **dict.fromkeys(("calls_handled", "successful_conversions", "training_level"), 0),
-                **{k: {} for k in ("business_info", "sales_goals", "training_coverage")},
-                **{k: {} for k in ("conversation_memory", "customer_preferences")},
-                "performance_metrics": {},
-                "id": ids["agent"],
-                "client_id": ids["client"],
-                "agent_name": "A",
-                "personality_type": "friendly",
-                "voice_model": "v",
-                "working_hours_start": dt.time(9),
-                "working_hours_end": dt.time(17),
-                "timezone": "UTC",
-                "status": "training",
-            },
-            "customer_profiles": {
-                **common,
-                **dict.fromkeys(("name", "email", "company", "call_preference_time"), ""),
-                **dict.fromkeys(("total_calls", "answered_calls"), 0),
-                "id": ids["customer"],
-                "client_id": ids["client"],
-                "phone_number": "+14155550123",
-                "interest_level": "cold",
-                "total_talk_time_s": 0.0,
-                "conversation_notes": "",
-                "preferences": {},
-                "objections": [],
-                "do_not_call": False,
-                "converted": False,
-            },
-            "call_sessions": {
-                **dict.fromkeys(("purpose", "failure_reason", "customer_response"), ""),
-                **dict.fromkeys(("conversation_notes", "recording_ref"), ""),
-                **dict.fromkeys(("telephony_channel", "telephony_call_id"), ""),
-                "id": ids["call"],
-                "client_id": ids["client"],
-                "agent_id": ids["agent"],
-                "customer_id": ids["customer"],
-                "call_type": "outbound",
-                "context": {},
-                "phone_number": "+14155550123",
-                "status": "completed",
-                "transcript": [],
-                "latency": {},
-                "created_at": now,
-            },
-        }
-        async with database.write_engine.begin() as connection:
-            for name, values in rows.items():
-                columns = [sa.column(key, _column_type(value)) for key, value in values.items()]
-                await connection.execute(sa.insert(sa.table(name, *columns)).values(**values))
+        await _insert(database, _rows_0001(ids, now))
         await database.migrate()
         async with database.read() as session:
             call = await session.get(CallSession, ids["call"])
             assert call is not None
             assert (call.did, call.amd_status, call.dtmf, call.hangup_cause) == ("", "", "", None)
             assert await session.scalar(select(func.count()).select_from(PhoneNumber)) == 0
+    finally:
+        await database.dispose()
+
+
+async def test_0003_gives_existing_calls_their_last_sign_of_life(backend: str) -> None:
+    """Migration 0003 (crash recovery): a call gets its latest known time as its last activity,
+    so a call a crash left live before the upgrade is settled by the first sweep."""
+    database = Database(fresh_url(backend))
+    try:
+        await database.migrate("0002")
+        ids = {name: uuid.uuid4() for name in ("client", "agent", "customer", "call")}
+        created = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+        started, ended = created + dt.timedelta(seconds=5), created + dt.timedelta(seconds=65)
+        rows = _rows_0001(ids, created)
+        rows["call_sessions"] |= {"started_at": started, "ended_at": ended}
+        await _insert(database, rows)
+        live_id = uuid.uuid4()
+        live = rows["call_sessions"] | {"id": live_id, "status": "in_progress"}
+        live |= {"started_at": started, "ended_at": None}
+        await _insert(database, {"call_sessions": {k: v for k, v in live.items() if v is not None}})
+        await database.migrate()
+        async with database.read() as session:
+            finished = await session.get(CallSession, ids["call"])
+            stuck = await session.get(CallSession, live_id)
+        assert finished is not None
+        assert stuck is not None
+        assert finished.last_activity_at == ended
+        assert stuck.last_activity_at == started
     finally:
         await database.dispose()
