@@ -3,7 +3,8 @@
 baresip reads the caller's voice from a wav file (``aufile`` module; a wav header is parsed, not
 played) and hangs up when the file ends; the ``sndfile`` module dumps the decoded audio it
 received - what a person on the phone would hear - into ``dump-...-dec.wav``. DESIGN.md trap:
-``net_interface lo`` fails, the address 127.0.0.1 works.
+``net_interface lo`` fails, the address 127.0.0.1 works. As a callee (no ``target``) it listens
+on a given port and answers the first call at once (the account's ``answermode=auto``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def _free_port() -> int:
         return port
 
 
-def _configure(workdir: Path, wav: Path, codec: str) -> Path:
+def _configure(
+    workdir: Path, wav: Path, codec: str, user: str, listen_port: int | None, answer: bool
+) -> Path:
     conf = workdir / "baresip"
     (conf / "dump").mkdir(parents=True)
     codec_module = {"g722": "g722.so", "pcmu": "g711.so"}[codec]
@@ -51,7 +54,7 @@ def _configure(workdir: Path, wav: Path, codec: str) -> Path:
         "\n".join(
             [
                 "poll_method epoll",
-                f"sip_listen 127.0.0.1:{_free_port()}",
+                f"sip_listen 127.0.0.1:{listen_port or _free_port()}",
                 "net_interface 127.0.0.1",
                 f"audio_source aufile,{wav}",
                 "audio_player aubridge,callagent-test",
@@ -68,7 +71,8 @@ def _configure(workdir: Path, wav: Path, codec: str) -> Path:
             ]
         )
     )
-    (conf / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
+    answer_mode = ";answermode=auto" if answer else ""
+    (conf / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0{answer_mode}\n")
     (conf / "contacts").write_text("")
     return conf
 
@@ -76,24 +80,28 @@ def _configure(workdir: Path, wav: Path, codec: str) -> Path:
 async def run_baresip(
     workdir: Path,
     *,
-    target: str,
+    target: str | None,
     speech: np.ndarray,
     rate: int,
     codec: str = "pcmu",
     timeout_s: float = 40.0,
+    user: str = "caller",
+    listen_port: int | None = None,
 ) -> BaresipResult:
-    """Dial ``target`` and play ``speech`` (float32 mono at ``rate``: 8000 for PCMU, 16000 for
-    G.722); the call lasts as long as the speech. Returns what baresip heard."""
+    """Dial ``target`` (or, when it is None, answer the first call arriving at ``listen_port``)
+    and play ``speech`` (float32 mono at ``rate``: 8000 for PCMU, 16000 for G.722); the call
+    lasts as long as the speech. ``user`` is the user part of baresip's own address, i.e. the
+    caller id it sends. Returns what baresip heard."""
     assert BARESIP is not None
     wav = workdir / "caller.wav"
     soundfile.write(str(wav), speech.astype(np.float32), rate, subtype="PCM_16")
-    conf = _configure(workdir, wav, codec)
+    conf = _configure(workdir, wav, codec, user, listen_port, answer=target is None)
+    dial = ["-e", f"/dial {target}"] if target is not None else []
     process = await asyncio.create_subprocess_exec(
         BARESIP,
         "-f",
         str(conf),
-        "-e",
-        f"/dial {target}",
+        *dial,
         "-t",
         str(int(timeout_s)),
         stdin=asyncio.subprocess.DEVNULL,

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,9 +57,10 @@ def free_udp_port() -> int:
 
 @dataclass
 class Ear(asyncio.DatagramProtocol):
-    """Records RTP packets: (payload type, payload)."""
+    """Records RTP packets: (payload type, payload), and when each arrived (monotonic s)."""
 
     packets: list[tuple[int, bytes]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12 or data[0] >> 6 != 2:
@@ -66,6 +68,7 @@ class Ear(asyncio.DatagramProtocol):
         csrc = data[0] & 0x0F
         payload_type = data[1] & 0x7F
         self.packets.append((payload_type, data[12 + 4 * csrc :]))
+        self.arrivals.append(time.monotonic())
 
     def pcm(self, payload_type: int = 0) -> bytes:
         """The received PCMU audio, decoded, in arrival order."""
@@ -255,3 +258,171 @@ def _read_errors(workdir: Path) -> str:
 def rtp_header(sequence: int, timestamp: int, ssrc: int = 0x1234, payload_type: int = 0) -> bytes:
     """A minimal RTP header (used to poke the endpoint with stray packets)."""
     return struct.pack("!BBHII", 0x80, payload_type, sequence, timestamp, ssrc)
+
+
+# --- sipp as the far end of outbound calls -----------------------------------------------------
+
+_OPTIONS_BRANCH = """  <label id="options"/>
+  <send next="end"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag02[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="end"/>
+</scenario>
+"""
+
+_CALLEE_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callagent callee">
+  <recv request="OPTIONS" optional="true" next="options"/>
+  <recv request="INVITE">{keep_cseq}</recv>
+  <send><![CDATA[
+SIP/2.0 100 Trying
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+_REJECT = """  <send><![CDATA[
+SIP/2.0 {code} {text}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK" next="end"/>
+"""
+
+_RING_FOREVER = """  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$cseq] INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK" next="end"/>
+"""
+
+
+def callee_scenario(*, reject: tuple[int, str] | None) -> str:
+    """sipp as the callee of every INVITE: rejects it with ``reject`` (code, reason phrase), or
+    with None rings until the caller cancels. An OPTIONS (a qualify) is answered 200."""
+    if reject is None:
+        # The 487 that answers the CANCEL names the INVITE's CSeq number. (sipp refuses to
+        # start on a variable it assigns but never uses, so only this scenario keeps it.)
+        keep = '<action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
+        head = _CALLEE_HEAD.format(keep_cseq=f"\n    {keep}</action>\n  ")
+        return head + _RING_FOREVER + _OPTIONS_BRANCH
+    head = _CALLEE_HEAD.format(keep_cseq="")
+    return head + _REJECT.format(code=reject[0], text=reject[1]) + _OPTIONS_BRANCH
+
+
+class SippCallee:
+    """sipp listening on ``port`` as the far end of outbound calls (:func:`callee_scenario`),
+    until the context ends. Every SIP message it saw or sent is in :meth:`messages`."""
+
+    def __init__(self, workdir: Path, port: int, *, reject: tuple[int, str] | None) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.reject = reject
+        self.trace = workdir / "callee_messages.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> SippCallee:
+        assert SIPP is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        xml = self.workdir / "callee.xml"
+        xml.write_text(callee_scenario(reject=self.reject))
+        self.process = await asyncio.create_subprocess_exec(
+            SIPP,
+            "-sf",
+            str(xml),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_udp_port()),
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+            "-message_file",
+            str(self.trace),
+            cwd=self.workdir,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "TERM": "dumb"},
+        )
+        try:
+            await wait_udp_bound(self.port)
+        except TimeoutError:
+            await self.__aexit__()
+            raise RuntimeError(f"sipp never listened: {_read_errors(self.workdir)}") from None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    def messages(self) -> str:
+        """The SIP messages sipp received and sent so far."""
+        return self.trace.read_text(errors="replace") if self.trace.exists() else ""
+
+
+async def wait_udp_bound(port: int, timeout_s: float = 10.0) -> None:
+    """Wait until something listens on UDP ``port`` of 127.0.0.1 (binding it then fails)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    return
+            await asyncio.sleep(0.05)
