@@ -16,23 +16,31 @@ Two API calls also end in a call's status, inside their own larger transactions 
 the same transition table: start-call's ``calls.record_placement`` (``dialing``, or ``failed``
 when nothing was placed) and ``calls.record_outcome`` (docs/api.md "start-call",
 "call-outcome").
+
+Every write here is also a sign of life: it moves the call's ``last_activity_at`` on, and so does
+:func:`touch_calls`, the heartbeat of the calls a node is running. A live call without a sign of
+life for longer than a grace period was lost with its node (DESIGN.md: nothing depends on local
+memory surviving a restart) and is settled through :func:`apply_call_update` with
+``CallUpdate.idle_before`` (``store/services/recovery.py``; docs/telephony.md "After a crash").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from sqlalchemy import select
+from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from callagent.store.db import Database
 from callagent.store.errors import IllegalTransition, NotFound
-from callagent.store.models import CallSession, CustomerProfile
+from callagent.store.models import CallSession, CustomerProfile, utcnow
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import get_scoped
@@ -54,6 +62,10 @@ _RANK = {
     CallStatus.CANCELLED: 4,
 }
 FINAL = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED})
+#: A call in one of these is still going on somewhere (or was, until its node died).
+LIVE = frozenset(CallStatus) - FINAL
+#: Heartbeats are written in batches of at most this many ids (one statement each).
+TOUCH_BATCH = 500
 #: Bounded like every peer input (DESIGN.md practice 2): a caller cannot grow a row forever.
 MAX_DTMF = 64
 MACHINE = "MACHINE"
@@ -70,6 +82,11 @@ class CallUpdate:
     with ``only_if_answered`` only a call that is ``in_progress`` moves (Asterisk's hang-up of a
     call that was never answered leaves the verdict to the Originate's outcome). ``outcome`` is
     set only if the call has none yet (``call-outcome`` may have set it).
+
+    With ``idle_before`` the update is applied only to a live call with no sign of life since
+    that time, and then as of the call's last sign of life: it ends then, not when the update
+    is applied. Crash recovery settles a call whose node died this way; a call that is still
+    live elsewhere (a write or a heartbeat since) is left as it is, whatever the update says.
     """
 
     status: CallStatus | None = None
@@ -85,6 +102,7 @@ class CallUpdate:
     hangup_cause_text: str | None = None
     dtmf: str = ""
     transferred_to: str | None = None
+    idle_before: dt.datetime | None = None
 
 
 async def append_turns(
@@ -93,6 +111,8 @@ async def append_turns(
     call_id: uuid.UUID,
     turns: list[TranscriptTurn],
     latency: dict[str, Any] | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> int:
     """Append what was just said to the call's transcript (and replace its latency figures),
     in one transaction, as it happens: a crash later in the call loses none of it. The
@@ -112,7 +132,36 @@ async def append_turns(
         call.transcript = [*call.transcript, *msgspec.to_builtins(turns)][-MAX_TRANSCRIPT_TURNS:]
         if latency is not None:
             call.latency = latency
+        _alive(call, now or utcnow())
         return len(call.transcript)
+
+
+def _alive(call: CallSession, now: dt.datetime) -> None:
+    """Note a sign of life of a live call (never moving it back: writes may carry older times)."""
+    if call.status in LIVE and (call.last_activity_at is None or now > call.last_activity_at):
+        call.last_activity_at = now
+
+
+async def touch_calls(db: Database, call_ids: Collection[uuid.UUID], now: dt.datetime) -> int:
+    """The heartbeat of the calls a node runs: the last sign of life of the live ones among
+    ``call_ids`` becomes ``now`` (whichever client owns them: the node runs them). Returns how
+    many moved on."""
+    ids = list(call_ids)
+    touched = 0
+    for start in range(0, len(ids), TOUCH_BATCH):
+        async with db.write() as session:
+            result = await session.execute(
+                sql_update(CallSession)
+                .where(
+                    CallSession.id.in_(ids[start : start + TOUCH_BATCH]),
+                    CallSession.status.in_(LIVE),
+                    CallSession.last_activity_at < now,
+                )
+                .values(last_activity_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            touched += int(getattr(result, "rowcount", 0) or 0)
+    return touched
 
 
 def _walk(current: CallStatus, target: CallStatus) -> CallStatus:
@@ -142,6 +191,11 @@ async def apply_call_update(
     """
     async with db.write() as session:
         call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
+        if update.idle_before is not None:
+            if call.status not in LIVE or call.last_activity_at >= update.idle_before:
+                return call.status  # over already, or alive: not this update's business
+            now = call.last_activity_at
+        _alive(call, now)
         for name in ("telephony_channel", "amd_status", "amd_cause", "transferred_to"):
             value = getattr(update, name)
             if value is not None:

@@ -167,6 +167,7 @@ async def prepare_call(
             transcript=[],
             latency={},
             created_at=now,
+            last_activity_at=now,
         )
         session.add(call)
         await session.flush()
@@ -209,6 +210,7 @@ async def record_placement(
             if call.status == CallStatus.QUEUED:
                 call.status = check_transition(call.status, CallStatus.DIALING)
             call.telephony_call_id = telephony_call_id
+            call.last_activity_at = max(call.last_activity_at, now)  # a sign of life (recovery.py)
             customer.total_calls += 1
             customer.last_call_at = now
         else:

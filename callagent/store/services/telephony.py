@@ -161,6 +161,7 @@ async def _open_inbound(
         telephony_call_id=str(call_id),
         telephony_channel=channel,
         created_at=now,
+        last_activity_at=now,
     )
     # Asterisk answered before connecting the AudioSocket: the call is live from the start.
     call.status = check_transition(call.status, CallStatus.IN_PROGRESS)
