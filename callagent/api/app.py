@@ -25,7 +25,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from callagent.api.auth import provide_client_id
+from callagent.api.auth import api_key_guard, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
 from callagent.api.routes.agent import AgentController
 from callagent.api.routes.crm import (
@@ -103,6 +103,8 @@ def api_router(state: ApiState) -> Router:
             "now": Provide(provide_now, sync_to_thread=False),
             "client_id": Provide(provide_client_id),
         },
+        # Before the body is read: an unauthenticated request is a 401, whatever its body.
+        guards=[api_key_guard(state)],
         security=[{"BearerAuth": []}],
     )
 

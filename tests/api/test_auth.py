@@ -40,3 +40,21 @@ async def test_missing_or_bad_keys_are_401(client: Client) -> None:
         response = await client.get("/api/dashboard/ai-agent/", headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["error"] == "unauthorized"
+
+
+async def test_the_key_is_checked_before_the_body_is_read(client: Client) -> None:
+    # Without a valid key nothing about the body matters: not its syntax, not its size.
+    bodies = [b"{not json", b"[" * 100_000, b'{"x": "' + b"y" * (2 * 1024 * 1024) + b'"}']
+    for headers in [{}, {"Authorization": "Bearer ca_not-a-real-key"}]:
+        for body in bodies:
+            response = await client.post(
+                "/api/customers/",
+                content=body,
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 401, (headers, body[:20], response.text)
+            assert response.json()["error"] == "unauthorized"
+        imported = await client.post(
+            "/api/customers/import/", content=b"\xff" * (6 * 1024 * 1024), headers=headers
+        )
+        assert imported.status_code == 401
