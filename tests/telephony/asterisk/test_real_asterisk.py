@@ -39,6 +39,7 @@ from callagent.store.db import Database
 from callagent.store.schemas import CallDetail
 from callagent.store.services import calls
 from callagent.store.states import CallOutcome, CallStatus, CallType
+from callagent.telephony.asterisk.ami import AmiDialer, TransferMethod
 from callagent.telephony.asterisk.call_tracker import CallEnded, CallEvent, OriginateResult
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
@@ -625,3 +626,115 @@ async def test_an_ip_authenticated_trunk_can_be_configured(tmp_path: Path) -> No
     except UsageError as error:
         raise StillBroken(str(error)) from error
     assert "outbound_auth" not in endpoint or "trunk-auth" not in endpoint, endpoint
+
+
+def bridged_together(ami: AmiRecorder, channel: str, other: str) -> bool:
+    """True when ``channel`` and ``other`` entered the same bridge (AMI BridgeEnter events)."""
+    bridges: dict[str, set[str]] = {}
+    for event in ami.events("BridgeEnter"):
+        members = bridges.setdefault(field_of(event, "BridgeUniqueid") or "", set())
+        members.add(field_of(event, "Channel") or "")
+    return any({channel, other} <= members for members in bridges.values())
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param(TransferMethod.REDIRECT, id="redirect"),
+        pytest.param(
+            TransferMethod.BLIND_TRANSFER,
+            id="blind-transfer",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=StillBroken,
+                reason="BlindTransfer on the caller's channel transfers its bridge peer, the "
+                "AudioSocket leg: the sales line gets the agent and the caller is hung up",
+            ),
+        ),
+    ],
+)
+async def test_a_transfer_connects_the_caller_to_the_target(
+    tmp_path: Path, sqlite_url: str, method: TransferMethod
+) -> None:
+    """baresip calls in and talks to the agent; callagent hands the call to the allow-listed
+    ``sales`` (another baresip, on the trunk): the caller must end up bridged with sales."""
+    ports = AsteriskPorts()
+    sales_number = "+4930111222"
+    engines = fake_engines([], [])
+    async with installation(
+        sqlite_url, tmp_path, ports, engines, CALLAGENT_TRANSFER_TARGETS=f"sales={sales_number}"
+    ) as inst:
+        sales = asyncio.create_task(
+            run_baresip(
+                workdir(tmp_path / "sales"),
+                target=None,
+                speech=np.zeros(5 * 8000, dtype=np.float32),
+                rate=8000,
+                listen_port=ports.trunk,
+                user=sales_number,
+                timeout_s=30,
+            )
+        )
+        caller = asyncio.create_task(
+            run_baresip(
+                workdir(tmp_path / "caller"),
+                target=f"sip:{inst.tenant.did}@127.0.0.1:{ports.sip}",
+                speech=np.zeros(12 * 8000, dtype=np.float32),
+                rate=8000,
+                user=CALLER,
+                timeout_s=30,
+            )
+        )
+        try:
+            await wait_udp_bound(ports.trunk)
+            inbound = await inst.ami.wait_for(
+                lambda m: field_of(m, "UserEvent") == "CallagentInbound"
+            )
+            call_id = uuid.UUID(field_of(inbound, "CallId"))
+            await inst.ami.wait_for(
+                lambda m: (
+                    field_of(m, "Event") == "BridgeEnter"
+                    and field_of(m, "Channel") == field_of(inbound, "Channel")
+                )
+            )
+            await asyncio.sleep(1.0)  # the agent's greeting is under way
+            assert inst.telephony.ami is not None
+            dialer = AmiDialer.from_settings(inst.telephony.ami, inst.settings.asterisk)
+            await dialer.transfer(call_id, "sales", method=method)
+            sales_leg = await inst.ami.wait_for(
+                lambda m: (
+                    field_of(m, "Event") == "DialBegin"
+                    and field_of(m, "DialString") == f"{sales_number}@trunk"
+                )
+            )
+            await inst.ami.wait_for(
+                lambda m: (
+                    field_of(m, "Event") == "DialEnd"
+                    and field_of(m, "DestChannel") == field_of(sales_leg, "DestChannel")
+                )
+            )
+            await asyncio.sleep(0.5)
+            _, sales_result = await asyncio.gather(caller, sales)
+        finally:
+            for task in (caller, sales):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        inst.report(f"transfer by {method.value}")
+        detail = await inst.ended(call_id)
+    caller_channel = field_of(inbound, "Channel") or ""
+    sales_channel = field_of(sales_leg, "DestChannel") or ""
+    print(
+        f"{method.value}: caller {caller_channel}, sales {sales_channel}; stored {detail}",
+        file=sys.stderr,
+    )
+    assert "Call established" in sales_result.output, sales_result.output
+    # (With the caller hung up before BlindTransfer's response arrives, its record is lost too.)
+    expect_fixed(
+        bridged_together(inst.ami, caller_channel, sales_channel)
+        and detail.transferred_to == "sales",
+        f"{caller_channel} bridged with {sales_channel}:"
+        f" {bridged_together(inst.ami, caller_channel, sales_channel)};"
+        f" stored transferred_to {detail.transferred_to!r}",
+    )
