@@ -4,36 +4,69 @@ The caller is the left channel, the agent the right, on the call's 20 ms timelin
 sends a caller frame every 20 ms and the paced output sends an agent frame every 20 ms, so
 frame *n* of each side is the same instant. Files older than the retention period are deleted
 by :func:`delete_expired_recordings`.
+
+A wav header states the data's size, and Python's ``wave`` writes the true one only on close: a
+process killed mid-call would leave a file whose header says it holds its first frame. So the
+recorder rewrites the sizes every second of audio (``HEADER_SYNC_S``), and
+:func:`repair_recording` sets them from the file's size for a recording a crash cut off
+(docs/telephony.md, "After a crash").
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import struct
 import time
 import uuid
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
+HEADER_SYNC_S = 1.0
+"""Seconds of audio between two rewrites of the header's sizes: what a kill can cost at most
+before :func:`repair_recording` runs."""
+HEADER_BYTES = 44
+"""The header ``wave`` writes for PCM: RIFF size at byte 4, ``fmt `` chunk, data size at 40."""
+_RIFF_SIZE_AT, _DATA_SIZE_AT = 4, 40
+
+
+def _write_sizes(fd: int, data_bytes: int) -> None:
+    """Write a PCM wav's RIFF and data sizes in place (``pwrite``: the file position stays)."""
+    os.pwrite(fd, struct.pack("<I", 36 + data_bytes), _RIFF_SIZE_AT)
+    os.pwrite(fd, struct.pack("<I", data_bytes), _DATA_SIZE_AT)
+
 
 class CallRecorder:
     """Writes one call's audio as it happens (bounded memory: at most a few frames held)."""
 
-    def __init__(self, folder: Path, call_id: uuid.UUID) -> None:
+    def __init__(
+        self, folder: Path, call_id: uuid.UUID, *, header_sync_s: float = HEADER_SYNC_S
+    ) -> None:
         self.folder = folder
         self.path = folder / f"{call_id}.wav"
+        self._header_sync_s = header_sync_s
+        self._file: BinaryIO | None = None
         self._wav: wave.Wave_write | None = None
         self._sample_rate: int | None = None
         self._caller = bytearray()
         self._agent = bytearray()
+        self._data_bytes = 0
+        self._synced_bytes = 0
 
     @property
     def reference(self) -> str:
         """How the call session refers to the recording: the file name in the folder."""
         return self.path.name
+
+    @property
+    def started(self) -> bool:
+        """Whether the file exists: the caller's first frame opened it."""
+        return self._sample_rate is not None
 
     def caller_audio(self, pcm: bytes, sample_rate: int) -> None:
         """A caller frame (opens the file on the first one: its rate is the call's rate)."""
@@ -59,14 +92,20 @@ class CallRecorder:
         self._caller += bytes(length - len(self._caller))
         self._agent += bytes(length - len(self._agent))
         self._write_ready()
-        self._wav.close()
+        self._wav.close()  # writes the final sizes
         self._wav = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def _open(self, sample_rate: int) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._sample_rate = sample_rate
         # Open for the whole call, closed in close(): a context manager cannot span the call.
-        self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115
+        # The recorder owns the file (wave does not close what it did not open) so that it can
+        # rewrite the header's sizes as the call goes.
+        self._file = open(self.path, "wb")  # noqa: SIM115
+        self._wav = wave.open(self._file, "wb")  # noqa: SIM115
         self._wav.setnchannels(2)
         self._wav.setsampwidth(2)
         self._wav.setframerate(sample_rate)
@@ -81,6 +120,42 @@ class CallRecorder:
         self._wav.writeframesraw(np.column_stack((left, right)).tobytes())
         del self._caller[:ready]
         del self._agent[:ready]
+        self._data_bytes += 2 * ready
+        assert self._sample_rate is not None
+        if self._data_bytes - self._synced_bytes >= self._header_sync_s * self._sample_rate * 4:
+            self._sync_header()
+
+    def _sync_header(self) -> None:
+        """Make the file valid as it stands: if the process dies now, the header is right."""
+        assert self._file is not None
+        self._file.flush()  # the data first, then sizes that count only data on disk
+        _write_sizes(self._file.fileno(), self._data_bytes)
+        self._synced_bytes = self._data_bytes
+
+
+def repair_recording(path: Path) -> float | None:
+    """Make a recording a crash cut off readable to its last whole frame: the header's sizes
+    from the file's size. Its length in seconds; None for a file that is not a PCM wav as
+    :class:`CallRecorder` writes them (e.g. killed before the header was written)."""
+    with open(path, "r+b") as file:
+        header = file.read(HEADER_BYTES)
+        if (
+            len(header) < HEADER_BYTES
+            or header[0:4] != b"RIFF"
+            or header[8:16] != b"WAVEfmt "
+            or header[36:40] != b"data"
+        ):
+            return None
+        (rate,) = struct.unpack_from("<I", header, 24)
+        (block,) = struct.unpack_from("<H", header, 32)
+        if rate == 0 or block == 0:
+            return None
+        size = os.fstat(file.fileno()).st_size
+        data_bytes = (size - HEADER_BYTES) // block * block
+        if size != HEADER_BYTES + data_bytes:
+            file.truncate(HEADER_BYTES + data_bytes)  # half a frame is not audio
+        _write_sizes(file.fileno(), data_bytes)
+    return data_bytes / block / rate
 
 
 def delete_expired_recordings(folder: Path, retention_days: float, now: float | None = None) -> int:

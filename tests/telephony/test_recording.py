@@ -1,4 +1,4 @@
-"""Call recordings: both sides on one timeline, and retention."""
+"""Call recordings: both sides on one timeline, retention, and readable after a kill."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
+import soundfile
 
-from callagent.telephony.recording import CallRecorder, delete_expired_recordings
+from callagent.telephony.recording import (
+    CallRecorder,
+    delete_expired_recordings,
+    repair_recording,
+)
 
 
 def test_caller_left_agent_right_on_the_same_20_ms_timeline(tmp_path: Path) -> None:
@@ -50,3 +56,69 @@ def test_recordings_older_than_the_retention_period_are_deleted(tmp_path: Path) 
     assert not old.exists()
     assert new.exists()
     assert delete_expired_recordings(tmp_path, retention_days=0) == 0  # 0 keeps everything
+
+
+def record(recorder: CallRecorder, seconds: float) -> None:
+    """Both sides of ``seconds`` of a call at 8 kHz: caller 1000, agent -2000."""
+    caller = np.full(160, 1000, dtype="<i2").tobytes()
+    agent = np.full(160, -2000, dtype="<i2").tobytes()
+    for _ in range(round(seconds * 50)):
+        recorder.caller_audio(caller, 8000)
+        recorder.agent_audio(agent)
+
+
+def killed_copy(recorder: CallRecorder, folder: Path) -> Path:
+    """The file as a ``kill -9`` would leave it now: what reached the disk, not what the
+    process still buffered (read through another handle; the recorder is never closed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / recorder.path.name
+    copy.write_bytes(recorder.path.read_bytes())
+    return copy
+
+
+def test_a_recording_left_by_a_kill_is_readable_up_to_the_last_second(tmp_path: Path) -> None:
+    recorder = CallRecorder(tmp_path / "recordings", uuid.uuid4())
+    record(recorder, 2.5)
+    left = killed_copy(recorder, tmp_path / "killed")
+    # The header was rewritten after each second of audio: without any repair, a reader
+    # sees the call up to the last whole second (Python's wave alone would claim one frame).
+    audio, rate = soundfile.read(left, dtype="int16")
+    assert (rate, audio.shape) == (8000, (2 * 8000, 2))
+    assert (audio[:, 0] == 1000).all()
+    assert (audio[:, 1] == -2000).all()
+    recorder.close()
+
+
+def test_repair_recovers_a_killed_recording_to_its_last_whole_frame(tmp_path: Path) -> None:
+    recorder = CallRecorder(tmp_path / "recordings", uuid.uuid4())
+    record(recorder, 2.5)
+    left = killed_copy(recorder, tmp_path / "killed")
+    with left.open("ab") as file:
+        file.write(b"\x01\x02\x03")  # the kill cut a frame in half
+    on_disk = (left.stat().st_size - 44) // 4  # whole stereo frames that reached the disk
+
+    seconds = repair_recording(left)
+
+    audio, rate = soundfile.read(left, dtype="int16")
+    assert rate == 8000
+    assert seconds == pytest.approx(on_disk / 8000)
+    assert len(audio) == on_disk > 2 * 8000  # more than the header knew before the repair
+    assert (audio[:, 0] == 1000).all()
+    assert (audio[:, 1] == -2000).all()
+    assert left.stat().st_size == 44 + 4 * on_disk
+    recorder.close()
+
+
+def test_repair_leaves_a_finished_recording_as_it_is_and_refuses_what_is_not_one(
+    tmp_path: Path,
+) -> None:
+    recorder = CallRecorder(tmp_path, uuid.uuid4())
+    record(recorder, 0.5)
+    recorder.close()
+    finished = recorder.path.read_bytes()
+    assert repair_recording(recorder.path) == pytest.approx(0.5)
+    assert recorder.path.read_bytes() == finished
+    empty = tmp_path / "killed-before-the-header.wav"
+    empty.write_bytes(b"")
+    assert repair_recording(empty) is None
+    assert empty.read_bytes() == b""
