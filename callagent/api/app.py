@@ -27,6 +27,7 @@ from litestar.static_files import create_static_files_router
 
 from callagent.api.auth import api_key_guard, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
+from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
 from callagent.api.routes.crm import (
     CallbackController,
@@ -131,6 +132,7 @@ def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None
     return Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=ApiRequest,
         openapi_config=openapi_config() if api is not None else None,
         request_max_body_size=MAX_BODY_BYTES,
         # Close the pool in the loop that opened it (the server's, or a test client's).

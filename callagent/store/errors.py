@@ -35,6 +35,11 @@ class ValidationFailed(DomainError):
         self.reason = reason
 
 
+NUL_REASON = "contains a NUL character (\\u0000)"
+"""Why text holding U+0000 is refused, wherever it comes from: PostgreSQL stores no NUL in
+text or ``jsonb``, so the API refuses it up front, naming the field (docs/api.md)."""
+
+
 class Conflict(DomainError):
     """The request clashes with the current state (a second agent, a duplicate phone number)."""
 
