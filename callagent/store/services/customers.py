@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callagent.store import counters
 from callagent.store.db import Database
-from callagent.store.errors import Conflict, ValidationFailed
+from callagent.store.errors import NUL_REASON, Conflict, ValidationFailed
 from callagent.store.models import CustomerProfile, ScheduledCallback, utcnow
 from callagent.store.pagination import SortKey, paginate
 from callagent.store.phone import normalize_phone
@@ -296,6 +296,11 @@ def _parse_row(raw: Mapping[str, str | None]) -> dict[str, Any]:
     values = {key: (value or "").strip() for key, value in raw.items() if key is not None}
     if None in raw:
         raise ValidationFailed("row", "more values than columns")
+    for key, value in values.items():
+        # Checked here, per row, so the other rows are still imported (PostgreSQL would
+        # refuse the NUL only at the commit, taking the whole file with it).
+        if "\x00" in value:
+            raise ValidationFailed(key, NUL_REASON)
     row: dict[str, Any] = {"phone_number": normalize_phone(values.get("phone_number", ""))}
     for name, limit in (
         ("name", 200),
