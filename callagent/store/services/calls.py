@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from callagent.store import counters
@@ -116,73 +118,89 @@ async def prepare_call(
             "call_type", "start-call places outgoing calls: use outbound, scheduled or followup"
         )
     phone = normalize_phone(data.phone_number)
-    async with db.write() as session:
-        agent = await get_agent_row(session, client_id)
-        if agent.training_level < rubric.LEARNING_AT:
-            raise CallRefused(
-                "agent_not_ready",
-                f"the agent is trained to {agent.training_level} %; it can call from "
-                f"{rubric.LEARNING_AT} % on (POST /api/agents/ai/training/)",
-            )
-        if not data.ignore_working_hours and not within_working_hours(agent, now):
-            local = now.astimezone(zoneinfo.ZoneInfo(agent.timezone))
-            raise CallRefused(
-                "outside_working_hours",
-                f"it is {local:%H:%M} in {agent.timezone}; the agent calls between "
-                f"{hhmm(agent.working_hours_start)} and {hhmm(agent.working_hours_end)} "
-                "(set ignore_working_hours to call anyway)",
-            )
-        customer, created = await find_or_create_customer(session, client_id, phone)
-        if not created and customer.do_not_call:
-            raise CallRefused("do_not_call", f"{phone} is on the do-not-call list")
-        callback_id = None
-        if data.scheduled_callback_id is not None:
-            callback = await get_scoped(
-                session,
-                ScheduledCallback,
-                client_id,
-                data.scheduled_callback_id,
-                "scheduled callback",
-                for_update=True,
-            )
-            if callback.customer_id != customer.id:
-                raise ValidationFailed(
-                    "scheduled_callback_id", "that callback is for another phone number"
-                )
-            await counters.bump(
-                session, client_id, callback_service.move(callback, CallbackStatus.IN_PROGRESS)
-            )
-            callback.attempts += 1
-            callback_id = callback.id
-        call = CallSession(
-            client_id=client_id,
-            agent_id=agent.id,
-            customer_id=customer.id,
-            callback_id=callback_id,
-            call_type=data.call_type,
-            purpose=data.purpose,
-            context=data.context,
-            phone_number=phone,
-            status=CallStatus.QUEUED,
-            transcript=[],
-            latency={},
-            created_at=now,
-            last_activity_at=now,
+    for attempt in range(2):
+        try:
+            async with db.write() as session:
+                return await _prepare(session, client_id, data, phone, now)
+        except IntegrityError:
+            # Parallel first calls to one new number: the unique index let one request create
+            # the customer and failed the others' transactions; the retry finds that customer
+            # (as the inbound path does: services.telephony.open_inbound_call).
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _prepare(
+    session: AsyncSession, client_id: uuid.UUID, data: StartCall, phone: str, now: dt.datetime
+) -> PreparedCall:
+    """:func:`prepare_call`'s one transaction."""
+    agent = await get_agent_row(session, client_id)
+    if agent.training_level < rubric.LEARNING_AT:
+        raise CallRefused(
+            "agent_not_ready",
+            f"the agent is trained to {agent.training_level} %; it can call from "
+            f"{rubric.LEARNING_AT} % on (POST /api/agents/ai/training/)",
         )
-        session.add(call)
-        await session.flush()
-        return PreparedCall(
-            call_id=call.id,
-            client_id=client_id,
-            agent_id=agent.id,
-            customer_id=customer.id,
-            customer_created=created,
-            phone_number=phone,
-            call_type=data.call_type,
-            purpose=data.purpose,
-            context=data.context,
-            scheduled_callback_id=callback_id,
+    if not data.ignore_working_hours and not within_working_hours(agent, now):
+        local = now.astimezone(zoneinfo.ZoneInfo(agent.timezone))
+        raise CallRefused(
+            "outside_working_hours",
+            f"it is {local:%H:%M} in {agent.timezone}; the agent calls between "
+            f"{hhmm(agent.working_hours_start)} and {hhmm(agent.working_hours_end)} "
+            "(set ignore_working_hours to call anyway)",
         )
+    customer, created = await find_or_create_customer(session, client_id, phone)
+    if not created and customer.do_not_call:
+        raise CallRefused("do_not_call", f"{phone} is on the do-not-call list")
+    callback_id = None
+    if data.scheduled_callback_id is not None:
+        callback = await get_scoped(
+            session,
+            ScheduledCallback,
+            client_id,
+            data.scheduled_callback_id,
+            "scheduled callback",
+            for_update=True,
+        )
+        if callback.customer_id != customer.id:
+            raise ValidationFailed(
+                "scheduled_callback_id", "that callback is for another phone number"
+            )
+        await counters.bump(
+            session, client_id, callback_service.move(callback, CallbackStatus.IN_PROGRESS)
+        )
+        callback.attempts += 1
+        callback_id = callback.id
+    call = CallSession(
+        client_id=client_id,
+        agent_id=agent.id,
+        customer_id=customer.id,
+        callback_id=callback_id,
+        call_type=data.call_type,
+        purpose=data.purpose,
+        context=data.context,
+        phone_number=phone,
+        status=CallStatus.QUEUED,
+        transcript=[],
+        latency={},
+        created_at=now,
+        last_activity_at=now,
+    )
+    session.add(call)
+    await session.flush()
+    return PreparedCall(
+        call_id=call.id,
+        client_id=client_id,
+        agent_id=agent.id,
+        customer_id=customer.id,
+        customer_created=created,
+        phone_number=phone,
+        call_type=data.call_type,
+        purpose=data.purpose,
+        context=data.context,
+        scheduled_callback_id=callback_id,
+    )
 
 
 async def record_placement(
@@ -199,8 +217,9 @@ async def record_placement(
     call's outcome is ``failed`` and a callback behind it is retried or failed)."""
     async with db.write() as session:
         call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
+        # Locked: calls to one customer placed at the same time each count (total_calls).
         customer = await get_scoped(
-            session, CustomerProfile, client_id, call.customer_id, "customer"
+            session, CustomerProfile, client_id, call.customer_id, "customer", for_update=True
         )
         # The placer starts dialling before this transaction: Asterisk's events (ringing,
         # answered, busy…) may have moved the call on already (call_state.apply_call_update).

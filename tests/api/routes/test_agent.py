@@ -5,10 +5,12 @@ docs/api.md, "Routes", "start-call" and "call-outcome", says what each must do.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from litestar.testing import AsyncTestClient
 
 from callagent.api.app import create_app
@@ -272,6 +274,42 @@ async def test_a_placer_that_raises_fails_the_call(
     )
     assert response.json()["status"] == "failed"
     assert response.json()["failure_reason"] == "telephony error: ConnectionError"
+
+
+async def test_parallel_first_calls_to_a_new_number_all_go_out(
+    client: Client,
+    tenant: Headers,
+    database_url: str,
+    placer: RecordingPlacer,
+    clock: FixedClock,
+) -> None:
+    await train_to(client, tenant, 20)
+    phone = number()
+    # AsyncTestClient serves one request at a time; httpx's ASGI transport runs them all in this
+    # event loop, interleaved at every database await as under a real server, so each request
+    # tries to create the same new customer (on PostgreSQL: in its own transaction at once).
+    state = ApiState(db=Database(database_url), placer=placer, clock=clock)
+    transport = httpx.ASGITransport(app=create_app(lambda: {}, state))  # type: ignore[arg-type]
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as parallel:
+            responses = await asyncio.gather(
+                *(
+                    parallel.post(
+                        "/api/agents/ai/start-call/", json={"phone_number": phone}, headers=tenant
+                    )
+                    for _ in range(8)
+                )
+            )
+    finally:
+        await state.db.dispose()
+    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
+    results = [r.json() for r in responses]
+    assert {r["status"] for r in results} == {"dialing"}
+    assert len({r["customer_id"] for r in results}) == 1
+    assert sum(r["customer_created"] for r in results) == 1
+    listed = await client.get("/api/customers/", params={"phone_number": phone}, headers=tenant)
+    (customer,) = listed.json()["items"]
+    assert customer["total_calls"] == 8
 
 
 async def _call(client: Client, headers: Headers, phone: str = "+14155550123", **extra: Any) -> str:
