@@ -71,6 +71,62 @@ _DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 CallEventListener = Callable[[CallEvent], None]
 
 
+PANORAMISK_LOGGERS: Final = ("panoramisk", "panoramisk.manager", "panoramisk.ami_protocol")
+"""The loggers panoramisk writes to (the protocol logs through its manager's once connected)."""
+
+MASK: Final = "********"
+
+# An action as panoramisk prints it: header lines ("Secret: x") or a dict repr ('Secret': 'x').
+_SECRET_LINE = re.compile(r"(?im)^([ \t]*secret[ \t]*:[ \t]*)[^\r\n]+")
+_SECRET_REPR = re.compile(r"""(?i)(['"]secret['"]\s*:\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+
+class SecretFilter(logging.Filter):
+    """Masks AMI secrets in panoramisk's log records.
+
+    panoramisk logs whole actions in places - the pending Login, ``Secret`` and all, when the
+    connection drops before Asterisk answers it (DESIGN.md "Known traps"). Every ``Secret``
+    header is masked, and so is any secret an :class:`AmiClient` registered wherever else it
+    shows up; the record then carries the masked text instead of its format and arguments.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret replaced by :data:`MASK`."""
+        text = _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
+        text = _SECRET_REPR.sub(lambda m: f"{m.group(1)}'{MASK}'", text)
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error report
+            return True
+        masked = self.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+SECRET_FILTER: Final = SecretFilter()
+
+
+def install_secret_filter(secret: str) -> None:
+    """Mask ``secret`` (and every ``Secret`` header) in whatever panoramisk logs, from now on
+    (idempotent: one filter per logger however many clients register)."""
+    if secret:
+        SECRET_FILTER.secrets.add(secret)
+    for name in PANORAMISK_LOGGERS:
+        logger = logging.getLogger(name)
+        if SECRET_FILTER not in logger.filters:
+            logger.addFilter(SECRET_FILTER)
+
+
 class AmiError(Exception):
     """An AMI operation did not succeed."""
 
@@ -180,6 +236,7 @@ class AmiClient:
         self._port = port
         self._username = username
         self._secret = secret
+        install_secret_filter(secret)  # before panoramisk can log the Login action
         self._backoff = backoff or Backoff()
         self._connect_timeout = connect_timeout_s
         self._action_timeout = action_timeout_s

@@ -4,6 +4,7 @@ calls connected to a real AudioSocket server over TCP (docs/telephony.md, "What 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import msgspec
@@ -14,6 +15,8 @@ from callagent.telephony.asterisk.ami import (
     AmiActionError,
     AmiClient,
     AmiNotConnected,
+    Backoff,
+    SecretFilter,
     TransferMethod,
 )
 from callagent.telephony.asterisk.call_tracker import (
@@ -356,3 +359,49 @@ async def test_a_real_call_runner_converses_on_an_originated_call() -> None:
     assert [t["caller_text"] for t in data["turns"]] == ["Can you call me back tomorrow?"]
     assert data["turns"][0]["agent_text"] == "Sure, tomorrow works."
     assert tts.spoken[:3] == ["Hello there.", "Sure,", "tomorrow works."]
+
+
+async def test_the_ami_secret_never_reaches_the_log_when_the_login_goes_unanswered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An AMI port that takes the Login and hangs up before answering it: panoramisk then logs
+    # the whole pending Login action, Secret included (DESIGN.md "Known traps").
+    secret = "Very-Secret-AMI-pw-0123"
+    logins: list[bytes] = []
+
+    async def hang_up_on_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
+        logins.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(hang_up_on_login, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = AmiClient(
+        "127.0.0.1", port, "callagent", secret, backoff=Backoff(initial_s=0.05, max_s=0.05)
+    )
+    try:
+        with caplog.at_level(logging.DEBUG):
+            await client.start()
+            async with asyncio.timeout(5):
+                while len(logins) < 2:  # noqa: ASYNC110 - filled by the server's handler
+                    await asyncio.sleep(0.01)
+            await client.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert secret.encode() in logins[0]  # the secret did go to the server...
+    assert "Action: Login" in caplog.text  # ...and panoramisk did log the action...
+    assert secret not in caplog.text  # ...without it
+    assert "Secret: ********" in caplog.text
+
+
+def test_secret_headers_are_masked_in_every_form_panoramisk_prints_an_action() -> None:
+    mask = SecretFilter().mask  # no secret registered: the header alone is enough
+    as_lines = "Action: Login\r\nSecret: pw-1!x\r\nUsername: callagent\r\n"
+    assert mask(as_lines) == "Action: Login\r\nSecret: ********\r\nUsername: callagent\r\n"
+    as_repr = "{'Action': 'Login', 'Secret': 'pw-1!x', 'Username': 'u'}"
+    assert mask(as_repr) == "{'Action': 'Login', 'Secret': '********', 'Username': 'u'}"
+    assert mask('{"secret": "a\\"b"}') == "{\"secret\": '********'}"
+    registered = SecretFilter()
+    registered.secrets.add("pw-1!x")
+    assert registered.mask("login with pw-1!x failed") == "login with ******** failed"
