@@ -33,6 +33,10 @@ before :func:`repair_recording` runs."""
 HEADER_BYTES = 44
 """The header ``wave`` writes for PCM: RIFF size at byte 4, ``fmt `` chunk, data size at 40."""
 _RIFF_SIZE_AT, _DATA_SIZE_AT = 4, 40
+RECORDING_MODE = 0o600
+"""Recordings are readable and writable by the service's user only."""
+RECORDING_FOLDER_MODE = 0o700
+"""The mode of a recordings folder the recorder creates (an existing one is left as it is)."""
 
 
 def _write_sizes(fd: int, data_bytes: int) -> None:
@@ -99,12 +103,16 @@ class CallRecorder:
             self._file = None
 
     def _open(self, sample_rate: int) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # A call is personal data: the folder and each file are the service user's alone,
+        # whatever the umask (docs/telephony.md "Recordings").
+        self.folder.mkdir(mode=RECORDING_FOLDER_MODE, parents=True, exist_ok=True)
         self._sample_rate = sample_rate
         # Open for the whole call, closed in close(): a context manager cannot span the call.
         # The recorder owns the file (wave does not close what it did not open) so that it can
         # rewrite the header's sizes as the call goes.
-        self._file = open(self.path, "wb")  # noqa: SIM115
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, RECORDING_MODE)
+        os.fchmod(fd, RECORDING_MODE)  # O_CREAT's mode is ignored for a file that exists
+        self._file = os.fdopen(fd, "wb")
         self._wav = wave.open(self._file, "wb")  # noqa: SIM115
         self._wav.setnchannels(2)
         self._wav.setsampwidth(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 import uuid
 import wave
@@ -122,3 +123,17 @@ def test_repair_leaves_a_finished_recording_as_it_is_and_refuses_what_is_not_one
     empty.write_bytes(b"")
     assert repair_recording(empty) is None
     assert empty.read_bytes() == b""
+
+
+def test_a_recording_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # Calls are personal data: however permissive the process's umask, nobody else reads them.
+    previous = os.umask(0o022)
+    try:
+        recorder = CallRecorder(tmp_path / "recordings", uuid.uuid4())
+        recorder.caller_audio(bytes(320), 8000)
+        recorder.agent_audio(bytes(320))
+        recorder.close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(recorder.folder.stat().st_mode) == 0o700
