@@ -325,6 +325,35 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise SettingsError("routing.unknown_number_message must be 1..500 characters")
 
 
+class RecoverySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """After a crash (docs/telephony.md, "After a crash"): every ``heartbeat_interval_s`` a node
+    marks the calls it runs as alive; a live call with no sign of life for ``stale_after_s`` was
+    lost with its node and is settled as interrupted by the sweep that runs at start-up and then
+    every ``sweep_interval_s``. The nodes' clocks must agree to well within ``stale_after_s``."""
+
+    env_prefix: ClassVar[str] = "RECOVERY_"
+
+    heartbeat_interval_s: float = 15.0
+    stale_after_s: float = 90.0
+    sweep_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.heartbeat_interval_s <= 600:
+            raise SettingsError(
+                f"recovery.heartbeat_interval_s must be 0.1..600 s, got {self.heartbeat_interval_s}"
+            )
+        # Two heartbeats may be late or lost (a slow database) before a call counts as lost.
+        if self.stale_after_s < 3 * self.heartbeat_interval_s:
+            raise SettingsError(
+                "recovery.stale_after_s must be at least 3 x recovery.heartbeat_interval_s, "
+                f"got {self.stale_after_s} and {self.heartbeat_interval_s}"
+            )
+        if not 0.1 <= self.sweep_interval_s <= 86_400:
+            raise SettingsError(
+                f"recovery.sweep_interval_s must be 0.1..86400 s, got {self.sweep_interval_s}"
+            )
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """All settings, one section per concern."""
 
@@ -337,6 +366,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sip: SipSettings = msgspec.field(default_factory=SipSettings)
     recording: RecordingSettings = msgspec.field(default_factory=RecordingSettings)
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
+    recovery: RecoverySettings = msgspec.field(default_factory=RecoverySettings)
 
 
 ENV_PREFIX = "CALLAGENT_"

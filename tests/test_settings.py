@@ -290,3 +290,38 @@ def test_bad_recording_and_routing_settings_are_named(
 ) -> None:
     with pytest.raises(SettingsError, match=named):
         load_settings(environ={variable: value})
+
+
+def test_crash_recovery_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        environ={
+            "CALLAGENT_RECOVERY_HEARTBEAT_INTERVAL_S": "5",
+            "CALLAGENT_RECOVERY_STALE_AFTER_S": "30",
+            "CALLAGENT_RECOVERY_SWEEP_INTERVAL_S": "10",
+        }
+    )
+    recovery = settings.recovery
+    assert (recovery.heartbeat_interval_s, recovery.stale_after_s) == (5.0, 30.0)
+    assert recovery.sweep_interval_s == 10.0
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"CALLAGENT_RECOVERY_HEARTBEAT_INTERVAL_S": "0"}, "recovery.heartbeat_interval_s"),
+        ({"CALLAGENT_RECOVERY_SWEEP_INTERVAL_S": "0"}, "recovery.sweep_interval_s"),
+        # A call counts as lost only after more than two heartbeats failed to come.
+        (
+            {
+                "CALLAGENT_RECOVERY_HEARTBEAT_INTERVAL_S": "20",
+                "CALLAGENT_RECOVERY_STALE_AFTER_S": "40",
+            },
+            "recovery.stale_after_s",
+        ),
+    ],
+)
+def test_crash_recovery_settings_that_would_settle_live_calls_are_refused(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=environ)

@@ -1,8 +1,8 @@
 """``callagent serve``: the agent as a service, wired from the settings.
 
 The AudioSocket listener, AMI with its call placer, the direct-SIP endpoint, call routing and
-persistence, recording retention (:func:`start_telephony`), then the HTTP API and ``/health``
-until SIGINT / SIGTERM (:func:`serve`).
+persistence, recording retention, crash recovery (:func:`start_telephony`), then the HTTP API
+and ``/health`` until SIGINT / SIGTERM (:func:`serve`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 from callagent.telephony.recording import delete_expired_recordings
+from callagent.telephony.recovery import CallRecovery, RecoveryParams
 from callagent.telephony.routing import CallRouter, ProfileCache
 from callagent.voice_pipeline.clock import Clock, MonotonicClock
 
@@ -61,6 +62,7 @@ class Telephony:
     finished: list[CallReport] = field(default_factory=list)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     unsubscribe_ami: Callable[[], None] | None = None
+    recovery: CallRecovery | None = None
 
     def status(self) -> dict[str, Any]:
         """What ``GET /health`` reports about telephony."""
@@ -75,6 +77,8 @@ class Telephony:
 
     async def close(self) -> None:
         """Stop taking calls, let live calls finish and their writes land, then disconnect."""
+        if self.recovery is not None:
+            await self.recovery.close()  # first: no sweep while AMI and the calls wind down
         await self.server.close()
         if self.sip is not None:
             await self.sip.close()
@@ -101,6 +105,15 @@ async def _expire_recordings(folder: Path, retention_days: float) -> None:
         await asyncio.sleep(RETENTION_INTERVAL_S)
 
 
+def recovery_params(settings: Settings) -> RecoveryParams:
+    """Crash recovery's parameter object, from the ``recovery`` settings."""
+    return RecoveryParams(
+        heartbeat_interval_s=settings.recovery.heartbeat_interval_s,
+        stale_after_s=settings.recovery.stale_after_s,
+        sweep_interval_s=settings.recovery.sweep_interval_s,
+    )
+
+
 async def start_telephony(
     settings: Settings,
     database: Database,
@@ -114,7 +127,8 @@ async def start_telephony(
     AMI is used when ``asterisk.ami_secret`` is set: its call placer serves start-call, and its
     call events are persisted; otherwise start-call answers "no telephony configured". The
     direct-SIP endpoint runs when ``sip.enabled``. Both, and the AudioSocket listener, share
-    one call runner, router and journal.
+    one call runner, router and journal. Crash recovery sweeps at once, in the background, and
+    then at its interval (docs/telephony.md, "After a crash").
     """
     journals = CallJournals(database)
     profiles = ProfileCache(database, warm=engines.llm.warm_up)
@@ -150,6 +164,9 @@ async def start_telephony(
     )
     network = settings.network
     server = AudioSocketServer(runner, network.host, network.audiosocket_port, clock=clock)
+    recovery = CallRecovery(
+        database, recovery_params(settings), journals=journals, ami=ami, recordings=recordings
+    )
     telephony = Telephony(
         server=server,
         runner=runner,
@@ -161,8 +178,12 @@ async def start_telephony(
         host=network.host,
         finished=finished,
         unsubscribe_ami=unsubscribe,
+        recovery=recovery,
     )
     try:
+        # Calls a crash of this node (or of another) left live are settled from the start:
+        # nothing waits for this process to remember them (DESIGN.md, Modes).
+        recovery.start()
         await server.start()
         log.info("AudioSocket listening on %s:%d", network.host, server.port)
         if settings.sip.enabled:

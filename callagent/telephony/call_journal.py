@@ -21,6 +21,11 @@ Both sources of a call's events share the call's journal, so their writes are or
 
 A journal's writer ends when its queue is empty and nobody holds it, so finished calls leave no
 task behind; :meth:`CallJournals.close` drains the rest at shutdown.
+
+Every write is a sign of life of its call, and :meth:`CallJournals.heartbeat` is one for every
+call this node holds: crash recovery settles only live calls without any for a grace period,
+so a call another node runs is never taken for one whose node died (docs/telephony.md, "After a
+crash").
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -39,7 +44,12 @@ from callagent.store.errors import DomainError
 from callagent.store.models import utcnow
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import telephony as store
-from callagent.store.services.call_state import CallUpdate, append_turns, apply_call_update
+from callagent.store.services.call_state import (
+    CallUpdate,
+    append_turns,
+    apply_call_update,
+    touch_calls,
+)
 from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
@@ -185,6 +195,11 @@ class CallJournal:
 
     # --- lifetime -------------------------------------------------------------------------------
 
+    @property
+    def held(self) -> bool:
+        """Whether a call handler holds the journal: the call runs on this node."""
+        return self._holders > 0
+
     def hold(self) -> None:
         """Keep the writer alive while a call handler may still queue writes."""
         self._holders += 1
@@ -259,7 +274,14 @@ class CallJournal:
         if self.client_id is None:
             return
         if isinstance(write, _Turns):
-            await append_turns(self.db, self.client_id, self.call_id, write.turns, write.latency)
+            await append_turns(
+                self.db,
+                self.client_id,
+                self.call_id,
+                write.turns,
+                write.latency,
+                now=self._clock(),
+            )
         else:
             await apply_call_update(self.db, self.client_id, self.call_id, write, self._clock())
         self.applied += 1
@@ -302,6 +324,19 @@ class CallJournals:
         elif client_id is not None and journal.client_id is None:
             journal.client_id = client_id
         return journal
+
+    def held_calls(self) -> list[uuid.UUID]:
+        """The calls this node runs now (a call handler holds their journals)."""
+        return [call_id for call_id, journal in self._journals.items() if journal.held]
+
+    async def heartbeat(self, also: Iterable[uuid.UUID] = ()) -> int:
+        """A sign of life, in one short write per few hundred calls, for every call this node
+        runs and for ``also`` (calls the phone system reports live, e.g. still ringing).
+        Returns how many live calls it touched."""
+        calls = {*self.held_calls(), *also}
+        if not calls:
+            return 0
+        return await touch_calls(self._db, calls, self._clock())
 
     def _forget(self, journal: CallJournal) -> None:
         if self._journals.get(journal.call_id) is journal:

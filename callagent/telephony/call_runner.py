@@ -200,7 +200,8 @@ class CallRunner:
         keys = journal if journal is not None and not route.via_ami else None
         failure: str | None = None
         try:
-            await pipeline.run(self._frames(connection, recorder, keys), send, connection.hang_up)
+            frames = self._frames(connection, recorder, keys, journal)
+            await pipeline.run(frames, send, connection.hang_up)
         except Exception as error:
             failure = f"call handler error: {type(error).__name__}"
             raise
@@ -228,11 +229,18 @@ class CallRunner:
         connection: CallConnection,
         recorder: CallRecorder | None,
         keys: CallJournal | None,
+        journal: CallJournal | None,
     ) -> AsyncIterator[InboundFrame]:
         """The connection's frames, recording the caller's audio and storing keys on the way."""
         async for frame in connection.frames():
             if isinstance(frame, AudioFrame) and recorder is not None:
+                started = recorder.started
                 recorder.caller_audio(frame.pcm, frame.sample_rate)
+                if journal is not None and recorder.started and not started:
+                    # The call session names its recording from the first frame on: a call
+                    # whose node dies keeps it, whichever node settles the call (docs/telephony.md,
+                    # "After a crash").
+                    journal.update(CallUpdate(recording_ref=recorder.reference))
             elif isinstance(frame, DtmfFrame) and keys is not None:
                 keys.update(CallUpdate(dtmf=frame.digit))
             yield frame

@@ -4,12 +4,14 @@ The wiring of :func:`callagent.app.serve.start_telephony` runs in-process on scr
 against the AMI simulator: AMI, the call placer, routing, persistence and recording retention
 from the settings (docs/telephony.md, "``callagent serve``"). The real command runs as a user
 runs it - a subprocess on the ``ci`` models (``real_models``), stopped with SIGTERM - once in the
-embedded mode and once with Asterisk configured.
+embedded mode and once with Asterisk configured, and once killed with SIGKILL mid-call and
+started again (docs/telephony.md, "After a crash").
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -18,22 +20,31 @@ import sys
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import soundfile
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
 from callagent.app.serve import start_telephony
 from callagent.settings import Settings, load_settings
 from callagent.store.db import Database
-from callagent.store.services import calls
+from callagent.store.errors import NotFound
+from callagent.store.models import utcnow
+from callagent.store.schemas import TranscriptTurn
+from callagent.store.services import call_state, calls
+from callagent.store.services import telephony as telephony_store
+from callagent.store.services.recovery import INTERRUPTED
 from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.config import render_asterisk_config
 from callagent.telephony.asterisk.loopback_caller import rms, simulate_call
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.telephony.outbound import NoTelephonyPlacer
+from callagent.telephony.recording import CallRecorder
+from callagent.telephony.recovery import GONE_FROM_ASTERISK
 from callagent.voice_pipeline.clock import MonotonicClock
 
 from fakes.ami_simulator import AmiSimulator, Callee
@@ -285,3 +296,223 @@ async def wait_for_health(
         except OSError:
             await asyncio.sleep(0.5)
     raise AssertionError(f"no health answer; server exit code {server.returncode}")
+
+
+async def fresh_sqlite() -> str:
+    """A database of the test's own: crash recovery sweeps every client's calls."""
+    url = store_fixtures.fresh_url("sqlite")
+    database = Database(url)
+    await database.migrate()
+    await database.dispose()
+    return url
+
+
+@pytest.mark.timeout(30)
+async def test_start_telephony_settles_a_call_a_crash_left_live_and_repairs_its_recording(
+    tmp_path: Path,
+) -> None:
+    """docs/telephony.md, "After a crash": the sweep runs at start-up, in the background."""
+    recordings = tmp_path / "recordings"
+    db = Database(await fresh_sqlite())
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    answered = utcnow() - dt.timedelta(minutes=3)
+    call = await telephony_store.open_inbound_call(
+        db, call_id=uuid.uuid4(), did=tenant.did, caller=CALLER, channel="PJSIP/t-1", now=answered
+    )
+    assert call is not None
+    assert call.call_id is not None
+    last_word = answered + dt.timedelta(seconds=40)
+    said = TranscriptTurn(speaker="caller", text="Hello?", at=last_word)
+    await call_state.append_turns(db, tenant.client_id, call.call_id, [said], now=last_word)
+    left = killed_recording(recordings, call.call_id, seconds=2.5)
+    settings = load_settings(
+        environ={
+            "CALLAGENT_AUDIOSOCKET_PORT": "0",
+            "CALLAGENT_RECORDINGS_DIR": str(recordings),
+            "CALLAGENT_RECOVERY_STALE_AFTER_S": "60",
+            "CALLAGENT_RECOVERY_HEARTBEAT_INTERVAL_S": "1",
+        }
+    )
+    clock = MonotonicClock()
+    engines = VoiceEngines(
+        FakeSpeechToText(clock, []),  # type: ignore[arg-type]
+        FakeTextToSpeech(clock),  # type: ignore[arg-type]
+        FakeLanguageModel(clock, []),  # type: ignore[arg-type]
+    )
+    telephony = await start_telephony(settings, db, engines, FALLBACK, clock=clock)
+    try:
+        detail = await calls.get_call(db, tenant.client_id, call.call_id)
+        async with asyncio.timeout(10):
+            while detail.status == CallStatus.IN_PROGRESS:
+                await asyncio.sleep(0.05)
+                detail = await calls.get_call(db, tenant.client_id, call.call_id)
+    finally:
+        await telephony.close()
+        await db.dispose()
+    assert (detail.status, detail.failure_reason) == (CallStatus.FAILED, INTERRUPTED)
+    assert (detail.ended_at, detail.duration_s) == (last_word, 40.0)
+    assert detail.recording_ref == left.name
+    audio, rate = soundfile.read(left, dtype="int16")
+    assert (rate, audio.shape[1]) == (16000, 2)
+    assert len(audio) > 2 * 16000  # everything that reached the disk, past the last header sync
+
+
+def killed_recording(folder: Path, call_id: uuid.UUID, seconds: float) -> Path:
+    """The call's recording as a ``kill -9`` mid-call leaves it: what reached the disk."""
+    recorder = CallRecorder(folder / "writing", call_id)
+    frame = voice(0.02, 16000)
+    for _ in range(round(seconds * 50)):
+        recorder.caller_audio(frame, 16000)
+        recorder.agent_audio(frame)
+    left = folder / recorder.path.name
+    left.write_bytes(recorder.path.read_bytes())
+    recorder.close()
+    return left
+
+
+@pytest.mark.real_models
+@pytest.mark.timeout(300)
+async def test_after_kill_9_mid_call_the_restarted_server_settles_the_call_and_its_recording(
+    tmp_path: Path,
+) -> None:
+    """The real command on the ``ci`` models, the AMI simulator as Asterisk: a caller is
+    talking to the agent when the server gets SIGKILL; the server started again settles the call
+    as interrupted and repairs its recording (docs/telephony.md, "After a crash")."""
+    did = number()
+    recordings = tmp_path / "recordings"
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    env = {
+        **telephony_env(free_port(), did, recordings),
+        "CALLAGENT_MODELS_DIR": str(REPO / "models"),
+        "CALLAGENT_MODELS": "ci",
+        "CALLAGENT_STARTUP_CHECK": "false",
+        "CALLAGENT_DATABASE_URL": database_url,
+        "CALLAGENT_RECOVERY_HEARTBEAT_INTERVAL_S": "0.5",
+        "CALLAGENT_RECOVERY_STALE_AFTER_S": "2",
+        "CALLAGENT_RECOVERY_SWEEP_INTERVAL_S": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    sim = simulator_for(load_settings(environ=env), {})
+    db = Database(database_url)
+    await db.migrate()
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing", did)
+    async with sim:
+        env["CALLAGENT_AMI_PORT"] = str(sim.port)
+        first = await start_serve(env, tmp_path)
+        try:
+            await wait_for_ami(first)
+            # The caller listens to the greeting, then stays on the line in silence.
+            caller = asyncio.create_task(
+                sim.inbound_call(did, CALLER, (), final_wait_s=60, max_wait_for_agent_s=30)
+            )
+            call_id = await wait_for_call_id(sim, did)
+            recording = recordings / f"{call_id}.wav"
+            # Killed once the greeting is stored (it is written as it is spoken) and more than
+            # three seconds of the call are recorded (16 kHz stereo: 64,000 bytes a second).
+            async with asyncio.timeout(60):
+                while not (  # noqa: ASYNC110 - another process writes both
+                    recording.exists()
+                    and recording.stat().st_size > 44 + 3 * 64_000
+                    and await greeted(db, tenant.client_id, call_id)
+                ):
+                    await asyncio.sleep(0.1)
+            first.server.kill()
+            await first.server.wait()
+            killed_at = utcnow()
+        finally:
+            await first.stop()
+        await asyncio.wait_for(caller, 10)  # Asterisk's side: the AudioSocket leg died
+        # Nothing ended the call: the killed process could not.
+        stuck = await calls.get_call(db, tenant.client_id, call_id)
+        assert (stuck.status, stuck.ended_at) == (CallStatus.IN_PROGRESS, None)
+
+        second = await start_serve(env, tmp_path)
+        try:
+            detail = stuck
+            async with asyncio.timeout(120):
+                while detail.status == CallStatus.IN_PROGRESS:
+                    await asyncio.sleep(0.2)
+                    detail = await calls.get_call(db, tenant.client_id, call_id)
+        finally:
+            output = await second.stop()
+        assert second.server.returncode == 0, output[-3000:]
+    await db.dispose()
+    assert detail.status == CallStatus.FAILED
+    assert detail.failure_reason in (INTERRUPTED, INTERRUPTED + GONE_FROM_ASTERISK)
+    assert detail.ended_at is not None
+    assert stuck.started_at is not None
+    assert stuck.started_at < detail.ended_at <= killed_at
+    assert detail.transcript[0].text.startswith("Hello, this is Alma from Alpha Roofing.")
+    assert detail.recording_ref == recording.name
+    audio, rate = soundfile.read(recording, dtype="int16")
+    assert (rate, audio.shape[1]) == (16000, 2)
+    assert len(audio) / rate > 3.0
+    assert rms(audio[:, 1].tobytes()) > 100  # the agent's side holds the greeting
+
+
+@dataclass
+class Serve:
+    """``callagent serve`` running as a subprocess."""
+
+    server: asyncio.subprocess.Process
+    http_port: int
+
+    async def stop(self) -> str:
+        """SIGTERM unless it already exited; its output."""
+        if self.server.returncode is None:
+            self.server.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(self.server.communicate(), 60)
+        return output.decode()
+
+
+async def start_serve(env: dict[str, str], folder: Path) -> Serve:
+    """Start ``callagent serve`` and wait until it answers ``/health``."""
+    http_port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "callagent.cli",
+        "serve",
+        "--http-port",
+        str(http_port),
+        cwd=folder,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    serve = Serve(server, http_port)
+    try:
+        await wait_for_health(http_port, server, deadline_s=120)
+    except BaseException:
+        print(await serve.stop())
+        raise
+    return serve
+
+
+async def greeted(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> bool:
+    """Whether the call session exists and holds the agent's greeting."""
+    try:
+        detail = await calls.get_call(db, client_id, call_id)
+    except NotFound:
+        return False
+    return bool(detail.transcript)
+
+
+async def wait_for_ami(serve: Serve) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        health = await wait_for_health(serve.http_port, serve.server)
+        if health["ami"] == "connected":
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("callagent serve did not log in to AMI")
+
+
+async def wait_for_call_id(sim: AmiSimulator, did: str) -> uuid.UUID:
+    """The call id the simulated dialplan gave the call to ``did``."""
+    async with asyncio.timeout(10):
+        while True:
+            for channel in sim.channels.values():
+                if channel.variables.get("CALLAGENT_DID") == did and channel.call_id:
+                    return channel.call_id
+            await asyncio.sleep(0.02)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from callagent.store.db import Database
 from callagent.store.schemas import AgentSetup, StartCall, TrainingCreate, TranscriptTurn
-from callagent.store.services import agents, calls, clients
+from callagent.store.services import agents, calls, clients, recovery
 from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallOutcome, CallStatus, TrainingType
 from callagent.telephony import call_journal
@@ -267,3 +267,45 @@ async def test_the_observer_writes_each_turn_with_its_times() -> None:
     assert latency["turns"][0]["voice_to_voice"] == 1500.0
     assert observer.snapshot()["barge_in_stop_ms"] == [100.0]
     assert latency["barge_in_stop_ms"] == []  # the queued copy does not change afterwards
+
+
+async def test_the_calls_a_node_holds_keep_a_heartbeat(db: Database) -> None:
+    """Crash recovery settles live calls without a sign of life (docs/telephony.md, "After a
+    crash"): every write is one, and the heartbeat is one for each call this node runs and each
+    call the phone system reports live."""
+    clock = FakeWallClock(NOW)
+    journals = CallJournals(db, clock=clock)
+    client_id, running = await placed_call(db)
+    _, ringing = await placed_call(db)
+    _, elsewhere = await placed_call(db)
+    async with journals.hold(running, client_id) as journal:
+        clock.now = NOW + dt.timedelta(seconds=30)
+        journal.turns([TranscriptTurn(speaker="agent", text="Hello.", at=clock.now)])
+        assert await journal.drain()
+        assert await idle_since(db, NOW + dt.timedelta(seconds=31)) >= {ringing, elsewhere}
+        assert running not in await idle_since(db, NOW + dt.timedelta(seconds=30))
+
+        assert journals.held_calls() == [running]
+        clock.now = NOW + dt.timedelta(minutes=5)
+        assert await journals.heartbeat(also=[ringing]) == 2
+    idle = await idle_since(db, clock.now)
+    assert running not in idle
+    assert ringing not in idle
+    assert elsewhere in idle
+    assert journals.held_calls() == []
+    assert await journals.heartbeat() == 0
+
+
+class FakeWallClock:
+    """The journal's wall clock, set by the test."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+async def idle_since(db: Database, idle_before: dt.datetime) -> set[uuid.UUID]:
+    """Live calls without a sign of life since ``idle_before``."""
+    return {call.call_id for call in await recovery.idle_calls(db, idle_before, limit=10_000)}
