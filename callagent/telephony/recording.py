@@ -20,6 +20,7 @@ import struct
 import time
 import uuid
 import wave
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -164,6 +165,25 @@ def repair_recording(path: Path) -> float | None:
             file.truncate(HEADER_BYTES + data_bytes)  # half a frame is not audio
         _write_sizes(file.fileno(), data_bytes)
     return data_bytes / block / rate
+
+
+def delete_recordings(folder: Path, references: Iterable[str]) -> int:
+    """Delete the recordings ``references`` name (calls' ``recording_ref``: file names in
+    ``folder``); returns how many were deleted. A reference that is not a plain ``.wav`` file
+    name is never followed out of the folder; a file already gone is no error."""
+    deleted = 0
+    for reference in references:
+        if Path(reference).name != reference or not reference.endswith(".wav"):
+            log.warning("not a recording file name, left alone: %r", reference)
+            continue
+        try:
+            (folder / reference).unlink()
+            deleted += 1
+        except FileNotFoundError:
+            pass  # retention (or an operator) deleted it already
+        except OSError as error:
+            log.warning("could not delete recording %s: %s", folder / reference, error)
+    return deleted
 
 
 def delete_expired_recordings(folder: Path, retention_days: float, now: float | None = None) -> int:

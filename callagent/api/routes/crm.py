@@ -6,6 +6,7 @@ Lists are newest first (callbacks: soonest first) and keyset-paginated: pass a p
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -49,6 +50,7 @@ from callagent.store.states import (
     InterestLevel,
     OpportunityStage,
 )
+from callagent.telephony.recording import delete_recordings
 
 #: CSV imports may be larger than JSON bodies (10,000 rows at most).
 IMPORT_MAX_BODY = 5 * 1024 * 1024
@@ -144,8 +146,11 @@ class CustomerController(Controller):
         client_id: NamedDependency[uuid.UUID],
         api: NamedDependency[ApiState],
     ) -> None:
-        """Delete a customer with their calls, callbacks, notes and opportunities."""
-        await customers.delete_customer(api.db, client_id, customer_id)
+        """Delete a customer with their calls (and the calls' recordings), callbacks, notes and
+        opportunities."""
+        references = await customers.delete_customer(api.db, client_id, customer_id)
+        if api.recordings is not None and references:
+            await asyncio.to_thread(delete_recordings, api.recordings, references)
 
     @put("/{customer_id:uuid}/do-not-call/", responses=responses(400, 401, 404))
     async def do_not_call(

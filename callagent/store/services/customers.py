@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callagent.store import counters
 from callagent.store.db import Database
 from callagent.store.errors import NUL_REASON, Conflict, ValidationFailed
-from callagent.store.models import CustomerProfile, ScheduledCallback, utcnow
+from callagent.store.models import CallSession, CustomerProfile, ScheduledCallback, utcnow
 from callagent.store.pagination import SortKey, paginate
 from callagent.store.phone import normalize_phone
 from callagent.store.schemas import (
@@ -226,8 +226,10 @@ async def mark_do_not_call(
         return customer_view(customer)
 
 
-async def delete_customer(db: Database, client_id: uuid.UUID, customer_id: uuid.UUID) -> None:
-    """Delete a customer and everything about them (calls, callbacks, notes, opportunities)."""
+async def delete_customer(db: Database, client_id: uuid.UUID, customer_id: uuid.UUID) -> list[str]:
+    """Delete a customer and everything about them (calls, callbacks, notes, opportunities).
+    Returns the recording references of the deleted calls: the files are the caller's to
+    delete (the store knows no folders), once this transaction has committed."""
     async with db.write() as session:
         customer = await get_scoped(
             session, CustomerProfile, client_id, customer_id, "customer", for_update=True
@@ -243,6 +245,14 @@ async def delete_customer(db: Database, client_id: uuid.UUID, customer_id: uuid.
         deltas = customer_counts(customer, -1)
         for status, count in statuses.all():
             deltas[f"callbacks.{status.value}"] = -count
+        recordings = await session.scalars(
+            select(CallSession.recording_ref).where(
+                CallSession.client_id == client_id,
+                CallSession.customer_id == customer_id,
+                CallSession.recording_ref != "",
+            )
+        )
+        references = list(recordings)
         # The database cascades to the customer's calls, callbacks, notes and opportunities.
         await session.execute(
             delete(CustomerProfile).where(
@@ -250,6 +260,7 @@ async def delete_customer(db: Database, client_id: uuid.UUID, customer_id: uuid.
             )
         )
         await counters.bump(session, client_id, deltas)
+    return references
 
 
 async def list_customers(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 
+from callagent.api.state import ApiState
 from callagent.store.db import Database
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import call_state, telephony
@@ -472,3 +474,45 @@ async def test_a_calls_detail_shows_what_the_phone_system_reported(
     assert detail["duration_s"] == 12.0
     listed = (await client.get("/api/calls/?call_type=inbound", headers=tenant)).json()
     assert [item["id"] for item in listed["items"]] == [str(routed.call_id)]
+
+
+async def test_deleting_a_customer_deletes_the_recordings_of_their_calls(
+    client: Client, tenant: Headers, db: Database, api_state: ApiState, tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    api_state.recordings = recordings
+    did = number()
+    await client.post(
+        "/api/agents/ai/setup/", json={"agent_name": "Alex", "phone_numbers": [did]}, headers=tenant
+    )
+    now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+
+    async def recorded_call(caller: str, reference: str | None = None) -> tuple[str, Path]:
+        call_id = uuid.uuid4()
+        routed = await telephony.open_inbound_call(
+            db, call_id=call_id, did=did, caller=caller, channel="PJSIP/t-1", now=now
+        )
+        assert routed is not None
+        assert routed.customer_id is not None
+        reference = reference or f"{call_id}.wav"
+        update = CallUpdate(status=CallStatus.COMPLETED, recording_ref=reference)
+        await call_state.apply_call_update(db, routed.client_id, call_id, update, now)
+        path = recordings / reference
+        path.write_bytes(b"RIFF")
+        return str(routed.customer_id), path
+
+    customer_id, first = await recorded_call("+4917012345678")
+    _, second = await recorded_call("+4917012345678")
+    # A reference is only ever a file name in the folder: anything else is not followed.
+    outside = tmp_path / "outside.wav"
+    _, escaped = await recorded_call("+4917012345678", "../outside.wav")
+    assert escaped == recordings / "../outside.wav"
+    assert outside.exists()
+    _, someone_else = await recorded_call("+4917099999999")
+    response = await client.delete(f"/api/customers/{customer_id}/", headers=tenant)
+    assert response.status_code == 204
+    assert not first.exists()
+    assert not second.exists()
+    assert outside.exists()
+    assert someone_else.exists()
