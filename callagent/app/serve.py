@@ -246,7 +246,10 @@ async def _serve_http(
     network = settings.network
     http = uvicorn.Server(
         uvicorn.Config(
-            create_app(status, ApiState(database, placer=telephony.placer)),
+            create_app(
+                status,
+                ApiState(database, placer=telephony.placer, recordings=telephony.recordings),
+            ),
             host=network.host,
             port=network.http_port,
             log_level="warning",
