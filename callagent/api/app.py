@@ -1,7 +1,8 @@
 """The HTTP side of callagent: the Litestar application (docs/api.md).
 
 ``create_app(status)`` alone serves ``GET /health`` (the embedded mode without a database).
-Given an :class:`ApiState` it also serves the REST API: the integration contract's routes under
+Given an :class:`ApiState` it also serves the REST API, and ``/health`` shows its details to
+callers with an API key: the integration contract's routes under
 ``/api/agents/ai/`` and ``/api/dashboard/ai-agent/``, the CRM resources under ``/api/``, the
 OpenAPI document at ``/schema/openapi.json`` and Swagger UI at ``/schema/swagger``.
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import swagger_ui_bundle
-from litestar import Litestar, Router, get
+from litestar import Litestar, Request, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -25,7 +26,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from callagent.api.auth import api_key_guard, provide_client_id
+from callagent.api.auth import api_key_guard, authenticate, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
 from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
@@ -111,10 +112,18 @@ def api_router(state: ApiState) -> Router:
 
 
 def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None) -> Litestar:
-    """A Litestar app whose ``GET /health`` reports ``status()``; with ``api``, the REST API."""
+    """A Litestar app serving ``GET /health``; with ``api``, the REST API.
 
-    @get("/health", sync_to_thread=False, include_in_schema=False)
-    def health() -> dict[str, Any]:
+    ``/health`` tells an anonymous caller (a load balancer's probe) only ``{"status": "ok"}``;
+    ``status()`` - models, calls, AMI, addresses - only goes to a caller with a valid API key
+    (an invalid one is a 401), and never without ``api``, where no key can be checked.
+    """
+
+    @get("/health", include_in_schema=False)
+    async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        if api is None or "authorization" not in request.headers:
+            return {"status": "ok"}
+        await authenticate(api, request)
         return {"status": "ok", **status()}
 
     handlers: list[Any] = [health]

@@ -139,3 +139,21 @@ async def test_openapi_document_validates(client: Client) -> None:
 
 async def test_health_still_works(client: Client) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
+
+
+async def test_health_tells_an_anonymous_caller_only_ok(
+    api_state: ApiState, tenant: Headers
+) -> None:
+    details = {"models": "ci", "active_calls": 3, "ami": "connected"}
+    app = create_app(lambda: details, api_state)
+    async with AsyncTestClient(app=app) as client:
+        # A load balancer's probe learns that the service is up, and nothing about it.
+        anonymous = await client.get("/health")
+        assert anonymous.status_code == 200
+        assert anonymous.json() == {"status": "ok"}
+        # An operator with an API key sees the details.
+        authenticated = await client.get("/health", headers=tenant)
+        assert authenticated.json() == {"status": "ok", **details}
+        refused = await client.get("/health", headers={"Authorization": "Bearer ca_wrong"})
+        assert refused.status_code == 401
+        assert "models" not in refused.text

@@ -254,12 +254,14 @@ async def test_serve_with_asterisk_configured_answers_a_clients_number_and_stops
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
-            health = await wait_for_health(http_port, server, deadline_s=120)
+            # Details only for a caller with an API key; a probe without one gets "ok" alone.
+            assert await wait_for_health(http_port, server, deadline_s=120) == {"status": "ok"}
+            health = await wait_for_health(http_port, server, headers=tenant.headers)
             assert health["audiosocket"] == f"127.0.0.1:{audio_port}"
             deadline = time.monotonic() + 10
             while health["ami"] != "connected" and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-                health = await wait_for_health(http_port, server, deadline_s=120)
+                health = await wait_for_health(http_port, server, headers=tenant.headers)
             assert health["ami"] == "connected"
             channel = await sim.inbound_call(did, CALLER, (), final_wait_s=1.0)
             assert channel.call_id is not None
@@ -281,12 +283,17 @@ async def test_serve_with_asterisk_configured_answers_a_clients_number_and_stops
 
 
 async def wait_for_health(
-    port: int, server: asyncio.subprocess.Process, deadline_s: float = 90
+    port: int,
+    server: asyncio.subprocess.Process,
+    deadline_s: float = 90,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """Poll ``GET /health`` until the server answers (model loading takes seconds)."""
+    """Poll ``GET /health`` until the server answers (model loading takes seconds); with an
+    API key in ``headers`` the answer has the details."""
 
     def get() -> dict[str, object]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/health", headers=headers or {})
+        with urllib.request.urlopen(request, timeout=2) as response:
             return dict(json.loads(response.read()))
 
     deadline = time.monotonic() + deadline_s
@@ -400,7 +407,7 @@ async def test_after_kill_9_mid_call_the_restarted_server_settles_the_call_and_i
         env["CALLAGENT_AMI_PORT"] = str(sim.port)
         first = await start_serve(env, tmp_path)
         try:
-            await wait_for_ami(first)
+            await wait_for_ami(first, tenant.headers)
             # The caller listens to the greeting, then stays on the line in silence.
             caller = asyncio.create_task(
                 sim.inbound_call(did, CALLER, (), final_wait_s=60, max_wait_for_agent_s=30)
@@ -498,11 +505,19 @@ async def greeted(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> boo
     return bool(detail.transcript)
 
 
-async def wait_for_ami(serve: Serve) -> None:
+async def wait_for_ami(serve: Serve, headers: dict[str, str]) -> None:
+    """Until the server has logged in to AMI (``/health`` shows it to a caller with a key)."""
+
+    def ami() -> object:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{serve.http_port}/health", headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return json.loads(response.read()).get("ami")
+
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        health = await wait_for_health(serve.http_port, serve.server)
-        if health["ami"] == "connected":
+        if await asyncio.to_thread(ami) == "connected":
             return
         await asyncio.sleep(0.2)
     raise AssertionError("callagent serve did not log in to AMI")
