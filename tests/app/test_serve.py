@@ -507,17 +507,10 @@ async def greeted(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> boo
 
 async def wait_for_ami(serve: Serve, headers: dict[str, str]) -> None:
     """Until the server has logged in to AMI (``/health`` shows it to a caller with a key)."""
-
-    def ami() -> object:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{serve.http_port}/health", headers=headers
-        )
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return json.loads(response.read()).get("ami")
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if await asyncio.to_thread(ami) == "connected":
+        health = await wait_for_health(serve.http_port, serve.server, headers=headers)
+        if health.get("ami") == "connected":
             return
         await asyncio.sleep(0.2)
     raise AssertionError("callagent serve did not log in to AMI")
