@@ -12,16 +12,21 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from callagent.call_logging import NO_CALL, install_call_id_logging
 from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.store.states import CallStatus
+from callagent.telephony.asterisk.call_tracker import InboundCallStarted
 from callagent.telephony.asterisk.loopback_caller import simulate_call
 from callagent.telephony.asterisk.server import AudioSocketServer
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
 
+from fakes.routing_rig import CALLER, make_tenant, number, routing_rig
+from helpers import store_fixtures
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
@@ -97,3 +102,29 @@ async def test_a_calls_log_lines_carry_its_call_id(collect: Collect) -> None:
         assert any(name.startswith("callagent.voice_pipeline") for name in names)
     hung_up = [r for r in collect.records if "Asterisk hung up" in r.getMessage()]
     assert {r.call_id for r in hung_up} == calls
+
+
+@pytest.fixture
+def sqlite_url() -> str:
+    return store_fixtures.migrated_url("sqlite")  # migrates once per process, outside the loop
+
+
+async def test_a_stored_call_names_its_recording_from_the_first_frame(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A call cut off by a crash keeps its recording's name, whichever node settles it
+    (docs/telephony.md, "After a crash"): the reference is written as the file opens."""
+    did = number()
+    async with routing_rig(sqlite_url, tmp_path, dids=[did]) as rig:
+        tenant = await make_tenant(rig.db, "Alma", "Alpha Roofing", did)
+        call = asyncio.create_task(rig.sim.inbound_call(did, CALLER, (), final_wait_s=5.0))
+        await rig.wait_for(lambda: any(isinstance(e, InboundCallStarted) for e in rig.events))
+        call_id = next(e for e in rig.events if isinstance(e, InboundCallStarted)).call_id
+        mid = await rig.wait_for_call(tenant.client_id, call_id, lambda d: bool(d.recording_ref))
+        assert not call.done()
+        channel = rig.sim.live_channel(call_id)
+        assert channel is not None
+        rig.sim.hang_up(channel, 16)
+        await call
+    assert (mid.status, mid.recording_ref) == (CallStatus.IN_PROGRESS, f"{call_id}.wav")
+    assert (tmp_path / mid.recording_ref).exists()

@@ -112,6 +112,8 @@ async def test_a_call_asterisk_still_has_is_left_and_a_gone_one_is_settled(
             recordings=tmp_path,
             clock=lambda: later(10),
         )
+        # AMI tracks the ringing call: this node's heartbeat covers it, as for the calls it runs.
+        assert await recovery.heartbeat() == 1
 
         report = await recovery.sweep()
 
