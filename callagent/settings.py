@@ -12,6 +12,7 @@ docs/configuration.md lists them all.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -251,9 +252,18 @@ class SipSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     username: str = ""
     password: str = ""
     max_calls: int = 4
+    allowed_networks: str = "127.0.0.0/8,::1/128"
+    """Comma-separated networks (CIDR) whose calls are answered, besides the registrar's own
+    addresses; a call from anywhere else gets 403 Forbidden. Default: this machine only."""
 
     def __post_init__(self) -> None:
         _check_value("sip.host", self.host, "host")
+        self.allowed_network_list()  # validates
+        if not _split_list(self.allowed_networks) and not self.registrar:
+            raise SettingsError(
+                "sip.allowed_networks is empty and there is no sip.registrar: "
+                "no call could be answered"
+            )
         for name in ("public_address", "registrar"):
             if getattr(self, name):
                 _check_value(f"sip.{name}", getattr(self, name), "host")
@@ -267,6 +277,17 @@ class SipSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise SettingsError("sip.port and sip.rtp_port must be port numbers 0..65535")
         if not 1 <= self.max_calls <= 64:
             raise SettingsError(f"sip.max_calls must be 1..64, got {self.max_calls}")
+
+    def allowed_network_list(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of ``allowed_networks``, parsed."""
+        networks = []
+        for item in _split_list(self.allowed_networks):
+            _check_value("sip.allowed_networks", item, "cidr")
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError as error:
+                raise SettingsError(f"sip.allowed_networks: {error}") from None
+        return tuple(networks)
 
 
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

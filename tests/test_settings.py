@@ -15,6 +15,7 @@ from callagent.settings import (
     NetworkSettings,
     Settings,
     SettingsError,
+    SipSettings,
     environment_names,
     load_settings,
 )
@@ -325,3 +326,16 @@ def test_crash_recovery_settings_that_would_settle_live_calls_are_refused(
 ) -> None:
     with pytest.raises(SettingsError, match=named):
         load_settings(environ=environ)
+
+
+def test_the_sip_endpoint_answers_only_listed_networks() -> None:
+    default = load_settings(environ={}).sip
+    assert [str(n) for n in default.allowed_network_list()] == ["127.0.0.0/8", "::1/128"]
+    listed = load_settings(environ={"CALLAGENT_SIP_ALLOWED_NETWORKS": "10.1.0.0/16, 192.0.2.7"})
+    assert [str(n) for n in listed.sip.allowed_network_list()] == ["10.1.0.0/16", "192.0.2.7/32"]
+    for bad in ("10.0.0.0/33", "example.net", "10.0.0.0/8;evil", "::1/129"):
+        with pytest.raises(SettingsError, match=r"sip\.allowed_networks"):
+            load_settings(environ={"CALLAGENT_SIP_ALLOWED_NETWORKS": bad})
+    with pytest.raises(SettingsError, match="no call could be answered"):
+        SipSettings(allowed_networks="")
+    assert SipSettings(allowed_networks="", registrar="sip.example.net", username="u")

@@ -44,6 +44,7 @@ from typing import Any, Final
 import pjsua2 as pj
 
 from callagent.settings import SipSettings
+from callagent.telephony.sip.sources import CallerSources
 from callagent.voice_pipeline.clock import Clock
 from callagent.voice_pipeline.frames import (
     AudioFrame,
@@ -292,7 +293,7 @@ class _PjAccount(pj.Account):  # type: ignore[misc]
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         try:
-            self._owner.incoming_call(self, prm.callId)
+            self._owner.incoming_call(self, prm.callId, prm.rdata.srcAddress)
         except Exception:
             log.exception("SIP: incoming call %s failed", prm.callId)
 
@@ -447,10 +448,17 @@ class _PjThread(threading.Thread):
 
     # --- pjsua2 callbacks (this thread) -------------------------------------------------------
 
-    def incoming_call(self, account: pj.Account, call_id: int) -> None:
+    def incoming_call(self, account: pj.Account, call_id: int, source: str) -> None:
         call = _PjCall(self, account, call_id)
         self.calls[call_id] = call
         answer = pj.CallOpParam()
+        if not self._endpoint.sources.allows(source):
+            # Neither the registrar nor a listed network (sip.allowed_networks): nobody else
+            # gets to talk to the agent (docs/telephony.md "Direct SIP").
+            answer.statusCode = pj.PJSIP_SC_FORBIDDEN
+            log.warning("SIP: refusing call %s from %s: not an allowed address", call_id, source)
+            call.hangup(answer)
+            return
         if self.closing or len(self.calls) > self._settings.max_calls:
             answer.statusCode = pj.PJSIP_SC_BUSY_HERE
             log.warning(
@@ -561,8 +569,10 @@ class SipEndpoint:
 
     ``async with SipEndpoint(settings, handler, clock=clock) as sip: ...``; ``sip.port`` is the
     port bound (useful with ``port=0``). With ``settings.registrar`` set it also registers with
-    the trunk. Only one endpoint may run per process (pjsua2 is a singleton library). ``clock``
-    stamps the callers' frames; it must be the clock of the voice pipeline the handler runs.
+    the trunk. Calls are answered only from the registrar's addresses and
+    ``settings.allowed_networks``; others get 403 (:mod:`.sources`). Only one endpoint may run
+    per process (pjsua2 is a singleton library). ``clock`` stamps the callers' frames; it must
+    be the clock of the voice pipeline the handler runs.
     """
 
     def __init__(self, settings: SipSettings, handler: SipCallHandler, *, clock: Clock) -> None:
@@ -573,6 +583,8 @@ class SipEndpoint:
         self._thread: _PjThread | None = None
         self._port: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.sources = CallerSources(settings.allowed_network_list())
+        """Who may call (:mod:`.sources`); :meth:`start` adds the registrar's addresses."""
         self.connections: list[SipCallConnection] = []
         """Every call answered so far (most recent last)."""
 
@@ -592,6 +604,8 @@ class SipEndpoint:
         """Start pjsua2 on its thread; returns once the transport is bound."""
         if self._thread is not None:
             raise RuntimeError("the SIP endpoint is already started")
+        # Resolved here, once: pjsip's thread must never wait for DNS.
+        self.sources = await CallerSources.resolve(self.settings)
         self._thread = _PjThread(self)
         self._thread.start()
         self._port = await asyncio.wrap_future(self._thread.ready)

@@ -361,3 +361,85 @@ async def test_closing_the_endpoint_mid_call_hangs_up_cleanly(tmp_path: Path) ->
     assert agent.connection is not None
     assert agent.connection.closed
     assert "BYE" in result.output + result.errors  # sipp was hung up on mid-pause
+
+
+STRANGER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="a caller from an address that is not allowed">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Stranger" <sip:4930666@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:4930666@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=stranger 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="403"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: "Stranger" <sip:4930666@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+
+
+async def test_a_call_from_an_address_not_allowed_is_refused_with_403(tmp_path: Path) -> None:
+    from fakes.sipp import SIPP, free_udp_port
+
+    assert SIPP is not None
+    agent = ToneAgent()
+    (tmp_path / "stranger.xml").write_text(STRANGER)
+    transport, _, ear_port = await open_ear()
+    try:
+        # Only 127.0.0.1 may call; 127.0.0.2 is this machine too, but not listed.
+        settings = sip_settings(allowed_networks="127.0.0.1/32")
+        async with SipEndpoint(settings, agent, clock=MonotonicClock()) as sip:
+            stranger = await asyncio.create_subprocess_exec(
+                SIPP, f"127.0.0.1:{sip.port}", "-sf", "stranger.xml", "-s", "agent",
+                "-i", "127.0.0.2", "-mi", "127.0.0.2", "-mp", str(free_udp_port()),
+                "-p", str(free_udp_port()), "-m", "1", "-nostdin",
+                "-timeout", "15s", "-timeout_error", "-trace_err",
+                cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+            )  # fmt: skip
+            async with asyncio.timeout(20):
+                output, _ = await stranger.communicate()
+            errors = await asyncio.to_thread(
+                lambda: "".join(p.read_text() for p in tmp_path.glob("*_errors.log"))
+            )
+            assert stranger.returncode == 0, output.decode(errors="replace")[-2000:] + errors
+            assert agent.connection is None  # the agent never heard of it
+            # A listed address still gets through to the agent.
+            listed = tmp_path / "listed"
+            listed.mkdir()
+            result = await run_sipp(
+                listed,
+                target_port=sip.port,
+                service="agent",
+                ulaw=pcm_to_ulaw(voice(0.3)),
+                ear_port=ear_port,
+            )
+            assert result.returncode == 0, result.output + result.errors
+    finally:
+        transport.close()
+    assert agent.connection is not None
