@@ -167,10 +167,14 @@ def scenario(
     after_speech_ms: int,
     speech_file: str,
     dtmf: str = "",
+    before_dtmf_ms: int = 0,
 ) -> str:
-    """A sipp caller: INVITE (SDP pointing at the ear), ACK, optional DTMF over SIP INFO, a
-    pause, the speech file as RTP (PCMU) while pausing ``after_speech_ms``, BYE."""
+    """A sipp caller: INVITE (SDP pointing at the ear), ACK, optional DTMF over SIP INFO
+    (``before_dtmf_ms`` after the ACK), a pause, the speech file as RTP (PCMU) while pausing
+    ``after_speech_ms``, BYE."""
     parts = [_HEAD.format(caller=caller, ear_port=ear_port)]
+    if dtmf and before_dtmf_ms:
+        parts.append(f'  <pause milliseconds="{before_dtmf_ms}"/>\n')
     parts += [_DTMF.format(caller=caller, digit=digit, cseq=2 + i) for i, digit in enumerate(dtmf)]
     parts.append(f'  <pause milliseconds="{before_speech_ms}"/>\n')
     parts.append(f'  <nop><action><exec rtp_stream="{speech_file},1,0"/></action></nop>\n')
@@ -197,6 +201,7 @@ async def run_sipp(
     before_speech_ms: int = 300,
     after_speech_ms: int = 1500,
     dtmf: str = "",
+    before_dtmf_ms: int = 0,
     timeout_s: float = 30.0,
 ) -> SippResult:
     """Call ``service@127.0.0.1:target_port`` once with sipp and wait for it to finish."""
@@ -212,6 +217,7 @@ async def run_sipp(
             after_speech_ms=len(ulaw) // 8 + after_speech_ms,
             speech_file="caller.ulaw",
             dtmf=dtmf,
+            before_dtmf_ms=before_dtmf_ms,
         )
     )
     process = await asyncio.create_subprocess_exec(

@@ -279,7 +279,8 @@ async def test_inbound_call_to_a_did_is_greeted_understood_and_stored(
     heard = soxr.resample(result.heard, result.heard_rate, 16000)
     heard_pcm = (np.clip(heard, -1, 1) * 32767).astype("<i2").tobytes()
     heard_text = (await engines.stt.transcribe(heard_pcm, 16000)).text
-    assert {"alma", "alpha", "roofing"} <= word_set(heard_text), heard_text
+    # ("Alpha" comes back as "Alfa" as often as not.)
+    assert {"alma", "roofing", "help"} <= word_set(heard_text), heard_text
     greeting_delay = first_sound_s(result.heard, result.heard_rate)
     assert greeting_delay is not None
 
@@ -505,7 +506,8 @@ async def test_the_hangup_cause_is_stored_whichever_event_comes_first(
         orders = []
         response_first = None
         try:
-            for _ in range(12):
+            # Seen: the first 1-5 calls of a run with the Hangup first, rarely 12 in a row.
+            for _ in range(30):
                 call_id = await inst.start_call(number())
                 await inst.ended(call_id)
                 await asyncio.sleep(0.3)  # the later of the two events, and its write
@@ -737,4 +739,154 @@ async def test_a_transfer_connects_the_caller_to_the_target(
         f"{caller_channel} bridged with {sales_channel}:"
         f" {bridged_together(inst.ami, caller_channel, sales_channel)};"
         f" stored transferred_to {detail.transferred_to!r}",
+    )
+
+
+async def test_dtmf_reaches_the_call_and_the_agent_can_send_it(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """sipp presses 1 2 # (SIP INFO, which res_pjsip_dtmf_info turns into DTMF frames): AMI
+    reports them and the stored call has them. callagent sends 9 with PlayDTMF: it reaches
+    the caller as RFC 4733 telephone-events (payload type 101, event 9)."""
+    ports = AsteriskPorts()
+    transport, ear, ear_port = await open_ear()
+    try:
+        async with installation(sqlite_url, tmp_path, ports, fake_engines([], [])) as inst:
+            caller = asyncio.create_task(
+                run_sipp(
+                    tmp_path,
+                    target_port=ports.sip,
+                    service=inst.tenant.did,
+                    ulaw=pcm_to_ulaw(voice(0.5)),
+                    ear_port=ear_port,
+                    caller=CALLER.lstrip("+"),
+                    dtmf="12#",
+                    # A digit pressed before the dialplan's CallagentInbound event is lost (the
+                    # tracker knows no call yet); press once the agent is on the line.
+                    before_dtmf_ms=1500,
+                    # No RTP from the caller for 4 s: until it starts, Asterisk sends media to
+                    # the SDP's address - the ear (rtp_symmetric then follows sipp's socket).
+                    before_speech_ms=4000,
+                    after_speech_ms=500,
+                )
+            )
+            try:
+                inbound = await inst.ami.wait_for(
+                    lambda m: field_of(m, "UserEvent") == "CallagentInbound"
+                )
+                call_id = uuid.UUID(field_of(inbound, "CallId"))
+                assert inst.telephony.ami is not None
+                dialer = AmiDialer.from_settings(inst.telephony.ami, inst.settings.asterisk)
+                await inst.ami.wait_for(
+                    lambda m: (
+                        field_of(m, "Event") == "BridgeEnter"
+                        and field_of(m, "Channel") == field_of(inbound, "Channel")
+                    )
+                )
+                await dialer.play_dtmf(call_id, "9")
+                result = await caller
+            finally:
+                if not caller.done():
+                    caller.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await caller
+            detail = await inst.ended(call_id)
+            await asyncio.sleep(0.5)
+            detail = await inst.ended(call_id)
+            inst.report("DTMF")
+            dtmf_events = [
+                (
+                    field_of(m, "Event"),
+                    field_of(m, "Channel"),
+                    field_of(m, "Digit"),
+                    field_of(m, "Direction"),
+                )
+                for m in inst.ami.events()
+                if field_of(m, "Event") in ("DTMFBegin", "DTMFEnd")
+            ]
+    finally:
+        transport.close()
+    assert result.returncode == 0, result.output + result.errors
+    print(f"DTMF events: {dtmf_events}; stored dtmf {detail.dtmf!r}", file=sys.stderr)
+    received = [
+        d for e, _, d, direction in dtmf_events if e == "DTMFEnd" and direction == "Received"
+    ]
+    assert received == ["1", "2", "#"], dtmf_events
+    assert detail.dtmf == "12#", detail
+    telephone_events = {payload[0] for pt, payload in ear.packets if pt == 101 and payload}
+    print(
+        f"RTP to the caller: payload types {sorted({pt for pt, _ in ear.packets})},"
+        f" telephone-events {telephone_events}",
+        file=sys.stderr,
+    )
+    assert telephone_events == {9}, [pt for pt, _ in ear.packets][:50]
+
+
+async def test_ami_reconnects_after_asterisk_restarts(tmp_path: Path, sqlite_url: str) -> None:
+    """Asterisk stops (``core stop now``) and starts again on the same configuration: callagent's
+    AMI client logs in again on its own, and the next start-call is placed."""
+    ports = AsteriskPorts()
+    async with (
+        SippCallee(tmp_path / "callee", ports.trunk, reject=(486, "Busy Here")) as callee,
+        installation(sqlite_url, tmp_path, ports, fake_engines([], [])) as inst,
+    ):
+        ami = inst.telephony.ami
+        assert ami is not None
+        await asyncio.to_thread(inst.asterisk.stop)
+        async with asyncio.timeout(10):
+            while ami.connected:  # noqa: ASYNC110 - the client's own state
+                await asyncio.sleep(0.05)
+        down = time.monotonic()
+        await asyncio.to_thread(inst.asterisk.start)
+        await ami.wait_connected(40)
+        back_s = time.monotonic() - down
+        call_id = await inst.start_call(number())
+        detail = await inst.ended(call_id)
+        sip = callee.messages()
+    print(f"AMI logged in again {back_s:.1f} s after Asterisk was stopped", file=sys.stderr)
+    assert "INVITE sip:" in sip, sip
+    # Stored as ended: the new session delivered the call's events (which outcome is the busy
+    # bug's business, tested above).
+    assert detail.status in (CallStatus.COMPLETED, CallStatus.FAILED), detail
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=StillBroken,
+    reason="with AudioSocket() (slin) the caller's hang-up reaches callagent as the socket "
+    "closing, and the cause stored is 0 'Unknown'",
+)
+async def test_with_slin_a_callers_hang_up_is_stored_with_its_cause(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """``audiosocket_format = slin`` (the AudioSocket() application, 8 kHz): baresip calls,
+    hears the agent, hangs up; the stored cause is the caller's Normal Clearing (16)."""
+    ports = AsteriskPorts()
+    async with installation(
+        sqlite_url, tmp_path, ports, fake_engines([], []), CALLAGENT_AUDIOSOCKET_FORMAT="slin"
+    ) as inst:
+        result = await run_baresip(
+            workdir(tmp_path / "caller"),
+            target=f"sip:{inst.tenant.did}@127.0.0.1:{ports.sip}",
+            speech=np.zeros(4 * 8000, dtype=np.float32),
+            rate=8000,
+            user=CALLER,
+            timeout_s=30,
+        )
+        inbound = await inst.ami.wait_for(lambda m: field_of(m, "UserEvent") == "CallagentInbound")
+        call_id = uuid.UUID(field_of(inbound, "CallId"))
+        detail = await inst.ended(call_id)
+        await asyncio.sleep(0.5)
+        detail = await inst.ended(call_id)
+        inst.report("slin caller hang-up")
+        hangups = [
+            (field_of(m, "Channel"), field_of(m, "Cause"), field_of(m, "Cause-txt"))
+            for m in inst.ami.events("Hangup")
+        ]
+    print(f"slin: Hangup events {hangups}; stored {detail}", file=sys.stderr)
+    assert "Call established" in result.output, result.output
+    assert first_sound_s(result.heard, result.heard_rate) is not None  # the agent was heard
+    expect_fixed(
+        detail.hangup_cause == 16,
+        f"stored cause {detail.hangup_cause} {detail.hangup_cause_text!r}; AMI said {hangups}",
     )
