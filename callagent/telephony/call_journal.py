@@ -54,6 +54,7 @@ from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
     CallAnswered,
+    CallChannel,
     CallEnded,
     CallEvent,
     CallRinging,
@@ -113,17 +114,22 @@ def _name(write: _Write) -> str:
 def update_for(event: CallEvent) -> CallUpdate | None:
     """What an AMI call event changes on its call session (None: nothing to store)."""
     match event:
+        case CallChannel(channel=channel):
+            return CallUpdate(telephony_channel=channel[:200])
         case CallRinging():
             return CallUpdate(status=CallStatus.RINGING)
         case CallAnswered():
             return CallUpdate(status=CallStatus.IN_PROGRESS)
-        case OriginateResult(outcome=outcome, reason=reason, message=message):
+        case OriginateResult(outcome=outcome, reason=reason, message=message, cause=cause):
             if outcome not in ORIGINATE_OUTCOMES:
                 return None  # answered: CallAnswered moved the call on
             status, result = ORIGINATE_OUTCOMES[outcome]
             why = outcome.value.replace("_", " ")
-            if reason is not None:
-                why += f" (Asterisk reason {reason})"
+            # Asterisk's Reason is often 0 whatever happened; the hang-up cause says more.
+            codes = [f"Asterisk reason {reason}"] if reason is not None else []
+            codes += [f"cause {cause}"] if cause is not None else []
+            if codes:
+                why += f" ({', '.join(codes)})"
             if message:
                 why += f": {message}"
             return CallUpdate(status=status, outcome=result, failure_reason=why)

@@ -1,34 +1,57 @@
 """An Asterisk stand-in for tests: AMI over TCP, plus the calls it connects to AudioSocket.
 
-A fake that copies what the real peer was seen or documented to do (DESIGN.md practice 8).
-Asterisk was not available where this simulator was written, so it is built to Asterisk's
-documentation and source and to the measurements in DESIGN.md, and it runs on the *rendered*
-configuration. What a real Asterisk 22.10.1 was later seen doing differently is in DESIGN.md
-"Known traps": notably a busy callee there gives ``Hangup`` with ``Cause: 17`` and then
-``OriginateResponse`` with ``Reason: 0``, where this simulator still answers ``Reason: 5``; and
-the parts never observed are listed in docs/telephony.md ("What remains unverified").
+A fake that copies what the real peer was seen or documented to do (DESIGN.md practice 8). It
+runs on the *rendered* configuration, and its scripted replies copy what a real Asterisk 22.10.1
+sent to callagent's AMI account (tests/telephony/asterisk/test_real_asterisk.py prints every
+message it receives; docs/telephony.md says what was verified). Each reply and where it comes
+from:
 
-* **AMI** - the real line-based text protocol (:mod:`fakes.ami_connection`) on a TCP port: the
-  banner ``Asterisk Call Manager/11.0.0``; ``Login`` checked against the users, secrets,
-  ``permit`` networks and ``read``/``write`` classes of the rendered ``manager.conf`` (an action
-  needs one of its privilege classes, events go only to sessions that may read their class);
-  ``Logoff``, ``Ping``, ``Originate``, ``Redirect``, ``BlindTransfer``, ``Hangup``, ``PlayDTMF``,
-  ``Status``; events ``FullyBooted``, ``Newchannel``, ``Newstate`` (``Ringing``, ``Up``),
-  ``Hangup`` (``Cause``, ``Cause-txt``), ``DTMFBegin``/``DTMFEnd``, ``UserEvent``, ``VarSet``
-  (class dialplan, which callagent's account must not receive), ``OriginateResponse`` with the
-  ActionID and ``Reason`` 4 answered / 5 busy / 3 no answer / 8 congestion / 0 failed;
-* **dialplan** - read from the rendered ``extensions.conf``: inbound calls are answered only for
-  the DIDs of ``[callagent-inbound]``, announced with the ``CallagentInbound`` UserEvent; the
-  outbound context runs AMD (when the dialplan has ``AMD()``) and reports it with
-  ``CallagentAmd``; hand-over goes only to extensions that exist; the AudioSocket address and
-  rate come from ``CALLAGENT_AUDIOSOCKET`` and the ``c(slin16)`` option;
-* **AudioSocket** - an answered call is connected to callagent's AudioSocket server exactly as
-  Asterisk would (:func:`callagent.telephony.asterisk.loopback_caller.simulate_call`: UUID
-  first, continuous 20 ms frames, socket close as hang-up), with the far end's scripted
-  utterances.
+* **AMI session** - banner ``Asterisk Call Manager/11.0.0`` (observed); ``Login`` checked
+  against the users, secrets, ``permit`` networks and ``read``/``write`` classes of the rendered
+  ``manager.conf`` (an action needs one of its privilege classes, events go only to sessions
+  that may read their class: Asterisk's manager.c); ``Logoff``, ``Ping``, ``Status`` with
+  ``Variables`` (manager.c; the Status listing itself was not observed);
+* **an answered Originate** (observed): ``Newchannel`` in the trunk endpoint's context
+  (``callagent-inbound``, exten ``s``) with the ChannelId as ``Uniqueid``, ``DialBegin``
+  (``Dest*`` headers only: an Originate has no calling channel), ``Newstate Ringing``,
+  ``DialState RINGING``, ``Newstate Up``, ``DialEnd ANSWER``, ``OriginateResponse Success
+  Reason 4`` naming the channel, then the outbound dialplan: ``UserEvent CallagentAmd`` (the
+  callee script names AMD's verdict) and the AudioSocket connection;
+* **an unanswered Originate** (observed, :class:`Callee` ``sip``): ``OriginateResponse
+  Response: Failure`` whose ``Channel`` is the dial string and whose ``Reason`` is 0 for
+  every rejection - 486 (``HangupRequest``/``Hangup`` ``Cause 17``, ``TechCause 486``,
+  ``DialEnd BUSY``), 503 (34, CONGESTION), 404 (1, NOANSWER), 603 (21, NOANSWER) - and 3 for
+  ringing past the Originate's timeout (``Hangup Cause 19 TechCause 480``, no HangupRequest);
+  the response's place among the hang-up events varied between runs, so a callee says where
+  it goes (``order``); an endpoint Asterisk cannot dial gives only the Failure, ``Reason 0``,
+  with the ChannelId as ``Uniqueid`` and no channel events at all;
+* **the AudioSocket leg** (observed) - with ``Dial(AudioSocket/...)`` (``c(slin16)``) a second
+  channel ``AudioSocket/<host:port>-<uuid>`` (context ``default``) that the call's channel
+  dials (``DialBegin`` / ``Newstate Up`` / ``DialEnd ANSWER``) and is bridged with; with
+  ``AudioSocket()`` (slin) no second channel;
+* **hang-ups** (observed) - a far end hanging up in ``Dial`` mode: ``HangupRequest Cause 16``,
+  ``SoftHangupRequest Cause 16``, the AudioSocket leg's ``Hangup 16``, the channel's
+  ``Hangup 16``; with ``AudioSocket()``: ``HangupRequest`` without a cause, ``SoftHangupRequest
+  Cause 16``, ``Hangup Cause 0 "Unknown"``; an AMI ``Hangup`` action: the channel's ``Hangup``
+  with the action's cause (documented, not observed);
+* **hand-over** - ``Redirect`` (observed) moves the named channel to the target (in ``Dial``
+  mode its AudioSocket leg hangs up); ``BlindTransfer`` (observed) moves the named channel's
+  bridge *peer* and hangs the named channel up, with a ``BlindTransfer`` event: on the caller's
+  channel the AudioSocket leg - the agent - goes to the target; on the AudioSocket leg the
+  caller does. A channel in no bridge gets ``Transfer invalid`` (manager.c, not observed); the
+  target answers and the call ends after ``transfer_hold_s``;
+* ``PlayDTMF`` (``DTMF successfully queued``, observed), ``DTMFBegin``/``DTMFEnd`` for a far
+  end's keys (observed), ``UserEvent CallagentInbound`` from the inbound dialplan (observed),
+  ``VarSet`` (class dialplan, which callagent's account must not receive);
+* **AudioSocket** - an answered call is connected to callagent's AudioSocket server as Asterisk
+  would (:func:`callagent.telephony.asterisk.loopback_caller.simulate_call`: UUID first,
+  continuous 20 ms frames, socket close as hang-up), with the far end's scripted utterances.
 
-What is *not* simulated: SIP, codecs, real AMD signal analysis (the callee script names the
-result), dialplan applications beyond those the rendered dialplan uses.
+What is *not* simulated: SIP, codecs, real AMD signal analysis, bridge events
+(``BridgeEnter``/``BridgeLeave``), ``NewCallerid``/``NewConnectedLine``, dialplan applications
+beyond those the rendered dialplan uses; never observed: the text of AMI errors (e.g. a
+Redirect to a missing extension) and the ``Status`` listing (docs/telephony.md "What remains
+unverified").
 """
 
 from __future__ import annotations
@@ -43,7 +66,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from callagent.telephony.asterisk.ami_protocol import AmiMessage
 from callagent.telephony.asterisk.config import (
@@ -78,6 +101,7 @@ ACTION_PRIVILEGES: Final[Mapping[str, frozenset[str]]] = {
 }
 
 CAUSE_TEXT: Final[Mapping[int, str]] = {
+    0: "Unknown",
     1: "Unallocated (unassigned) number",
     16: "Normal Clearing",
     17: "User busy",
@@ -85,18 +109,56 @@ CAUSE_TEXT: Final[Mapping[int, str]] = {
     21: "Call Rejected",
     34: "Circuit/channel congestion",
 }
-REASON_CAUSES: Final[Mapping[int, int]] = {5: 17, 3: 19, 8: 34}
 STATE_DESC: Final[Mapping[int, str]] = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
+
+ANSWER: Final = 200
+""":attr:`Callee.sip`: the callee answers."""
+RING_OUT: Final = 180
+""":attr:`Callee.sip`: the callee rings and never answers (until the Originate's Timeout)."""
+NO_CHANNEL: Final = 0
+""":attr:`Callee.sip`: Asterisk cannot even dial (an endpoint that does not exist)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What a real Asterisk 22.10.1 reported when the callee answered the INVITE with a SIP
+    error: the Q.850 cause of ``HangupRequest`` and ``Hangup`` and the ``DialEnd`` status (the
+    OriginateResponse said ``Reason: 0`` for each)."""
+
+    cause: int
+    dial_status: str
+
+
+SIP_REJECTIONS: Final[Mapping[int, Rejection]] = {
+    486: Rejection(17, "BUSY"),
+    503: Rejection(34, "CONGESTION"),
+    404: Rejection(1, "NOANSWER"),
+    603: Rejection(21, "NOANSWER"),
+}
+RING_OUT_CAUSE: Final = 19
+RING_OUT_TECH_CAUSE: Final = 480
+"""Ringing past the Originate's timeout: ``Hangup Cause 19 TechCause 480`` and ``Reason 3``."""
+
+STEP_S: Final = 0.01
+"""Between the events of an unanswered call's end (they came milliseconds apart)."""
+
+Order = Literal["hangup_first", "request_first", "response_first"]
+"""Where the OriginateResponse of an unanswered call goes among its hang-up events, each seen
+on a real Asterisk: after the ``Hangup`` (503, a ring timeout), between the ``HangupRequest``
+and the rest (486), or before them all (404, a ring timeout)."""
 
 
 @dataclass(frozen=True)
 class Callee:
     """The far end of an Originate, scripted: what happens when the simulator dials it."""
 
-    reason: int = 4
-    """OriginateResponse Reason: 4 answers, 5 busy, 3 rings until the timeout, 8 congestion,
-    0 the channel cannot even be created."""
+    sip: int = ANSWER
+    """How the callee answers the INVITE: :data:`ANSWER`, :data:`RING_OUT`, a rejection of
+    :data:`SIP_REJECTIONS` (486 busy, 503, 404, 603), or :data:`NO_CHANNEL`."""
+    order: Order = "hangup_first"
+    """Where the OriginateResponse of an unanswered call goes (:data:`Order`)."""
     ring_s: float = 0.05
+    """How long it rings before it answers (or rejects the call)."""
     amd_status: str = "HUMAN"
     amd_cause: str = "HUMAN-800-800"
     amd_s: float = 0.05
@@ -119,9 +181,13 @@ class SimulatedChannel:
     state: int = 0
     variables: dict[str, str] = field(default_factory=dict)
     conversation: asyncio.Task[LoopbackCallResult] | None = None
+    """The AudioSocket connection this channel holds: the caller's with ``AudioSocket()``, the
+    AudioSocket leg's with ``Dial(AudioSocket/...)``."""
     result: LoopbackCallResult | None = None
     hangup_cause: int | None = None
     redirected_to: tuple[str, str] | None = None
+    peer: SimulatedChannel | None = None
+    """The channel bridged with this one (a call's channel and its AudioSocket leg)."""
     dtmf_played: list[str] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -203,6 +269,8 @@ class AmiSimulator:
         self.audiosocket = (host, int(audiosocket_port))
         connect = " ".join(self._contexts[CONNECT_CONTEXT]["s"])
         self.sample_rate = 16_000 if "c(slin16)" in connect else 8_000
+        self.dial_mode = "Dial(AudioSocket/" in connect
+        """``Dial(AudioSocket/...)``: a second channel, bridged; else ``AudioSocket()``."""
         outbound = " ".join(self._contexts[OUTBOUND_CONTEXT]["s"])
         self.amd_enabled = "AMD()" in outbound
         self.hangup_on_machine = '"MACHINE"' in outbound
@@ -215,6 +283,7 @@ class AmiSimulator:
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._counter = itertools.count(1)
+        self._closing = False
         self.channels: dict[str, SimulatedChannel] = {}
         """Every channel ever created, by Uniqueid."""
         self.actions: list[AmiMessage] = []
@@ -265,6 +334,7 @@ class AmiSimulator:
 
     async def close(self) -> None:
         """End every call and session and stop."""
+        self._closing = True
         for channel in self.channels.values():
             if channel.conversation is not None:
                 channel.conversation.cancel()
@@ -418,22 +488,26 @@ class AmiSimulator:
         return next(name for name, u in self._users.items() if u is user)
 
     @staticmethod
-    def _snapshot(channel: SimulatedChannel) -> tuple[tuple[str, str], ...]:
-        return (
-            ("Channel", channel.name),
-            ("ChannelState", str(channel.state)),
-            ("ChannelStateDesc", STATE_DESC.get(channel.state, "Unknown")),
-            ("CallerIDNum", channel.caller_num or "<unknown>"),
-            ("CallerIDName", "<unknown>"),
-            ("ConnectedLineNum", "<unknown>"),
-            ("ConnectedLineName", "<unknown>"),
-            ("Language", "en"),
-            ("AccountCode", ""),
-            ("Context", channel.context),
-            ("Exten", channel.exten),
-            ("Priority", "1"),
-            ("Uniqueid", channel.uniqueid),
-            ("Linkedid", channel.uniqueid),
+    def _snapshot(channel: SimulatedChannel, prefix: str = "") -> tuple[tuple[str, str], ...]:
+        """A channel's headers as Asterisk writes them (``prefix`` "Dest" in Dial events)."""
+        return tuple(
+            (prefix + key, value)
+            for key, value in (
+                ("Channel", channel.name),
+                ("ChannelState", str(channel.state)),
+                ("ChannelStateDesc", STATE_DESC.get(channel.state, "Unknown")),
+                ("CallerIDNum", channel.caller_num or "<unknown>"),
+                ("CallerIDName", "<unknown>"),
+                ("ConnectedLineNum", "<unknown>"),
+                ("ConnectedLineName", "<unknown>"),
+                ("Language", "en"),
+                ("AccountCode", ""),
+                ("Context", channel.context),
+                ("Exten", channel.exten),
+                ("Priority", "1"),
+                ("Uniqueid", channel.uniqueid),
+                ("Linkedid", channel.uniqueid),
+            )
         )
 
     def _new_channel(
@@ -457,22 +531,74 @@ class AmiSimulator:
     def _user_event(self, channel: SimulatedChannel, name: str, *body: tuple[str, str]) -> None:
         self.emit("UserEvent", "user", *self._snapshot(channel), ("UserEvent", name), *body)
 
-    def hang_up(self, channel: SimulatedChannel, cause: int) -> None:
-        """The channel hangs up with Q.850 ``cause``: its AudioSocket connection closes and a
-        Hangup event goes out (a far end hanging up, or an AMI Hangup action)."""
+    def _dial_event(
+        self,
+        event: str,
+        dest: SimulatedChannel,
+        caller: SimulatedChannel | None,
+        *extra: tuple[str, str],
+    ) -> None:
+        """DialBegin / DialState / DialEnd: an Originate's dial has no calling channel, so only
+        the ``Dest*`` headers (observed)."""
+        headers = self._snapshot(caller) if caller is not None else ()
+        self.emit(event, "call", *headers, *self._snapshot(dest, "Dest"), *extra)
+
+    def _hangup_request(
+        self,
+        channel: SimulatedChannel,
+        cause: int | None,
+        tech_cause: int | None = None,
+        event: str = "HangupRequest",
+    ) -> None:
+        """``HangupRequest`` / ``SoftHangupRequest``: the cause to come, when there is one, and
+        no ``Cause-txt`` (observed)."""
+        extra = [("Cause", str(cause))] if cause is not None else []
+        extra += [("TechCause", str(tech_cause))] if tech_cause is not None else []
+        self.emit(event, "call", *self._snapshot(channel), *extra)
+
+    def hang_up(self, channel: SimulatedChannel, cause: int, tech_cause: int | None = None) -> None:
+        """The channel hangs up with Q.850 ``cause``: the AudioSocket connection it holds
+        closes and a Hangup event goes out (a far end hanging up, or an AMI Hangup action). A
+        call's channel takes its bridged AudioSocket leg with it, whose Hangup comes first
+        (observed)."""
         if channel.hangup_cause is not None:
             return
         channel.hangup_cause = cause
+        peer = self._unbridge(channel)
         if channel.conversation is not None and not channel.conversation.done():
             channel.conversation.cancel()  # Asterisk closes the AudioSocket connection
+        if peer is not None and peer.name.startswith("AudioSocket/"):
+            self.hang_up(peer, 16)
+        extra = [("TechCause", str(tech_cause))] if tech_cause is not None else []
         self.emit(
             "Hangup",
             "call",
             *self._snapshot(channel),
             ("Cause", str(cause)),
             ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")),
+            *extra,
         )
         channel.ended.set()
+
+    @staticmethod
+    def _unbridge(channel: SimulatedChannel) -> SimulatedChannel | None:
+        peer = channel.peer
+        if peer is not None:
+            peer.peer = None
+            channel.peer = None
+        return peer
+
+    def _far_end_hangs_up(self, channel: SimulatedChannel) -> None:
+        """The caller (or callee) sends BYE: what Asterisk reported, by connect mode."""
+        if self.dial_mode:
+            self._hangup_request(channel, 16)
+            self._hangup_request(channel, 16, event="SoftHangupRequest")
+            self.hang_up(channel, 16)
+        else:
+            # AudioSocket(): the request carries no cause and the Hangup says 0 "Unknown".
+            self._hangup_request(channel, None)
+            self._hangup_request(channel, 16, event="SoftHangupRequest")
+            self.hang_up(channel, 0)
 
     def press(self, channel: SimulatedChannel, digit: str) -> None:
         """The far end presses a key: DTMFBegin and DTMFEnd (class dtmf)."""
@@ -493,12 +619,21 @@ class AmiSimulator:
                 return channel
         return None
 
+    def audiosocket_leg(self, channel: SimulatedChannel) -> SimulatedChannel | None:
+        """The AudioSocket leg ``channel`` dialled (``Dial`` mode), whether or not it is still
+        bridged with it."""
+        call_id = channel.call_id
+        for other in self.channels.values():
+            if other.name.startswith("AudioSocket/") and other.name.endswith(f"-{call_id}"):
+                return other
+        return None
+
     # --- calls --------------------------------------------------------------------------------
 
     def _callee(self, number: str) -> Callee:
         if callable(self._callees):
             return self._callees(number)
-        return self._callees.get(number, Callee(reason=0))
+        return self._callees.get(number, Callee(sip=NO_CHANNEL))
 
     def _channel_by_name(self, name: str) -> SimulatedChannel | None:
         for channel in self.channels.values():
@@ -537,39 +672,93 @@ class AmiSimulator:
     ) -> None:
         requested = action.get("Channel") or ""
         match = re.fullmatch(rf"PJSIP/(?P<number>[^@]+)@{TRUNK_ENDPOINT}", requested)
-        callee = self._callee(match["number"]) if match else Callee(reason=0)
+        callee = self._callee(match["number"]) if match else Callee(sip=NO_CHANNEL)
         timeout_s = int(action.get("Timeout") or "30000") / 1000
-        context, exten = action.get("Context") or "", action.get("Exten") or ""
-        channel: SimulatedChannel | None = None
-        reason = callee.reason
-        if reason != 0:
-            channel = self._new_channel(
-                self._next_name(), uniqueid, context, exten, match["number"] if match else "", 0
-            )
-            for name, value in variables.items():
-                self._set_variable(channel, name, value)
+
+        def respond(reason: int, channel: SimulatedChannel | None = None) -> None:
+            self._originate_response(session, action, uniqueid, reason, channel, is_async)
+
+        if match is None or callee.sip == NO_CHANNEL:
+            respond(0)  # no channel events at all (observed)
+            return
+        # An originated channel starts in its endpoint's context, the trunk's (observed).
+        channel = self._new_channel(self._next_name(), uniqueid, INBOUND_CONTEXT, "s", "", 0)
+        for name, value in variables.items():
+            self._set_variable(channel, name, value)
+        self._dial_event("DialBegin", channel, None, ("DialString", f"{match[1]}@{TRUNK_ENDPOINT}"))
+        rejection = SIP_REJECTIONS.get(callee.sip)
+        if rejection is not None:
             await asyncio.sleep(min(callee.ring_s, timeout_s))
-            if reason in (4, 3):
-                self._set_state(channel, 5)
-            if reason == 3:
-                await asyncio.sleep(max(0.0, timeout_s - callee.ring_s))
-            elif reason == 4 and callee.ring_s > timeout_s:
-                reason = 3
-            if reason == 4:
-                self._set_state(channel, 6)
-            else:
-                self.hang_up(channel, REASON_CAUSES.get(reason, 16))
-        response = "Success" if reason == 4 else "Failure"
+            await self._unanswered(
+                channel, callee, respond, 0, rejection.cause, rejection.dial_status
+            )
+            return
+        if callee.sip not in (ANSWER, RING_OUT):
+            raise ValueError(f"the simulator does not know SIP {callee.sip}")
+        self._set_state(channel, 5)
+        self._dial_event("DialState", channel, None, ("DialStatus", "RINGING"))
+        if callee.sip == ANSWER and callee.ring_s <= timeout_s:
+            await asyncio.sleep(callee.ring_s)
+            self._set_state(channel, 6)
+            self._dial_event("DialEnd", channel, None, ("DialStatus", "ANSWER"))
+            respond(4, channel)
+            channel.context, channel.exten = action.get("Context") or "", "s"
+            await self._outbound_dialplan(channel, callee)
+            return
+        await asyncio.sleep(timeout_s)
+        await self._unanswered(
+            channel, callee, respond, 3, RING_OUT_CAUSE, None, RING_OUT_TECH_CAUSE
+        )
+
+    async def _unanswered(
+        self,
+        channel: SimulatedChannel,
+        callee: Callee,
+        respond: Callable[[int], None],
+        reason: int,
+        cause: int,
+        dial_status: str | None,
+        tech_cause: int | None = None,
+    ) -> None:
+        """The end of a call nobody answered, in the callee's ``order`` (see :data:`Order`): a
+        rejection's HangupRequest and DialEnd, the Hangup, and the OriginateResponse - a few
+        milliseconds apart, as Asterisk sent them, so each reaches the client on its own."""
+        tech = callee.sip if dial_status is not None else tech_cause
+        steps: list[Callable[[], None]] = []
+        if dial_status is not None:  # a rejection; a ring timeout gave neither (observed)
+            steps.append(lambda: self._hangup_request(channel, cause, tech))
+            steps.append(
+                lambda: self._dial_event("DialEnd", channel, None, ("DialStatus", dial_status))
+            )
+        steps.append(lambda: self.hang_up(channel, cause, tech))
+        place = {"response_first": 0, "request_first": min(1, len(steps) - 1)}
+        steps.insert(place.get(callee.order, len(steps)), lambda: respond(reason))
+        for i, step in enumerate(steps):
+            if i:
+                await asyncio.sleep(STEP_S)
+            step()
+
+    def _originate_response(
+        self,
+        session: _Session,
+        action: AmiMessage,
+        uniqueid: str,
+        reason: int,
+        channel: SimulatedChannel | None,
+        is_async: bool,
+    ) -> None:
+        """An answered call's response names its channel; a failed one's repeats the dial
+        string; ``Uniqueid`` is the ChannelId even when no channel was made (observed)."""
         headers: list[tuple[str, str]] = []
         if action.action_id is not None:
             headers.append(("ActionID", action.action_id))
         headers += [
-            ("Response", response),
-            ("Channel", channel.name if channel else requested),
-            ("Context", context),
-            ("Exten", exten),
+            ("Response", "Success" if reason == 4 else "Failure"),
+            ("Channel", channel.name if channel and reason == 4 else action.get("Channel") or ""),
+            ("Context", action.get("Context") or ""),
+            ("Exten", action.get("Exten") or ""),
             ("Reason", str(reason)),
-            ("Uniqueid", channel.uniqueid if channel else "<null>"),
+            ("Uniqueid", uniqueid),
             ("CallerIDNum", "<unknown>"),
             ("CallerIDName", "<unknown>"),
         ]
@@ -579,8 +768,6 @@ class AmiSimulator:
             self._reply(session, action, "Success", "Originate successfully queued")
         else:
             self._reply(session, action, "Error", "Originate failed")
-        if reason == 4 and channel is not None:
-            await self._outbound_dialplan(channel, callee)
 
     def _emit_to(
         self, session: _Session, event: str, privilege: str, *headers: tuple[str, str]
@@ -607,14 +794,33 @@ class AmiSimulator:
                 return
         await self._connect(channel, callee)
 
+    def _dial_audiosocket(self, channel: SimulatedChannel, call_id: uuid.UUID) -> SimulatedChannel:
+        """``Dial(AudioSocket/host:port/uuid/c(slin16))``: the leg, answered and bridged."""
+        host, port = self.audiosocket
+        leg = self._new_channel(
+            f"AudioSocket/{host}:{port}-{call_id}",
+            f"{time.time():.0f}.{next(self._counter)}",
+            "default",
+            "s",
+            "",
+            0,
+        )
+        dial = f"{host}:{port}/{call_id}/c(slin16)"
+        self._dial_event("DialBegin", leg, channel, ("DialString", dial))
+        self._set_state(leg, 6)
+        self._dial_event("DialEnd", leg, channel, ("DialStatus", "ANSWER"))
+        channel.peer, leg.peer = leg, channel
+        return leg
+
     async def _connect(self, channel: SimulatedChannel, callee: Callee) -> None:
         """Gosub(callagent-connect): AudioSocket to callagent with the call id as UUID."""
         call_id = channel.call_id
         if call_id is None:  # AudioSocket() refuses a missing or malformed UUID
             self.hang_up(channel, 16)
             return
+        holder = self._dial_audiosocket(channel, call_id) if self.dial_mode else channel
         host, port = self.audiosocket
-        channel.conversation = asyncio.create_task(
+        holder.conversation = asyncio.create_task(
             simulate_call(
                 host,
                 port,
@@ -628,15 +834,23 @@ class AmiSimulator:
             name="ami-sim-audiosocket",
         )
         try:
-            channel.result = await channel.conversation
+            channel.result = await holder.conversation
         except asyncio.CancelledError:
-            if channel.hangup_cause is None and channel.redirected_to is None:
-                raise  # the simulator itself is closing
-            return  # hung up or redirected over AMI: the channel went on elsewhere
+            task = asyncio.current_task()
+            if self._closing or (task is not None and task.cancelling()):
+                raise  # the simulator (or whoever runs this call) is stopping it
+            if holder is not channel and channel.hangup_cause is None and not channel.redirected_to:
+                self.hang_up(channel, 16)  # only the leg went: the dialplan ends in Hangup()
+            return  # hung up, redirected or transferred over AMI
         except (OSError, TimeoutError) as exc:
             log.warning("AMI simulator: AudioSocket connection failed: %r", exc)
-        if channel.redirected_to is None:
-            # Caller or agent hung up; either way the dialplan ends in Hangup().
+        if channel.hangup_cause is not None or channel.redirected_to is not None:
+            self.hang_up(holder, 16)  # the leg was handed on and its far end is done
+        elif channel.result is not None and channel.result.hung_up_by == "caller":
+            self._far_end_hangs_up(channel)
+        else:
+            # callagent closed the socket: the leg goes, the dialplan ends in Hangup().
+            self.hang_up(holder, 16)
             self.hang_up(channel, 16)
 
     async def inbound_call(
@@ -657,6 +871,7 @@ class AmiSimulator:
             self.hang_up(channel, 1)  # the `i` extension: Hangup(1)
             return channel
         self._set_variable(channel, "CALLAGENT_DID", did)
+        channel.context, channel.exten = "callagent-answer", "s"
         self._set_state(channel, 6)  # Answer()
         call_id = uuid.uuid4()
         self._set_variable(channel, CALL_ID_VARIABLE, str(call_id))
@@ -674,6 +889,7 @@ class AmiSimulator:
             final_wait_s=final_wait_s,
             max_wait_for_agent_s=max_wait_for_agent_s,
         )
+        channel.context = CONNECT_CONTEXT
         await self._connect(channel, callee)
         await channel.ended.wait()
         return channel
@@ -700,32 +916,71 @@ class AmiSimulator:
         channel.dtmf_played.append(digit)
         self._reply(session, action, "Success", "DTMF successfully queued")
 
-    def _transfer(self, session: _Session, action: AmiMessage, ok: str) -> None:
+    def _target(
+        self, session: _Session, action: AmiMessage
+    ) -> tuple[SimulatedChannel, tuple[str, str]] | None:
+        """The channel and the (context, exten) of a hand-over, or None after an error reply."""
         channel = self._channel_by_name(action.get("Channel") or "")
         context = action.get("Context") or ""
         exten = action.get("Exten") or ""
         if channel is None:
             self._reply(session, action, "Error", "Channel specified does not exist")
-            return
+            return None
         if exten not in self._contexts.get(context, {}) or exten == "i":
             self._reply(session, action, "Error", "Extension does not exist")
-            return
-        channel.redirected_to = (context, exten)
-        if channel.conversation is not None and not channel.conversation.done():
-            channel.conversation.cancel()  # the channel leaves AudioSocket
-        self._reply(session, action, "Success", ok)
+            return None
+        return channel, (context, exten)
+
+    def _move(self, channel: SimulatedChannel, target: tuple[str, str]) -> None:
+        """``channel`` leaves for ``target``: the target answers, talks briefly, hangs up."""
+        channel.redirected_to = target
+        channel.context, channel.exten = target
         self._spawn(self._after_transfer(channel), "ami-sim-transfer")
 
     async def _after_transfer(self, channel: SimulatedChannel) -> None:
-        # The target answers, talks briefly, and the call ends normally.
         await asyncio.sleep(self._transfer_hold_s)
         self.hang_up(channel, 16)
 
     def _action_redirect(self, session: _Session, action: AmiMessage) -> None:
-        self._transfer(session, action, "Redirect successful")
+        """Redirect moves the named channel itself; its AudioSocket (connection, or leg in
+        Dial mode) ends (observed)."""
+        found = self._target(session, action)
+        if found is None:
+            return
+        channel, target = found
+        leg = self._unbridge(channel)
+        if channel.conversation is not None and not channel.conversation.done():
+            channel.conversation.cancel()  # AudioSocket() ends; the dialplan goes on elsewhere
+        self._reply(session, action, "Success", "Redirect successful")
+        self._move(channel, target)
+        if leg is not None:
+            self.hang_up(leg, 16)
 
     def _action_blindtransfer(self, session: _Session, action: AmiMessage) -> None:
-        self._transfer(session, action, "Transfer succeeded")
+        """BlindTransfer moves the named channel's bridge *peer* and hangs the named channel up
+        (observed): on the caller's channel it is the AudioSocket leg - the agent - that goes."""
+        found = self._target(session, action)
+        if found is None:
+            return
+        transferer, target = found
+        transferee = self._unbridge(transferer)
+        if transferee is None:
+            self._reply(session, action, "Error", "Transfer invalid")  # in no bridge
+            return
+        self._reply(session, action, "Success", "Transfer succeeded")
+        self.emit(
+            "BlindTransfer",
+            "call",
+            ("Result", "Success"),
+            *self._snapshot(transferer, "Transferer"),
+            *self._snapshot(transferee, "Transferee"),
+            ("IsExternal", "Yes"),
+            ("Context", target[0]),
+            ("Extension", target[1]),
+        )
+        self._move(transferee, target)
+        self._hangup_request(transferer, 16, event="SoftHangupRequest")
+        self.hang_up(transferer, 16)
 
     def _action_status(self, session: _Session, action: AmiMessage) -> None:
         wanted = [v.strip() for v in (action.get("Variables") or "").split(",") if v.strip()]

@@ -20,7 +20,7 @@ from callagent.store.services import telephony as store
 from callagent.store.states import CallOutcome, CallStatus, CallType
 from callagent.telephony.asterisk.call_tracker import InboundCallStarted
 
-from fakes.ami_simulator import Callee
+from fakes.ami_simulator import NO_CHANNEL, RING_OUT, Callee
 from fakes.routing_rig import CALLER, FALLBACK, make_tenant, number, routing_rig
 from helpers import store_fixtures
 from helpers.audio import voice
@@ -165,25 +165,40 @@ async def test_an_outbound_call_from_the_api_is_placed_answered_and_stored(
 
 
 @pytest.mark.parametrize(
-    ("reason", "outcome", "status", "why"),
+    ("sip", "outcome", "status", "why", "cause"),
     [
-        (5, CallOutcome.BUSY, CallStatus.COMPLETED, "busy (Asterisk reason 5)"),
-        (3, CallOutcome.NO_ANSWER, CallStatus.COMPLETED, "no answer (Asterisk reason 3)"),
-        (8, CallOutcome.FAILED, CallStatus.FAILED, "congestion (Asterisk reason 8)"),
-        (0, CallOutcome.FAILED, CallStatus.FAILED, "failed (Asterisk reason 0)"),
+        # What a real Asterisk 22.10.1 reported for each callee (docs/telephony.md).
+        (486, CallOutcome.BUSY, CallStatus.COMPLETED, "busy (Asterisk reason 0, cause 17)", 17),
+        (
+            RING_OUT,
+            CallOutcome.NO_ANSWER,
+            CallStatus.COMPLETED,
+            "no answer (Asterisk reason 3, cause 19)",
+            19,
+        ),
+        (
+            503,
+            CallOutcome.FAILED,
+            CallStatus.FAILED,
+            "congestion (Asterisk reason 0, cause 34)",
+            34,
+        ),
+        (404, CallOutcome.FAILED, CallStatus.FAILED, "failed (Asterisk reason 0, cause 1)", 1),
+        (NO_CHANNEL, CallOutcome.FAILED, CallStatus.FAILED, "failed (Asterisk reason 0)", None),
     ],
 )
 async def test_each_failure_lands_as_the_calls_outcome(
     sqlite_url: str,
     tmp_path: Path,
-    reason: int,
+    sip: int,
     outcome: CallOutcome,
     status: CallStatus,
     why: str,
+    cause: int | None,
 ) -> None:
     phone = number()
     async with routing_rig(
-        sqlite_url, tmp_path, callees={phone: Callee(reason=reason)}, ring_timeout_s=0.3
+        sqlite_url, tmp_path, callees={phone: Callee(sip=sip)}, ring_timeout_s=0.3
     ) as rig:
         alpha = await make_tenant(rig.db, "Alma", "Alpha Roofing")
         async with rig.api() as api:
@@ -197,6 +212,8 @@ async def test_each_failure_lands_as_the_calls_outcome(
         final = await rig.ended(alpha.client_id, call_id)
         customer = await customers.get_customer(rig.db, alpha.client_id, final.customer_id)
     assert (final.outcome, final.status, final.failure_reason) == (outcome, status, why)
+    assert final.hangup_cause == cause
+    assert final.telephony_channel == ("" if sip == NO_CHANNEL else "PJSIP/trunk-00000001")
     assert final.transcript == []
     assert final.started_at is None
     assert rig.reports == []  # never connected to an agent

@@ -22,6 +22,7 @@ from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
     AmdStatus,
     CallAnswered,
+    CallChannel,
     CallEnded,
     CallRinging,
     CallTransferred,
@@ -74,11 +75,32 @@ async def placed_call(db: Database) -> tuple[uuid.UUID, uuid.UUID]:
         (CallAnswered(ID), CallUpdate(status=CallStatus.IN_PROGRESS)),
         (OriginateResult(ID, DialOutcome.ANSWERED, 4), None),
         (
-            OriginateResult(ID, DialOutcome.BUSY, 5),
+            CallChannel(ID, "PJSIP/trunk-00000001"),
+            CallUpdate(telephony_channel="PJSIP/trunk-00000001"),
+        ),
+        (
+            # A real Asterisk 22.10.1 reports a callee's SIP 486 as Reason 0 and cause 17.
+            OriginateResult(ID, DialOutcome.BUSY, 0, "", 17),
             CallUpdate(
                 status=CallStatus.COMPLETED,
                 outcome=CallOutcome.BUSY,
-                failure_reason="busy (Asterisk reason 5)",
+                failure_reason="busy (Asterisk reason 0, cause 17)",
+            ),
+        ),
+        (
+            OriginateResult(ID, DialOutcome.NO_ANSWER, 3),
+            CallUpdate(
+                status=CallStatus.COMPLETED,
+                outcome=CallOutcome.NO_ANSWER,
+                failure_reason="no answer (Asterisk reason 3)",
+            ),
+        ),
+        (
+            OriginateResult(ID, DialOutcome.CONGESTION, None, "", 34),  # AMI lost the response
+            CallUpdate(
+                status=CallStatus.FAILED,
+                outcome=CallOutcome.FAILED,
+                failure_reason="congestion (cause 34)",
             ),
         ),
         (
@@ -125,6 +147,27 @@ async def test_writes_land_in_order_and_the_writer_ends(db: Database) -> None:
     detail = await calls.get_call(db, client_id, call_id)
     assert [t.text for t in detail.transcript] == [f"turn {i}" for i in range(20)]
     assert detail.status == CallStatus.COMPLETED
+
+
+async def test_an_unanswered_call_keeps_its_channel_and_a_hangup_cause_that_comes_last(
+    db: Database,
+) -> None:
+    # The order a real Asterisk 22.10.1 sent for a ring timeout: the channel, the verdict,
+    # then the Hangup with its cause (docs/telephony.md "Outbound calls and AMD").
+    client_id, call_id = await placed_call(db)
+    journals = CallJournals(db, clock=lambda: NOW)
+    journals.on_call_event(CallChannel(call_id, "PJSIP/trunk-00000001"))
+    journals.on_call_event(OriginateResult(call_id, DialOutcome.NO_ANSWER, 3))
+    journals.on_call_event(CallEnded(call_id, 19, "User alerting, no answer"))
+    await journals.close()
+    detail = await calls.get_call(db, client_id, call_id)
+    assert (detail.status, detail.outcome, detail.failure_reason) == (
+        CallStatus.COMPLETED,
+        CallOutcome.NO_ANSWER,
+        "no answer (Asterisk reason 3)",
+    )
+    assert (detail.hangup_cause, detail.hangup_cause_text) == (19, "User alerting, no answer")
+    assert detail.telephony_channel == "PJSIP/trunk-00000001"
 
 
 async def test_call_events_find_their_client_and_unknown_calls_are_ignored(db: Database) -> None:

@@ -26,7 +26,7 @@ from callagent.telephony.outbound import OutboundCallRequest
 from callagent.telephony.recording import CallRecorder
 from callagent.telephony.recovery import GONE_FROM_ASTERISK, CallRecovery, RecoveryParams
 
-from fakes.ami_simulator import Callee
+from fakes.ami_simulator import RING_OUT, Callee
 from fakes.routing_rig import make_tenant, number, routing_rig
 from helpers.store_fixtures import fresh_url
 
@@ -69,7 +69,7 @@ async def test_a_call_asterisk_still_has_is_left_and_a_gone_one_is_settled(
     async with routing_rig(
         await fresh_database(),
         tmp_path,
-        callees={ringing_number: Callee(reason=3)},  # rings until the ring timeout
+        callees={ringing_number: Callee(sip=RING_OUT)},  # rings until the ring timeout
         ring_timeout_s=30.0,
     ) as rig:
         tenant = await make_tenant(rig.db, "Alma", "Alpha Roofing")

@@ -17,6 +17,10 @@ matter for a phone agent owned here:
 * **after a reconnect** - events sent while disconnected are lost, so a ``Status`` listing
   (with the ``CALLAGENT_UUID`` variable) re-links live channels to their calls and ends the
   calls that disappeared; pending Originates get their outcome from the next Newstate/Hangup;
+* **hand-over** - ``Redirect`` moves the caller's channel; ``BlindTransfer`` is sent on the
+  call's AudioSocket leg, because Asterisk transfers the bridge *peer* of the channel it is
+  given (DESIGN.md "Known traps"): sent on the caller's channel it hands the *agent* to the
+  target and hangs the caller up;
 * **safety** - every header value is checked for line breaks before it is sent (an AMI header
   injection would be a second, attacker-written action), numbers must be plain digits, and
   :meth:`AmiDialer.transfer` goes only to allow-listed targets (:mod:`.transfer`).
@@ -48,6 +52,7 @@ from panoramisk.message import Message
 from callagent.settings import AsteriskSettings
 from callagent.telephony.asterisk.ami_protocol import AmiMessage, check_header
 from callagent.telephony.asterisk.call_tracker import (
+    VERDICT_WAIT_S,
     CallEvent,
     CallState,
     CallTracker,
@@ -536,14 +541,18 @@ class AmiClient:
 
 
 class TransferMethod(enum.Enum):
-    """How a call is handed over."""
+    """How a call is handed over; both end with the caller talking to the target (verified on
+    a real Asterisk 22.10.1, docs/telephony.md "Hand-over, hang-up, DTMF")."""
 
     REDIRECT = "Redirect"
-    """Move the channel to the target in the dialplan; the AudioSocket leg ends. Works for
-    both ``AudioSocket()`` and ``Dial(AudioSocket/...)`` (the channel leaves its bridge)."""
+    """Move the caller's channel to the target in the dialplan; the AudioSocket leg ends. Works
+    for both ``AudioSocket()`` and ``Dial(AudioSocket/...)`` (the channel leaves its bridge)."""
 
     BLIND_TRANSFER = "BlindTransfer"
-    """Asterisk's blind transfer of the channel's bridge peer: for calls in a bridge."""
+    """Asterisk's blind transfer, sent on the call's AudioSocket leg: Asterisk moves that
+    channel's bridge peer - the caller - to the target and hangs the AudioSocket leg up. Only
+    for ``Dial(AudioSocket/...)`` calls (``audiosocket_format = slin16``): ``AudioSocket()``
+    puts the caller in no bridge."""
 
 
 class AmiDialer:
@@ -674,9 +683,16 @@ class AmiDialer:
         response = next((m for m in messages if m.get("Event") == "OriginateResponse"), None)
         if response is not None:
             self.client.deliver(tracker.originate_response(call_id, response))
+            if tracker.verdict_pending(call_id):
+                # "Reason: 0" and no hang-up cause yet: it follows within milliseconds, but a
+                # lost event must not leave the outcome open for ever.
+                asyncio.get_running_loop().call_later(VERDICT_WAIT_S, self._settle, call_id)
         elif messages[0].get("Response") != "Success":
             message = messages[0].get("Message") or "refused"
             self.client.deliver(tracker.originate_failed(call_id, message))
+
+    def _settle(self, call_id: uuid.UUID) -> None:
+        self.client.deliver(self.client.tracker.settle(call_id))
 
     def _channel(self, call_id: uuid.UUID) -> str:
         state = self.client.tracker.get(call_id)
@@ -685,6 +701,17 @@ class AmiDialer:
         if state.ended is not None:
             raise AmiError(f"call {call_id} has ended")
         return state.channel
+
+    def _audiosocket_leg(self, call_id: uuid.UUID) -> str:
+        self._channel(call_id)  # known and not ended
+        state = self.client.tracker.get(call_id)
+        assert state is not None
+        if not state.audiosocket_channel:
+            raise AmiError(
+                f"call {call_id} has no AudioSocket leg in a bridge: BlindTransfer needs "
+                "Dial(AudioSocket/...) (audiosocket_format slin16); use Redirect"
+            )
+        return state.audiosocket_channel
 
     async def hangup(self, call_id: uuid.UUID, cause: int = 16) -> None:
         """Hang the call up with Q.850 ``cause`` (16: normal clearing)."""
@@ -718,13 +745,19 @@ class AmiDialer:
         *,
         method: TransferMethod = TransferMethod.REDIRECT,
     ) -> None:
-        """Hand the call over to an allow-listed ``target`` (a name, never a number).
+        """Hand the call over to an allow-listed ``target`` (a name, never a number): the
+        caller ends up talking to it (see :class:`TransferMethod`).
 
         Raises :class:`~.transfer.TransferRefused` - before anything is sent - for a name not
-        on the allow-list, :class:`AmiActionError` if Asterisk refuses.
+        on the allow-list, :class:`AmiError` for a call without the channel the method needs,
+        :class:`AmiActionError` if Asterisk refuses. The hand-over is recorded once Asterisk
+        accepted it, also when the caller's ``Hangup`` arrived before that answer.
         """
         destination = self._transfers.resolve(target)
-        channel = self._channel(call_id)
+        if method is TransferMethod.BLIND_TRANSFER:
+            channel = self._audiosocket_leg(call_id)
+        else:
+            channel = self._channel(call_id)
         action: dict[str, str | list[str]] = {
             "Action": method.value,
             "Channel": channel,

@@ -14,6 +14,7 @@ from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.telephony.asterisk.ami import (
     AmiActionError,
     AmiClient,
+    AmiError,
     AmiNotConnected,
     Backoff,
     SecretFilter,
@@ -23,6 +24,7 @@ from callagent.telephony.asterisk.call_tracker import (
     AmdResult,
     AmdStatus,
     CallAnswered,
+    CallChannel,
     CallEnded,
     CallRinging,
     CallTransferred,
@@ -37,7 +39,7 @@ from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
 
 from fakes.ami_rig import NUMBER, SECRET, Rig, ToneAgent, rig
-from fakes.ami_simulator import Callee, SimulatedChannel
+from fakes.ami_simulator import NO_CHANNEL, RING_OUT, Callee, Order, SimulatedChannel
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
@@ -64,7 +66,7 @@ async def test_a_wrong_secret_is_refused_and_retried_with_backoff() -> None:
 
 
 async def test_originate_answered_then_conversation_then_hang_up() -> None:
-    callee = Callee(reason=4, utterances=(voice(0.4, 16000),))
+    callee = Callee(utterances=(voice(0.4, 16000),))
     async with rig(callees={NUMBER: callee}, CALLAGENT_TRUNK_CALLER_ID="+4930999") as r:
         await r.client.wait_connected(2)
         call_id = uuid.uuid4()
@@ -72,7 +74,14 @@ async def test_originate_answered_then_conversation_then_hang_up() -> None:
         assert result.outcome is DialOutcome.ANSWERED
         await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
         kinds = [type(e) for e in r.of(call_id)]
-        assert kinds == [CallRinging, CallAnswered, OriginateResult, AmdResult, CallEnded]
+        assert kinds == [
+            CallChannel,
+            CallRinging,
+            CallAnswered,
+            OriginateResult,
+            AmdResult,
+            CallEnded,
+        ]
         amd = next(e for e in r.of(call_id) if isinstance(e, AmdResult))
         assert amd.status is AmdStatus.HUMAN
         ended = r.of(call_id)[-1]
@@ -85,6 +94,7 @@ async def test_originate_answered_then_conversation_then_hang_up() -> None:
         assert channel.result is not None
         assert channel.result.hung_up_by == "caller"
         assert channel.uniqueid == str(call_id)  # ChannelId: every event names the call
+        assert r.of(call_id)[0] == CallChannel(call_id, channel.name)
         originate = next(a for a in r.sim.actions if a.name == "Originate")
         assert originate["Channel"] == f"PJSIP/{NUMBER}@trunk"
         assert originate["Context"] == "callagent-outbound"
@@ -95,28 +105,62 @@ async def test_originate_answered_then_conversation_then_hang_up() -> None:
         state = r.client.tracker.get(call_id)
         assert state is not None
         assert state.outcome == OriginateResult(call_id, DialOutcome.ANSWERED, 4, "")
+        # Its AudioSocket leg (c(slin16): Dial(AudioSocket/...)) is known for a BlindTransfer.
+        assert state.audiosocket_channel == f"AudioSocket/127.0.0.1:{r.server.port}-{call_id}"
 
 
+@pytest.mark.parametrize("order", ["hangup_first", "request_first", "response_first"])
 @pytest.mark.parametrize(
-    ("reason", "outcome", "cause"),
+    ("sip", "outcome", "reason", "cause"),
     [
-        (5, DialOutcome.BUSY, 17),
-        (3, DialOutcome.NO_ANSWER, 19),
-        (8, DialOutcome.CONGESTION, 34),
-        (0, DialOutcome.FAILED, None),
+        # What a real Asterisk 22.10.1 reported for each callee (docs/telephony.md).
+        (486, DialOutcome.BUSY, 0, 17),
+        (RING_OUT, DialOutcome.NO_ANSWER, 3, 19),
+        (503, DialOutcome.CONGESTION, 0, 34),
+        (404, DialOutcome.FAILED, 0, 1),
+        (603, DialOutcome.NO_ANSWER, 0, 21),
+        (NO_CHANNEL, DialOutcome.FAILED, 0, None),
     ],
 )
-async def test_each_failure_outcome(reason: int, outcome: DialOutcome, cause: int | None) -> None:
-    async with rig(callees={NUMBER: Callee(reason=reason)}) as r:
+async def test_each_failure_outcome(
+    sip: int, outcome: DialOutcome, reason: int, cause: int | None, order: Order
+) -> None:
+    async with rig(callees={NUMBER: Callee(sip=sip, order=order)}) as r:
         await r.client.wait_connected(2)
         call_id = uuid.uuid4()
         result = await r.dialer.originate(NUMBER, call_id=call_id, ring_timeout_s=0.3)
         assert (result.outcome, result.reason) == (outcome, reason)
+        if cause is not None:
+            # The cause arrives with the call's Hangup, before or after the verdict.
+            await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
         await asyncio.sleep(0.05)
         ends = [e for e in r.of(call_id) if isinstance(e, CallEnded)]
         assert [e.cause for e in ends] == ([cause] if cause else [])
+        channels = [e.channel for e in r.of(call_id) if isinstance(e, CallChannel)]
+        assert channels == ([] if sip == NO_CHANNEL else ["PJSIP/trunk-00000001"])
         assert call_id not in r.agent.calls  # never connected to the agent
         assert r.client.tracker.active == []
+        response = next(m for _, m in r.sim.delivered if m.name == "OriginateResponse")
+        assert (response["Response"], response["Channel"]) == ("Failure", f"PJSIP/{NUMBER}@trunk")
+
+
+async def test_a_reason_0_whose_cause_never_comes_fails_after_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("callagent.telephony.asterisk.ami.VERDICT_WAIT_S", 0.2)
+    async with rig(callees={NUMBER: Callee(sip=486, order="response_first")}) as r:
+        await r.client.wait_connected(2)
+        # The channel is announced, but the events that would carry the cause are lost.
+        emit = r.sim.emit
+
+        def without_the_cause(event: str, *args: object) -> None:
+            if event not in ("HangupRequest", "DialEnd", "Hangup"):
+                emit(event, *args)  # type: ignore[arg-type]
+
+        r.sim.emit = without_the_cause  # type: ignore[method-assign]
+        call_id = uuid.uuid4()
+        result = await r.dialer.originate(NUMBER, call_id=call_id, ring_timeout_s=5)
+        assert (result.outcome, result.reason, result.cause) == (DialOutcome.FAILED, 0, None)
 
 
 async def test_an_originate_the_account_may_not_place_fails_cleanly() -> None:
@@ -176,6 +220,10 @@ async def test_inbound_call_brings_did_and_filtered_caller_id_to_the_audiosocket
             "Newchannel",
             "Newstate",
             "UserEvent",
+            "DialBegin",
+            "DialEnd",
+            "HangupRequest",
+            "SoftHangupRequest",
             "Hangup",
         }
 
@@ -198,13 +246,84 @@ async def test_transfer_to_an_allow_listed_target(method: TransferMethod) -> Non
     async with rig() as r:
         await r.client.wait_connected(2)
         channel, call_id, task = await _live_inbound_call(r)
+        leg = r.sim.audiosocket_leg(channel)
+        assert leg is not None
         await r.dialer.transfer(call_id, "sales", method=method)
+        # The caller goes to sales; the agent's AudioSocket leg hangs up.
         assert channel.redirected_to == ("callagent-transfer", "sales")
+        assert (leg.redirected_to, leg.hangup_cause) == (None, 16)
         await task
         assert any(isinstance(e, CallTransferred) and e.target == "sales" for e in r.of(call_id))
         await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
         action = next(a for a in r.sim.actions if a.name == method.value)
         assert (action["Context"], action["Exten"]) == ("callagent-transfer", "sales")
+        # Redirect moves the channel it names; BlindTransfer moves the named channel's bridge
+        # peer, so it names the AudioSocket leg (DESIGN.md "Known traps").
+        named = channel if method is TransferMethod.REDIRECT else leg
+        assert action["Channel"] == named.name
+
+
+async def test_blind_transfer_of_the_callers_channel_hands_over_the_agent_as_asterisk_does() -> (
+    None
+):
+    # What a real Asterisk 22.10.1 did, copied by the simulator: the caller's bridge peer - the
+    # AudioSocket leg - went to the target and the caller was hung up.
+    async with rig() as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        leg = r.sim.audiosocket_leg(channel)
+        assert leg is not None
+        await r.client.send_action(
+            {
+                "Action": "BlindTransfer",
+                "Channel": channel.name,
+                "Context": "callagent-transfer",
+                "Exten": "sales",
+            }
+        )
+        await task
+        assert (channel.redirected_to, channel.hangup_cause) == (None, 16)
+        assert leg.redirected_to == ("callagent-transfer", "sales")
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        await r.wait_for(lambda: leg.hangup_cause is not None)
+
+
+async def test_blind_transfer_needs_the_audiosocket_leg_of_a_dial() -> None:
+    # AudioSocket() (slin) puts the caller in no bridge: nothing to transfer from.
+    async with rig(CALLAGENT_AUDIOSOCKET_FORMAT="slin") as r:
+        await r.client.wait_connected(2)
+        channel, call_id, task = await _live_inbound_call(r)
+        with pytest.raises(AmiError, match="Redirect"):
+            await r.dialer.transfer(call_id, "sales", method=TransferMethod.BLIND_TRANSFER)
+        assert not any(a.name == "BlindTransfer" for a in r.sim.actions)
+        with pytest.raises(AmiActionError, match="Transfer invalid"):
+            await r.client.send_action(
+                {
+                    "Action": "BlindTransfer",
+                    "Channel": channel.name,
+                    "Context": "callagent-transfer",
+                    "Exten": "sales",
+                }
+            )
+        await r.dialer.transfer(call_id, "sales")  # Redirect works in both modes
+        await task
+        assert channel.redirected_to == ("callagent-transfer", "sales")
+
+
+async def test_with_audiosocket_app_a_callers_hang_up_keeps_its_cause() -> None:
+    # AudioSocket() (slin): Asterisk reported the caller's BYE as Hangup Cause 0 "Unknown",
+    # after a SoftHangupRequest with Cause 16.
+    async with rig(CALLAGENT_AUDIOSOCKET_FORMAT="slin") as r:
+        await r.client.wait_connected(2)
+        channel = await r.sim.inbound_call(
+            "+4930123456", "+49170", (voice(0.3, 8000),), final_wait_s=0.2
+        )
+        assert channel.hangup_cause == 0
+        call_id = channel.call_id
+        assert call_id is not None
+        await r.wait_for(lambda: any(isinstance(e, CallEnded) for e in r.of(call_id)))
+        (ended,) = [e for e in r.of(call_id) if isinstance(e, CallEnded)]
+        assert (ended.cause, ended.cause_text) == (16, "Normal Clearing")
 
 
 @pytest.mark.parametrize(
