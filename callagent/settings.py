@@ -231,6 +231,11 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             targets[name] = number
         return targets
 
+    def audiosocket_sample_rate(self) -> int:
+        """The rate of every AudioSocket call, as the rendered dialplan fixes it: 16 kHz with
+        ``c(slin16)`` (kind 0x12), 8 kHz with ``AudioSocket()`` (DESIGN.md "Contracts")."""
+        return 16_000 if self.audiosocket_format == "slin16" else 8_000
+
 
 class SipSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Direct SIP without Asterisk: callagent's own pjsua2 endpoint (docs/telephony.md)."""

@@ -163,7 +163,13 @@ async def start_telephony(
         journals=journals,
     )
     network = settings.network
-    server = AudioSocketServer(runner, network.host, network.audiosocket_port, clock=clock)
+    server = AudioSocketServer(
+        runner,
+        network.host,
+        network.audiosocket_port,
+        clock=clock,
+        sample_rate=settings.asterisk.audiosocket_sample_rate(),
+    )
     recovery = CallRecovery(
         database, recovery_params(settings), journals=journals, ami=ami, recordings=recordings
     )

@@ -43,7 +43,10 @@ async def run_simulated_call(
         pipeline_settings(settings),
         on_call_finished=reports.append,
     )
-    async with AudioSocketServer(runner, "127.0.0.1", 0, clock=clock) as server:
+    # The loopback caller plays Asterisk with a dialplan that fixes ``sample_rate``.
+    async with AudioSocketServer(
+        runner, "127.0.0.1", 0, clock=clock, sample_rate=sample_rate
+    ) as server:
         result = await simulate_call("127.0.0.1", server.port, utterances, sample_rate=sample_rate)
     # Closing the server waited for the call handler, so the report is complete.
     (report,) = reports

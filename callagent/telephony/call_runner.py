@@ -190,6 +190,14 @@ class CallRunner:
             observer,
         )
         recorder = CallRecorder(self._recordings, connection.call_id) if self._recordings else None
+        if recorder is not None:
+            # From the start: the agent greets before the caller's first frame, which may
+            # come late (DESIGN.md "Known traps"). The call session names its recording from
+            # now on, so a call whose node dies keeps it, whichever node settles the call
+            # (docs/telephony.md, "After a crash").
+            recorder.start(connection.sample_rate)
+            if journal is not None:
+                journal.update(CallUpdate(recording_ref=recorder.reference))
 
         async def send(pcm: bytes) -> None:
             if recorder is not None:
@@ -200,8 +208,8 @@ class CallRunner:
         keys = journal if journal is not None and not route.via_ami else None
         failure: str | None = None
         try:
-            frames = self._frames(connection, recorder, keys, journal)
-            await pipeline.run(frames, send, connection.hang_up)
+            frames = self._frames(connection, recorder, keys)
+            await pipeline.run(frames, send, connection.hang_up, sample_rate=connection.sample_rate)
         except Exception as error:
             failure = f"call handler error: {type(error).__name__}"
             raise
@@ -229,18 +237,11 @@ class CallRunner:
         connection: CallConnection,
         recorder: CallRecorder | None,
         keys: CallJournal | None,
-        journal: CallJournal | None,
     ) -> AsyncIterator[InboundFrame]:
         """The connection's frames, recording the caller's audio and storing keys on the way."""
         async for frame in connection.frames():
             if isinstance(frame, AudioFrame) and recorder is not None:
-                started = recorder.started
                 recorder.caller_audio(frame.pcm, frame.sample_rate)
-                if journal is not None and recorder.started and not started:
-                    # The call session names its recording from the first frame on: a call
-                    # whose node dies keeps it, whichever node settles the call (docs/telephony.md,
-                    # "After a crash").
-                    journal.update(CallUpdate(recording_ref=recorder.reference))
             elif isinstance(frame, DtmfFrame) and keys is not None:
                 keys.update(CallUpdate(dtmf=frame.digit))
             yield frame

@@ -31,8 +31,11 @@ class CallConnection(Protocol):
         ...
 
     @property
-    def sample_rate(self) -> int | None:
-        """Rate of the caller's audio in Hz, once known."""
+    def sample_rate(self) -> int:
+        """The call's rate in Hz, known when it connects: :meth:`frames` yields audio and
+        :meth:`send_audio` takes it at this rate. The agent speaks at once, without waiting
+        for the caller's first frame (DESIGN.md "Known traps": Asterisk sends none until the
+        caller's RTP arrives)."""
         ...
 
     @property

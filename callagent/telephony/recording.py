@@ -2,8 +2,11 @@
 
 The caller is the left channel, the agent the right, on the call's 20 ms timeline: Asterisk
 sends a caller frame every 20 ms and the paced output sends an agent frame every 20 ms, so
-frame *n* of each side is the same instant. Files older than the retention period are deleted
-by :func:`delete_expired_recordings`.
+frame *n* of each side is the same instant. The recording starts when the call connects: the
+agent speaks from then on, while Asterisk sends caller frames only once the caller's RTP
+arrives (DESIGN.md "Known traps"); caller audio that falls behind the agent's by more than
+``MAX_CALLER_LAG_S`` was never sent and is recorded as silence. Files older than the retention
+period are deleted by :func:`delete_expired_recordings`.
 
 A wav header states the data's size, and Python's ``wave`` writes the true one only on close: a
 process killed mid-call would leave a file whose header says it holds its first frame. So the
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 HEADER_SYNC_S = 1.0
 """Seconds of audio between two rewrites of the header's sizes: what a kill can cost at most
 before :func:`repair_recording` runs."""
+MAX_CALLER_LAG_S = 0.2
+"""How far the caller's side may trail the agent's before the gap counts as silence: more
+than Asterisk's frames were seen to bunch up, far less than a caller without RTP leaves."""
 HEADER_BYTES = 44
 """The header ``wave`` writes for PCM: RIFF size at byte 4, ``fmt `` chunk, data size at 40."""
 _RIFF_SIZE_AT, _DATA_SIZE_AT = 4, 40
@@ -70,11 +76,16 @@ class CallRecorder:
 
     @property
     def started(self) -> bool:
-        """Whether the file exists: the caller's first frame opened it."""
+        """Whether the file exists (:meth:`start`, or the caller's first frame, opened it)."""
         return self._sample_rate is not None
 
+    def start(self, sample_rate: int) -> None:
+        """Open the file at the call's rate, when the call connects."""
+        if self._wav is None:
+            self._open(sample_rate)
+
     def caller_audio(self, pcm: bytes, sample_rate: int) -> None:
-        """A caller frame (opens the file on the first one: its rate is the call's rate)."""
+        """A caller frame (opens the file if :meth:`start` did not: its rate is the call's)."""
         if self._wav is None:
             self._open(sample_rate)
         elif sample_rate != self._sample_rate:
@@ -84,9 +95,13 @@ class CallRecorder:
 
     def agent_audio(self, pcm: bytes) -> None:
         """An agent frame, as sent on the wire."""
-        if self._wav is None:
-            return  # the agent speaks only once the caller's rate is known
+        if self._wav is None or self._sample_rate is None:
+            return  # not started
         self._agent += pcm
+        lag = len(self._agent) - len(self._caller)
+        if lag > MAX_CALLER_LAG_S * self._sample_rate * 2:
+            # The caller sent nothing meanwhile (no RTP yet, or a gap): that was silence.
+            self._caller += bytes(lag)
         self._write_ready()
 
     def close(self) -> None:

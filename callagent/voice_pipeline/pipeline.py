@@ -21,7 +21,13 @@ from typing import Protocol
 
 from callagent.voice_pipeline.audio import StreamResampler
 from callagent.voice_pipeline.clock import Clock
-from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
+from callagent.voice_pipeline.frames import (
+    FRAME_MS,
+    AudioFrame,
+    DtmfFrame,
+    HangUpFrame,
+    InboundFrame,
+)
 from callagent.voice_pipeline.playback import PacedOutput, SpokenSegment, heard_text
 from callagent.voice_pipeline.stt import SpeechToText, Transcript
 from callagent.voice_pipeline.text_chunker import ClauseChunker
@@ -148,6 +154,35 @@ class CallLog:
 
 
 @dataclass(frozen=True, slots=True)
+class CallLimits:
+    """When the agent ends a call by itself (docs/pipeline.md "Silence and call length").
+
+    After ``silence_prompt_s`` of quiet - the caller says nothing and the agent has nothing
+    left to say - the agent asks ``silence_prompt``; after ``silence_end_s`` more it says
+    ``silence_goodbye`` and hangs up. A caller whose audio never arrives counts as quiet: the
+    timer runs on the clock, not on inbound frames. At ``max_call_s`` the agent stops, says
+    ``max_call_goodbye`` and hangs up. ``None`` switches a limit off.
+    """
+
+    silence_prompt_s: float | None = 10.0
+    silence_end_s: float = 10.0
+    max_call_s: float | None = 1800.0
+    silence_prompt: str = "Are you still there?"
+    silence_goodbye: str = "I can't hear anyone, so I'll end the call now. Goodbye."
+    max_call_goodbye: str = "I'm sorry, we have reached the time limit for this call. Goodbye."
+    closing_grace_s: float = 15.0
+    """Longest a closing line may take before the line is closed anyway."""
+
+    def __post_init__(self) -> None:
+        for name in ("silence_prompt_s", "max_call_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value}")
+        if self.silence_end_s <= 0:
+            raise ValueError(f"silence_end_s must be positive, got {self.silence_end_s}")
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineSettings:
     """Everything tunable about turn-taking."""
 
@@ -156,6 +191,7 @@ class PipelineSettings:
     greet: bool = True
     # Let the last frame of a goodbye play out before the line is closed.
     hang_up_grace_s: float = 0.3
+    limits: CallLimits = field(default_factory=CallLimits)
 
 
 class Reply:
@@ -321,43 +357,156 @@ class VoicePipeline:
         self._utterance = bytearray()
         self._end_call_at: float | None = None
         self._early_stt: asyncio.Task[Transcript] | None = None
+        # Caller silence and call length (CallLimits): the watchdog's state.
+        self._quiet_since: float | None = None
+        self._prompted = False
+        self._closing: Reply | None = None  # the line said before the agent hangs up
+        self._close_by: float | None = None
+        self._resamplers: dict[int, StreamResampler] = {}
 
     async def run(
         self,
         inbound: AsyncIterator[InboundFrame],
         send: Callable[[bytes], Awaitable[None]],
         hang_up: Callable[[], Awaitable[None]],
+        *,
+        sample_rate: int,
     ) -> None:
-        """Converse until the caller hangs up, the inbound stream ends, or the agent says
-        goodbye. Every helper task is cancelled on the way out (DESIGN.md practice 4)."""
-        output: PacedOutput | None = None
-        pacer_task: asyncio.Task[None] | None = None
-        vad: VoiceActivityDetector | None = None
+        """Converse until the caller hangs up, the inbound stream ends, or the agent ends the
+        call (a goodbye, caller silence, the call-length limit). Every helper task is
+        cancelled on the way out (DESIGN.md practice 4).
+
+        ``sample_rate`` is the call's rate, known when it connects (the dialplan fixes it for
+        AudioSocket, the endpoint for SIP): output starts at once, greeting and all, because a
+        real Asterisk sends no frame until the caller's RTP arrives, so the first inbound
+        frame may come late or never (DESIGN.md "Known traps"). The paced silence also keeps
+        Asterisk's 2 s inactivity timer from firing.
+        """
+        output = PacedOutput(send, sample_rate, self._clock)
+        vad = VoiceActivityDetector(sample_rate, self.settings.vad)
+        pacer_task = asyncio.create_task(output.run(), name="paced-output")
+        started = self._clock.now()
+        listener: asyncio.Task[None] | None = None
+        watchdog: asyncio.Task[None] | None = None
         try:
-            async for frame in inbound:
-                if isinstance(frame, HangUpFrame):
-                    break
-                if isinstance(frame, DtmfFrame):
-                    self._responder.dtmf(frame.digit)
-                    continue
-                if output is None or vad is None:
-                    # The wire rate is whatever the caller's first audio frame carries.
-                    output = PacedOutput(send, frame.sample_rate, self._clock)
-                    vad = VoiceActivityDetector(frame.sample_rate, self.settings.vad)
-                    pacer_task = asyncio.create_task(output.run(), name="paced-output")
-                    greeting = self._responder.greeting() if self.settings.greet else None
-                    if greeting:
-                        self._start_reply(output, caller_text="", fixed_text=greeting)
-                self._on_audio(frame, vad, output)
-                if self._end_call_at is not None and self._clock.now() >= self._end_call_at:
-                    # The goodbye has been played: the agent ends the call.
-                    await hang_up()
-                    break
+            greeting = self._responder.greeting() if self.settings.greet else None
+            if greeting:
+                self._start_reply(output, caller_text="", fixed_text=greeting)
+            listener = asyncio.create_task(self._listen(inbound, vad, output), name="listen")
+            watchdog = asyncio.create_task(self._watch(output, started), name="call-watchdog")
+            done, _ = await asyncio.wait({listener, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            if watchdog in done and watchdog.exception() is None:
+                await hang_up()  # the agent ends the call
+            for task in done:
+                task.result()  # a failure of either is the call's failure
         finally:
+            for task in (listener, watchdog):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await self._finish(pacer_task)
+
+    async def _listen(
+        self, inbound: AsyncIterator[InboundFrame], vad: VoiceActivityDetector, output: PacedOutput
+    ) -> None:
+        """Hand the caller's frames on until the caller hangs up or the stream ends."""
+        async for frame in inbound:
+            if isinstance(frame, HangUpFrame):
+                return
+            if isinstance(frame, DtmfFrame):
+                self._responder.dtmf(frame.digit)
+                continue
+            if frame.sample_rate != output.sample_rate:
+                frame = self._to_call_rate(frame, output.sample_rate)
+                if not frame.pcm:
+                    continue
+            self._on_audio(frame, vad, output)
+
+    def _to_call_rate(self, frame: AudioFrame, rate: int) -> AudioFrame:
+        """A frame at another rate than the call's, resampled to it (soxr, DESIGN.md
+        "Contracts"). The connection said which rate the call has; a peer that sends another
+        one is misconfigured (e.g. a dialplan rendered from other settings), and the caller is
+        still heard."""
+        resampler = self._resamplers.get(frame.sample_rate)
+        if resampler is None:
+            log.warning(
+                "caller audio arrives at %d Hz on a %d Hz call; resampling it (the dialplan and "
+                "the settings disagree about the call's rate)",
+                frame.sample_rate,
+                rate,
+            )
+            resampler = self._resamplers[frame.sample_rate] = StreamResampler(
+                frame.sample_rate, rate
+            )
+        return AudioFrame(resampler.process(frame.pcm), rate, frame.timestamp)
+
+    async def _watch(self, output: PacedOutput, started: float) -> None:
+        """Decides, on the clock, when the agent ends the call; returns to end it.
+
+        Inbound frames may never come (see :meth:`run`), so nothing here waits for one.
+        """
+        limits = self.settings.limits
+        tick = started
+        while True:
+            # On the 20 ms grid, like the paced output; after a stall it resumes from now.
+            tick = max(tick + FRAME_MS / 1000, self._clock.now())
+            await self._clock.sleep_until(tick)
+            now = self._clock.now()
+            if self._end_call_at is not None and now >= self._end_call_at:
+                return  # the goodbye or closing line has been played
+            if self._close_by is not None and now >= self._close_by:
+                log.warning("the closing line did not finish in time; hanging up")
+                return
+            if self._closing is not None:
+                if self._closing.done and self._end_call_at is None:
+                    self._end_call_at = now + self.settings.hang_up_grace_s
+                continue
+            if limits.max_call_s is not None and now - started >= limits.max_call_s:
+                log.info("the call reached its %.0f s limit; ending it", limits.max_call_s)
+                self._close(output, limits.max_call_goodbye)
+                continue
+            if limits.silence_prompt_s is None or self._end_call_at is not None:
+                continue
+            busy = (
+                (self._reply is not None and not self._reply.done)
+                or self._turns.turn_open
+                or output.speaking
+            )
+            if busy:
+                self._quiet_since = None
+                continue
+            if self._quiet_since is None:
+                self._quiet_since = now
+            quiet = now - self._quiet_since
+            if not self._prompted and quiet >= limits.silence_prompt_s:
+                log.info("the caller has been silent for %.0f s; asking", quiet)
+                self._prompted = True
+                self._start_reply(output, caller_text="", fixed_text=limits.silence_prompt)
+            elif self._prompted and quiet >= limits.silence_end_s:
+                log.info("the caller stayed silent after the prompt; ending the call")
+                self._close(output, limits.silence_goodbye)
+
+    def _close(self, output: PacedOutput, text: str) -> None:
+        """Stop whatever is under way, say ``text`` and hang up once it has been played
+        (at most ``closing_grace_s`` later). The caller can no longer interrupt."""
+        reply = self._reply
+        if reply is not None and not reply.done:
+            output.interrupt()  # drop the unplayed rest first: the history keeps what was heard
+            reply.settle(cut_short=True)
+        if self._early_stt is not None:
+            self._early_stt.cancel()
+            self._early_stt = None
+        self._utterance.clear()
+        self._turns.reset()
+        self._start_reply(output, caller_text="", fixed_text=text)
+        self._closing = self._reply
+        self._close_by = self._clock.now() + self.settings.limits.closing_grace_s
 
     def _on_audio(self, frame: AudioFrame, vad: VoiceActivityDetector, output: PacedOutput) -> None:
         event = vad.process(frame)
+        if self._closing is not None:
+            return  # the agent is ending the call: its closing line plays out
         if isinstance(event, SpeechStarted):
             self._on_speech_started(event)
         elif self._turns.turn_open:
@@ -383,6 +532,7 @@ class VoicePipeline:
             )
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
+        self._prompted = False  # the caller is there
         if self._early_stt is not None:
             self._early_stt.cancel()
             self._early_stt = None

@@ -139,9 +139,11 @@ async def rig(
     **env: str,
 ) -> AsyncIterator[Rig]:
     agent = ToneAgent()
-    # The real call runner in these tests runs on the real clock too.
+    # The real call runner in these tests runs on the real clock too; every call has the
+    # rate the rendered dialplan fixes.
+    rate = settings_for(0, **env).asterisk.audiosocket_sample_rate()
     async with AudioSocketServer(
-        handler or agent, "127.0.0.1", 0, clock=MonotonicClock()
+        handler or agent, "127.0.0.1", 0, clock=MonotonicClock(), sample_rate=rate
     ) as server:
         settings = settings_for(server.port, **env)
         files = render_asterisk_config(settings.asterisk, audiosocket_port=server.port)

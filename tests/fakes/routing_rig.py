@@ -199,7 +199,9 @@ async def routing_rig(
         # and the simulator this server's port: the runner is made last.
         await runner(connection)
 
-    async with AudioSocketServer(handler, "127.0.0.1", 0, clock=clock) as server:
+    # Every call has the rate the rendered dialplan fixes.
+    rate = load_settings(environ=dict(env)).asterisk.audiosocket_sample_rate()
+    async with AudioSocketServer(handler, "127.0.0.1", 0, clock=clock, sample_rate=rate) as server:
         settings = load_settings(
             environ={
                 "CALLAGENT_AMI_SECRET": SECRET,

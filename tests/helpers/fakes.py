@@ -119,6 +119,12 @@ class FakeCall:
         """The caller stays silent (Asterisk still sends frames)."""
         await self.play(silence(seconds, self.rate))
 
+    async def no_media(self, seconds: float) -> None:
+        """Time passes and no frame arrives: a real Asterisk sends none until the caller's
+        RTP does (DESIGN.md "Known traps")."""
+        for _ in range(round(seconds / 0.02)):
+            await self.clock.advance(0.02)
+
     async def wait_until(self, condition: Callable[[], bool], max_seconds: float = 30.0) -> None:
         """Stay silent until ``condition`` holds; fails the test after ``max_seconds``."""
         waited = 0.0

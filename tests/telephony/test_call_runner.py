@@ -109,7 +109,7 @@ def sqlite_url() -> str:
     return store_fixtures.migrated_url("sqlite")  # migrates once per process, outside the loop
 
 
-async def test_a_stored_call_names_its_recording_from_the_first_frame(
+async def test_a_stored_call_names_its_recording_from_the_start(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     """A call cut off by a crash keeps its recording's name, whichever node settles it

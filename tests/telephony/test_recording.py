@@ -40,11 +40,38 @@ def test_caller_left_agent_right_on_the_same_20_ms_timeline(tmp_path: Path) -> N
     assert (samples[-160:, 1] == 0).all()  # the shorter side is padded with silence
 
 
-def test_a_call_without_audio_leaves_no_file(tmp_path: Path) -> None:
+def test_a_recorder_never_started_leaves_no_file(tmp_path: Path) -> None:
     recorder = CallRecorder(tmp_path, uuid.uuid4())
-    recorder.agent_audio(bytes(320))  # the agent never speaks before the caller's first frame
+    recorder.agent_audio(bytes(320))  # before start(): nowhere to write it
     recorder.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_agent_before_the_callers_first_frame_is_recorded_against_silence(
+    tmp_path: Path,
+) -> None:
+    """The recording starts when the call connects: the agent greets at once, and Asterisk
+    sends the caller's frames only once the caller's RTP arrives (DESIGN.md "Known traps")."""
+    recorder = CallRecorder(tmp_path, uuid.uuid4())
+    recorder.start(8000)
+    agent = np.full(160, -2000, dtype="<i2").tobytes()
+    caller = np.full(160, 1000, dtype="<i2").tobytes()
+    for _ in range(100):  # two seconds of greeting, no caller frame
+        recorder.agent_audio(agent)
+    for _ in range(50):  # then the caller's media starts
+        recorder.agent_audio(agent)
+        recorder.caller_audio(caller, 8000)
+    recorder.close()
+    with wave.open(str(tmp_path / recorder.reference)) as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert len(samples) == 150 * 160
+    assert (samples[:, 1] == -2000).all()
+    # The caller's side is silent while nothing came, then on time within 0.2 s.
+    caller_side = samples[:, 0]
+    first = int(np.argmax(caller_side != 0))
+    assert abs(first - 100 * 160) <= 0.2 * 8000
+    assert (caller_side[:first] == 0).all()
+    assert (caller_side[first : first + 50 * 160] == 1000).all()
 
 
 def test_recordings_older_than_the_retention_period_are_deleted(tmp_path: Path) -> None:

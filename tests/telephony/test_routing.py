@@ -201,7 +201,7 @@ async def test_a_direct_sip_call_is_stored_with_its_keys(db: Database, tmp_path:
         line: CallConnection = AsSip(connection, tenant.did, CALLER)
         await runner(line)
 
-    async with AudioSocketServer(handler, "127.0.0.1", 0, clock=clock) as server:
+    async with AudioSocketServer(handler, "127.0.0.1", 0, clock=clock, sample_rate=16000) as server:
         result = await simulate_call(
             "127.0.0.1",
             server.port,

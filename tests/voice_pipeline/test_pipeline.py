@@ -18,6 +18,7 @@ from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import ChatMessage
 from callagent.voice_pipeline.clock import FakeClock, settle
 from callagent.voice_pipeline.pipeline import (
+    CallLimits,
     CallLog,
     PipelineSettings,
     Reply,
@@ -38,10 +39,18 @@ LONG_REPLY = (
 
 class Harness:
     def __init__(
-        self, transcripts: list[str], replies: list[str], *, greet: bool = False, rate: int = 8000
+        self,
+        transcripts: list[str],
+        replies: list[str],
+        *,
+        greet: bool = False,
+        rate: int = 8000,
+        inbound_rate: int | None = None,
+        limits: CallLimits | None = None,
     ):
         self.clock = FakeClock()
-        self.call = FakeCall(self.clock, rate)
+        self.rate = rate  # the call's rate, as its connection knows it from the start
+        self.call = FakeCall(self.clock, inbound_rate or rate)
         self.stt = FakeSpeechToText(self.clock, transcripts)
         self.tts = FakeTextToSpeech(self.clock)
         self.llm = FakeLanguageModel(self.clock, replies)
@@ -52,14 +61,26 @@ class Harness:
             self.tts,
             self.conversation,
             self.clock,
-            PipelineSettings(greet=greet, turns=TurnSettings(end_silence_s=0.4)),
+            PipelineSettings(
+                greet=greet,
+                turns=TurnSettings(end_silence_s=0.4),
+                limits=limits or CallLimits(),
+            ),
             self.log,
+        )
+
+    def start(self) -> asyncio.Task[None]:
+        """The call connects: the pipeline runs from now on."""
+        return asyncio.create_task(
+            self.pipeline.run(
+                self.call.inbound(), self.call.send, self.call.hang_up, sample_rate=self.rate
+            )
         )
 
 
 @contextlib.asynccontextmanager
 async def running(h: Harness) -> AsyncIterator[Harness]:
-    task = asyncio.create_task(h.pipeline.run(h.call.inbound(), h.call.send, h.call.hang_up))
+    task = h.start()
     try:
         await h.call.wait(0.1)
         yield h
@@ -95,6 +116,62 @@ async def test_greeting_is_spoken_when_the_call_connects() -> None:
         await h.call.wait_until(lambda: h.call.agent_is_silent_since(0.3))
     assert h.log.agent_lines == [DEFAULT_AGENT.greeting_text()]
     assert h.call.agent_audio_times()[0] < 0.3
+
+
+async def test_the_agent_greets_before_the_first_frame_and_keeps_the_line_alive() -> None:
+    """A real Asterisk sends no frame until the caller's RTP arrives (DESIGN.md "Known
+    traps"): the greeting and the paced silence after it must not wait for one."""
+    h = Harness(["do you install solar panels"], ["Yes we do."], greet=True)
+    task = h.start()
+    try:
+        await h.call.no_media(3.0)
+        assert h.log.agent_lines == [DEFAULT_AGENT.greeting_text()]
+        assert h.call.agent_audio_times()[0] < 0.3
+        times = [t for t, _ in h.call.sent]
+        assert len(times) >= 145  # one frame every 20 ms for 3 s, greeting then silence
+        assert all(abs(b - a - 0.02) < 1e-6 for a, b in itertools.pairwise(times))
+        assert {len(pcm) for _, pcm in h.call.sent} == {320}
+        # The caller's media starts late; the conversation goes on as usual.
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    finally:
+        h.call.end()
+        await h.clock.advance(0.02)
+        await asyncio.wait_for(task, 5)
+    assert h.log.turns[0].caller_text == "do you install solar panels"
+    assert h.log.turns[0].agent_text == "Yes we do."
+
+
+async def test_a_wideband_call_speaks_at_16_khz_before_any_frame_arrives() -> None:
+    h = Harness([], [], greet=True, rate=16000)
+    task = h.start()
+    try:
+        await h.call.no_media(0.5)
+    finally:
+        h.call.end()
+        await h.clock.advance(0.02)
+        await asyncio.wait_for(task, 5)
+    assert h.call.agent_audio_times()
+    assert {len(pcm) for _, pcm in h.call.sent} == {640}  # 20 ms at 16 kHz, kind 0x12
+
+
+async def test_caller_audio_at_another_rate_than_the_calls_is_resampled_and_heard(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The connection said 16 kHz, the caller's frames come at 8 kHz (a dialplan rendered from
+    other settings): the caller is still understood and answered at the call's rate, and the
+    mismatch is logged once."""
+    h = Harness(["what does it cost"], ["About ten grand."], rate=16000, inbound_rate=8000)
+    async with running(h):
+        await h.call.play(voice(1.0, rate=8000))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    assert h.log.turns[0].caller_text == "what does it cost"
+    assert h.log.turns[0].agent_text == "About ten grand."
+    # The STT got the caller's turn at 16 kHz: about twice the bytes of the 8 kHz speech.
+    assert len(h.stt.heard[-1]) >= 1.5 * len(voice(1.0, rate=8000))
+    assert {len(pcm) for _, pcm in h.call.sent} == {640}
+    mismatch = [r for r in caplog.records if "8000 Hz on a 16000 Hz call" in r.getMessage()]
+    assert len(mismatch) == 1
 
 
 async def test_a_short_pause_inside_a_sentence_does_not_end_the_turn() -> None:

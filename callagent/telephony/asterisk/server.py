@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Final, Self
 
 from callagent.telephony.asterisk.audiosocket import (
+    SAMPLE_RATE_AUDIO_KINDS,
     Audio,
     AudioSocketProtocol,
     AudioSocketRole,
@@ -31,6 +32,7 @@ from callagent.telephony.asterisk.audiosocket import (
     HangUp,
     ProtocolError,
 )
+from callagent.voice_pipeline.audio import StreamResampler
 from callagent.voice_pipeline.clock import Clock
 from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, HangUpFrame, InboundFrame
 
@@ -41,7 +43,7 @@ READ_CHUNK: Final = 16_384
 Between reads every complete message is handed on, so a call never buffers much more."""
 
 DEFAULT_SAMPLE_RATE: Final = 8_000
-"""Rate used to answer before any audio arrived: plain ``AudioSocket()`` speaks 8 kHz slin."""
+"""The call rate when none is given: plain ``AudioSocket()`` speaks 8 kHz slin."""
 
 CLOSE_TIMEOUT_S: Final = 1.0
 """How long closing waits for unsent bytes to leave before the socket is aborted."""
@@ -75,6 +77,13 @@ class AudioSocketConnection:
     :meth:`hang_up` do nothing, so the call runner need not race the caller's hang-up.
     AudioSocket's messages stay inside this module: the caller gets the pipeline's own frames,
     stamped with ``clock`` (DESIGN.md practice 3).
+
+    ``sample_rate`` is the rate the dialplan fixes (``c(slin16)``: 16 kHz, ``AudioSocket()``:
+    8 kHz), known before any audio arrives: Asterisk sends nothing until the caller's RTP does
+    (DESIGN.md "Known traps"), and the agent must not wait for that to speak. Should Asterisk
+    send another rate after all (a dialplan rendered from other settings), the connection
+    says so once and resamples both ways, so the caller still hears the agent at the rate
+    Asterisk asked for and the call runner sees only the call's rate.
     """
 
     def __init__(
@@ -84,21 +93,32 @@ class AudioSocketConnection:
         writer: asyncio.StreamWriter,
         protocol: AudioSocketProtocol,
         clock: Clock,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
     ) -> None:
+        if sample_rate not in SAMPLE_RATE_AUDIO_KINDS:
+            raise ValueError(f"AudioSocket has no audio kind for {sample_rate} Hz")
         self.call_id: Final = call_id
         self.remote: Final = _describe_peer(writer)
         self._reader = reader
         self._writer = writer
         self._protocol = protocol
         self._clock = clock
-        self._sample_rate: int | None = None
+        self._sample_rate: Final = sample_rate
+        self._wire_rate = sample_rate  # what Asterisk actually sends, once it sends
+        self._inbound: StreamResampler | None = None
+        self._outbound: StreamResampler | None = None
         self._closed = False
         self._reading = False
 
     @property
-    def sample_rate(self) -> int | None:
-        """Rate of the audio received so far in Hz; ``None`` before the first audio message."""
+    def sample_rate(self) -> int:
+        """The call's rate in Hz: what :meth:`frames` yields and :meth:`send_audio` takes."""
         return self._sample_rate
+
+    @property
+    def wire_rate(self) -> int:
+        """The rate of Asterisk's audio on the wire (the call's rate until audio arrives)."""
+        return self._wire_rate
 
     @property
     def closed(self) -> bool:
@@ -137,8 +157,9 @@ class AudioSocketConnection:
                     await self._close()
                     break
                 elif isinstance(event, Audio):
-                    self._sample_rate = event.sample_rate
-                    yield AudioFrame(event.pcm, event.sample_rate, self._clock.now())
+                    pcm = self._from_wire(event)
+                    if pcm:
+                        yield AudioFrame(pcm, self._sample_rate, self._clock.now())
                 elif isinstance(event, Dtmf):
                     yield DtmfFrame(event.digit, self._clock.now())
                 elif isinstance(event, ErrorMessage):
@@ -159,15 +180,40 @@ class AudioSocketConnection:
         if not self._closed:  # after our own close the reader only reports that close
             self._protocol.receive_data(data)
 
+    def _from_wire(self, audio: Audio) -> bytes:
+        """Caller audio at the call's rate (see the class docstring for a rate mismatch)."""
+        if audio.sample_rate != self._wire_rate:
+            self._wire_rate = audio.sample_rate
+            if audio.sample_rate == self._sample_rate:
+                self._inbound = self._outbound = None
+            else:
+                logger.warning(
+                    "call %s: Asterisk sends %d Hz audio on a call set up for %d Hz "
+                    "(asterisk.audiosocket_format and the dialplan disagree); resampling",
+                    self.call_id,
+                    audio.sample_rate,
+                    self._sample_rate,
+                )
+                self._inbound = StreamResampler(audio.sample_rate, self._sample_rate)
+                self._outbound = StreamResampler(self._sample_rate, audio.sample_rate)
+        if self._inbound is None:
+            return audio.pcm
+        return self._inbound.process(audio.pcm)
+
     async def send_audio(self, pcm: bytes) -> None:
-        """Write one audio message at the caller's rate (8 kHz until audio was received).
+        """Write one audio message: ``pcm`` at the call's rate, sent at the rate Asterisk
+        uses (the same unless the dialplan disagrees with the settings).
 
         Does nothing once the call is closed. Raises ``ValueError`` for PCM the protocol refuses
         (empty, odd length, over :data:`~.audiosocket.MAX_PAYLOAD`): that is a bug in the sender.
         """
         if self._closed:
             return
-        data = self._protocol.send(Audio(pcm, self._sample_rate or DEFAULT_SAMPLE_RATE))
+        if self._outbound is not None:
+            pcm = self._outbound.process(pcm)
+            if not pcm:
+                return  # the resampler's filter is still filling
+        data = self._protocol.send(Audio(pcm, self._wire_rate))
         if self._writer.transport.is_closing():
             await self._close()
             return
@@ -214,6 +260,8 @@ class AudioSocketServer:
     A connection that sends no valid UUID within ``uuid_timeout`` seconds is dropped; beyond
     ``max_calls`` connections at once new ones are refused (closed at once). ``clock`` stamps
     the callers' frames; it must be the clock of the voice pipeline the handler runs.
+    ``sample_rate`` is every call's rate, as the dialplan fixes it (see
+    :class:`AudioSocketConnection`).
     """
 
     def __init__(
@@ -223,11 +271,15 @@ class AudioSocketServer:
         port: int = 9092,
         *,
         clock: Clock,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
         uuid_timeout: float = 5.0,
         max_calls: int = 100,
     ) -> None:
+        if sample_rate not in SAMPLE_RATE_AUDIO_KINDS:
+            raise ValueError(f"AudioSocket has no audio kind for {sample_rate} Hz")
         self._handler = handler
         self._clock = clock
+        self._sample_rate = sample_rate
         self._host = host
         self._requested_port = port
         self._uuid_timeout = uuid_timeout
@@ -320,7 +372,9 @@ class AudioSocketServer:
         if call_id is None:
             await _close_writer(writer)
             return
-        conn = AudioSocketConnection(call_id, reader, writer, protocol, self._clock)
+        conn = AudioSocketConnection(
+            call_id, reader, writer, protocol, self._clock, self._sample_rate
+        )
         self._connections.add(conn)
         logger.info("call %s from %s started", call_id, conn.remote)
         try:

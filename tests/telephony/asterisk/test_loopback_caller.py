@@ -177,7 +177,9 @@ async def run_call(
     utterances: list[bytes | str | Interruption],
     **kwargs: object,
 ) -> LoopbackCallResult:
-    async with AudioSocketServer(handler, port=0, clock=clock) as server:
+    # The server is set up for the rate the caller (playing Asterisk's dialplan) uses.
+    rate = int(kwargs.get("sample_rate", 8000))  # type: ignore[call-overload]
+    async with AudioSocketServer(handler, port=0, clock=clock, sample_rate=rate) as server:
         return await drive(
             clock,
             simulate_call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import struct
 import uuid
@@ -238,8 +239,8 @@ async def test_bad_input_ends_only_that_call(
     )
 
     # The other call goes on, and new calls are still answered.
-    await good.send_event(Audio(FRAME_16K, 16_000))
-    assert await good.read_event() == Audio(FRAME_16K, 16_000)
+    await good.send_event(Audio(FRAME_8K[::-1], 8_000))
+    assert await good.read_event() == Audio(FRAME_8K[::-1], 8_000)
     late = await Client.connect(server.port)
     await late.send_event(Audio(FRAME_8K, 8_000))
     assert await late.read_event() == Audio(FRAME_8K, 8_000)
@@ -350,28 +351,75 @@ async def test_handler_exception_ends_only_that_call(
     await bad.close()
 
 
-async def test_sample_rate_follows_received_audio() -> None:
-    rates: list[int | None] = []
-    sent_before_audio = asyncio.Event()
+async def test_the_call_rate_is_known_before_any_audio_arrives() -> None:
+    """Asterisk sends nothing until the caller's RTP arrives (DESIGN.md "Known traps"): the
+    agent speaks at the rate the dialplan fixes without waiting for the first frame."""
+    rates: list[int] = []
 
     async def handler(conn: AudioSocketConnection) -> None:
         rates.append(conn.sample_rate)
-        await conn.send_audio(FRAME_8K)  # nothing received yet: plain 8 kHz
-        sent_before_audio.set()
+        await conn.send_audio(FRAME_16K)  # nothing received yet
         async for frame in conn.frames():
             if isinstance(frame, HangUpFrame):
                 break
-            rates.append(conn.sample_rate)
             assert isinstance(frame, AudioFrame)
-            await conn.send_audio(bytes(640))
+            rates.append(frame.sample_rate)
+            await conn.send_audio(frame.pcm)
 
-    async with AudioSocketServer(handler, port=0, clock=CLOCK) as server:
+    async with AudioSocketServer(handler, port=0, clock=CLOCK, sample_rate=16_000) as server:
         client = await Client.connect(server.port)
-        assert await client.read_event() == Audio(FRAME_8K, 8_000)
-        await client.send_event(Audio(FRAME_16K, 16_000))
-        assert await client.read_event() == Audio(bytes(640), 16_000)
+        assert await client.read_event() == Audio(FRAME_16K, 16_000)
+        await client.send_event(Audio(FRAME_16K[::-1], 16_000))
+        assert await client.read_event() == Audio(FRAME_16K[::-1], 16_000)
         await client.close()
-    assert rates == [None, 16_000]
+    assert rates == [16_000, 16_000]
+
+
+def _tone(rate: int, seconds: float, hz: float = 440.0) -> bytes:
+    t = [i / rate for i in range(int(rate * seconds))]
+    return b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * x))) for x in t)
+
+
+async def test_audio_at_another_rate_than_the_dialplans_is_resampled_both_ways(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A dialplan that sends 8 kHz to a server set up for 16 kHz (rendered from other
+    settings): the handler still gets the call's rate, the caller gets the rate it sends, and
+    the mismatch is logged once."""
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    received: list[AudioFrame] = []
+
+    async def handler(conn: AudioSocketConnection) -> None:
+        async for frame in conn.frames():
+            if isinstance(frame, HangUpFrame):
+                break
+            assert isinstance(frame, AudioFrame)
+            received.append(frame)
+            await conn.send_audio(frame.pcm)
+        assert conn.wire_rate == 8_000
+
+    tone = _tone(8_000, 1.0)
+    async with AudioSocketServer(handler, port=0, clock=CLOCK, sample_rate=16_000) as server:
+        client = await Client.connect(server.port)
+        echoed: list[Audio] = []
+        for start in range(0, len(tone), 320):
+            await client.send_event(Audio(tone[start : start + 320], 8_000))
+        with contextlib.suppress(TimeoutError):
+            while True:
+                event = await client.read_event(within=0.3)
+                assert isinstance(event, Audio)
+                echoed.append(event)
+        await client.close()
+    assert {f.sample_rate for f in received} == {16_000}
+    # Twice the samples, minus what soxr's streaming filter still holds (measured: ~90 ms).
+    assert 2 * len(tone) - 3200 <= sum(len(f.pcm) for f in received) <= 2 * len(tone)
+    assert {e.sample_rate for e in echoed} == {8_000}
+    # Through both directions' filters: at most ~0.2 s of 8 kHz audio still held.
+    assert len(tone) - 3200 <= sum(len(e.pcm) for e in echoed) <= len(tone)
+    warnings = [
+        r for r in caplog.records if "8000 Hz audio on a call set up for 16000" in r.message
+    ]
+    assert len(warnings) == 1
 
 
 async def test_handler_return_hangs_up() -> None:
