@@ -166,7 +166,17 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     trunk_password: str = ""
     trunk_register: bool = True
     trunk_caller_id: str = ""
-    """Caller number presented on outbound calls (empty: the trunk's default)."""
+    """Caller number presented on outbound calls (empty: the trunk's default). It always goes
+    out as P-Asserted-Identity; whether the From header carries it too is ``trunk_from_user``."""
+    trunk_from_user: Literal["auto", "username", "caller_id"] = "auto"
+    """The user part of the From header of outbound calls: ``username`` the trunk username (what
+    providers that authenticate by account usually demand), ``caller_id`` the call's caller id
+    (what IP-authenticated trunks usually read the number from), ``auto`` the username when
+    there is one, else the caller id."""
+    trunk_qualify_interval_s: int = 0
+    """Seconds between SIP OPTIONS pings to the trunk; 0 (default) sends none. While a pinged
+    trunk does not answer, Asterisk refuses every call to it at once - and many providers never
+    answer OPTIONS (docs/telephony.md)."""
     dids: str = ""
     """Comma-separated numbers the trunk delivers to us; each is answered by callagent."""
     transfer_targets: str = ""
@@ -210,6 +220,12 @@ class AsteriskSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
         if not 5.0 <= self.originate_timeout_s <= 120.0:
             raise SettingsError("asterisk.originate_timeout_s must be 5..120 s")
+        # Asterisk's own range for qualify_frequency (res_pjsip location.c).
+        if not 0 <= self.trunk_qualify_interval_s <= 86400:
+            raise SettingsError(
+                "asterisk.trunk_qualify_interval_s must be 0 (off) .. 86400 s, "
+                f"got {self.trunk_qualify_interval_s}"
+            )
 
     def did_list(self) -> tuple[str, ...]:
         """The DIDs, in the order given."""

@@ -268,7 +268,7 @@ def rtp_header(sequence: int, timestamp: int, ssrc: int = 0x1234, payload_type: 
 
 # --- sipp as the far end of outbound calls -----------------------------------------------------
 
-_OPTIONS_BRANCH = """  <label id="options"/>
+_OPTIONS_ANSWER = """  <label id="options"/>
   <send next="end"><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -279,6 +279,13 @@ SIP/2.0 200 OK
 Content-Length: 0
 
 ]]></send>
+  <label id="end"/>
+</scenario>
+"""
+
+# A provider that does not answer OPTIONS (many do not, or only from registered addresses): the
+# request is taken and ends that sipp "call" without a reply, so Asterisk's qualify times out.
+_OPTIONS_IGNORE = """  <label id="options"/>
   <label id="end"/>
 </scenario>
 """
@@ -349,27 +356,37 @@ Content-Length: 0
 """
 
 
-def callee_scenario(*, reject: tuple[int, str] | None) -> str:
+def callee_scenario(*, reject: tuple[int, str] | None, answer_options: bool = True) -> str:
     """sipp as the callee of every INVITE: rejects it with ``reject`` (code, reason phrase), or
-    with None rings until the caller cancels. An OPTIONS (a qualify) is answered 200."""
+    with None rings until the caller cancels. An OPTIONS (a qualify) is answered 200, or with
+    ``answer_options=False`` never answered."""
+    options = _OPTIONS_ANSWER if answer_options else _OPTIONS_IGNORE
     if reject is None:
         # The 487 that answers the CANCEL names the INVITE's CSeq number. (sipp refuses to
         # start on a variable it assigns but never uses, so only this scenario keeps it.)
         keep = '<action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
         head = _CALLEE_HEAD.format(keep_cseq=f"\n    {keep}</action>\n  ")
-        return head + _RING_FOREVER + _OPTIONS_BRANCH
+        return head + _RING_FOREVER + options
     head = _CALLEE_HEAD.format(keep_cseq="")
-    return head + _REJECT.format(code=reject[0], text=reject[1]) + _OPTIONS_BRANCH
+    return head + _REJECT.format(code=reject[0], text=reject[1]) + options
 
 
 class SippCallee:
     """sipp listening on ``port`` as the far end of outbound calls (:func:`callee_scenario`),
     until the context ends. Every SIP message it saw or sent is in :meth:`messages`."""
 
-    def __init__(self, workdir: Path, port: int, *, reject: tuple[int, str] | None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        *,
+        reject: tuple[int, str] | None,
+        answer_options: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.port = port
         self.reject = reject
+        self.answer_options = answer_options
         self.trace = workdir / "callee_messages.log"
         self.process: asyncio.subprocess.Process | None = None
 
@@ -377,7 +394,7 @@ class SippCallee:
         assert SIPP is not None
         self.workdir.mkdir(parents=True, exist_ok=True)
         xml = self.workdir / "callee.xml"
-        xml.write_text(callee_scenario(reject=self.reject))
+        xml.write_text(callee_scenario(reject=self.reject, answer_options=self.answer_options))
         self.process = await asyncio.create_subprocess_exec(
             SIPP,
             "-sf",

@@ -114,8 +114,8 @@ def asterisk_environ(ports: AsteriskPorts, dids: str, **extra: str) -> dict[str,
         "CALLAGENT_RTP_PORT_START": str(ports.rtp_start),
         "CALLAGENT_RTP_PORT_END": str(ports.rtp_end),
         "CALLAGENT_TRUNK_HOST": f"127.0.0.1:{ports.trunk}",
-        # The rendering refuses a trunk without credentials (an IP-authenticated trunk cannot
-        # be rendered yet); sipp and baresip never ask for them.
+        # A trunk with credentials, as most are (an IP-authenticated one is a test of its own);
+        # sipp and baresip never ask for them.
         "CALLAGENT_TRUNK_USERNAME": "callagent",
         "CALLAGENT_TRUNK_PASSWORD": "trunk-password",
         "CALLAGENT_TRUNK_REGISTER": "false",

@@ -21,13 +21,28 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final
 
 from callagent.settings import AsteriskSettings
 
 TEMPLATE_DIR: Final = Path(__file__).with_name("templates")
+CORE_FILES: Final = (
+    "stasis.conf",
+    "cdr.conf",
+    "cel.conf",
+    "features.conf",
+    "acl.conf",
+    "udptl.conf",
+    "indications.conf",
+    "ccss.conf",
+    "pjproject.conf",
+    "musiconhold.conf",
+)
+"""Files Asterisk's core and the modules callagent loads read at every start, with nothing of
+ours in them: without them each start logs an ERROR or WARNING per file (seen on Asterisk
+22.10.1), which buries the lines that matter. Each holds the least that loads cleanly."""
 TEMPLATE_FILES: Final = (
     "asterisk.conf",
     "modules.conf",
@@ -37,6 +52,7 @@ TEMPLATE_FILES: Final = (
     "manager.conf",
     "rtp.conf",
     "amd.conf",
+    *CORE_FILES,
 )
 SECRET_FILES: Final = frozenset({"pjsip.conf", "manager.conf"})
 """Files holding a password: written readable by owner and group only."""
@@ -75,27 +91,44 @@ class AsteriskConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AmdParameters:
-    """The settings of Asterisk's ``AMD()`` (``amd.conf``), in milliseconds unless noted.
+    """The settings of Asterisk's ``AMD()`` (``amd.conf``), in milliseconds unless noted; the
+    defaults are those for ``amd_on_machine = connect`` (:func:`amd_parameters`).
 
-    Chosen, not measured here (docs/telephony.md explains each). Asterisk's defaults
+    Chosen, not measured against people (docs/telephony.md, "Outbound calls and AMD", explains
+    each). The callee hears silence until AMD decides (app_amd.c reads and sends nothing back),
+    so every limit is also dead air on the line. Asterisk's defaults
     (2500 / 1500 / 800 / 5000 / 100 / 50 / 2 words) classify a person who answers "Hello, who is
     this?" as a MACHINE: AMD counts every voiced burst after a 50 ms pause as a word, so three or
     four short words already exceed two. We allow 5 "words" and a 2-second greeting - a person
     rarely says more before pausing for an answer, while a voicemail greeting talks on for
-    several seconds and is still caught by the greeting length - and a 3-second initial silence,
-    because many people wait for an unknown caller to speak first.
+    several seconds and is still caught by the greeting length. A person who says "Hello?" is
+    HUMAN after ``after_greeting_silence``: Asterisk's 800 ms, as a shorter wait would decide
+    inside a pause of "Hello, [pause] Mark speaking" and start the agent over the callee. Many
+    people wait for an unknown caller to speak first; AMD calls that silence a MACHINE after
+    ``initial_silence``. When the agent talks to machines anyway (``connect``), the verdict
+    costs nothing and only the wait matters: 2 s of initial silence and at most 4 s of
+    listening.
     """
 
-    initial_silence: int = 3000
+    initial_silence: int = 2000
     greeting: int = 2000
     after_greeting_silence: int = 800
-    total_analysis_time: int = 5000
+    total_analysis_time: int = 4000
     min_word_length: int = 100
     between_words_silence: int = 50
     maximum_number_of_words: int = 5
     maximum_word_length: int = 5000
     silence_threshold: int = 256
     """Energy (not ms) below which a 20 ms frame counts as silence; Asterisk's default."""
+
+
+def amd_parameters(on_machine: str) -> AmdParameters:
+    """AMD's settings for ``asterisk.amd_on_machine``: with ``hangup`` a MACHINE verdict ends the
+    call, so a person who waits in silence is given 3 s before being taken for a machine, and
+    AMD listens up to 5 s - longer dead air for fewer people hung up on."""
+    if on_machine == "hangup":
+        return replace(AmdParameters(), initial_silence=3000, total_analysis_time=5000)
+    return AmdParameters()
 
 
 def _checked(name: str, value: str, alphabet: str = "token") -> str:
@@ -143,6 +176,10 @@ def _missing(settings: AsteriskSettings) -> list[str]:
         problems.append("asterisk.dids must list the numbers the trunk delivers")
     if settings.trunk_register and not (settings.trunk_username and settings.trunk_password):
         problems.append("asterisk.trunk_register needs trunk_username and trunk_password")
+    if settings.trunk_password and not settings.trunk_username:
+        problems.append("asterisk.trunk_password needs trunk_username")
+    if settings.trunk_from_user == "username" and not settings.trunk_username:
+        problems.append("asterisk.trunk_from_user = username needs trunk_username")
     for name in ("ami_secret", "trunk_host", "trunk_username", "trunk_password"):
         # deploy/callagent.env.example marks what the operator must fill in.
         if _PLACEHOLDER_VALUE.search(getattr(settings, name)):
@@ -158,13 +195,14 @@ def render_asterisk_config(
 ) -> dict[str, str]:
     """Every file of :data:`TEMPLATE_FILES`, rendered: ``{file name: text}``.
 
-    ``audiosocket_port`` is callagent's AudioSocket port (``network.audiosocket_port``). Raises
-    :class:`AsteriskConfigError` listing every missing or unusable setting.
+    ``audiosocket_port`` is callagent's AudioSocket port (``network.audiosocket_port``); ``amd``
+    replaces the AMD settings :func:`amd_parameters` picks. Raises :class:`AsteriskConfigError`
+    listing every missing or unusable setting.
     """
     problems = _missing(settings)
     if problems:
         raise AsteriskConfigError("; ".join(problems))
-    amd = amd or AmdParameters()
+    amd = amd or amd_parameters(settings.amd_on_machine)
     s = settings
     transport = s.trunk_transport
     trunk_host = _checked("asterisk.trunk_host", s.trunk_host)
@@ -205,6 +243,24 @@ def render_asterisk_config(
             f"endpoint = {TRUNK_ENDPOINT}",
             "",
         )
+
+    # An IP-authenticated trunk admits by source address: no credentials, so no auth object and
+    # no outbound_auth (an auth without a username does not load).
+    trunk_auth = outbound_auth = ""
+    if s.trunk_username and s.trunk_password:
+        trunk_auth = _lines(
+            "",
+            "[trunk-auth]",
+            "type = auth",
+            "auth_type = userpass",
+            f"username = {username}",
+            f"password = {_checked('asterisk.trunk_password', s.trunk_password, 'secret')}",
+            "",
+        )
+        outbound_auth = "outbound_auth = trunk-auth\n"
+    from_user = ""
+    if s.trunk_from_user == "username" or (s.trunk_from_user == "auto" and username):
+        from_user = f"from_user = {username}\n"
 
     dids = [
         _lines(
@@ -267,6 +323,7 @@ def render_asterisk_config(
             "rtp_port_end": str(s.rtp_port_end),
         },
         "amd.conf": {name: str(value) for name, value in asdict(amd).items()},
+        **{name: {} for name in CORE_FILES},
         "manager.conf": {
             "ami_bind": _checked("asterisk.ami_bind", s.ami_bind),
             "ami_port": str(s.ami_port),
@@ -287,12 +344,13 @@ def render_asterisk_config(
             "transport_options": transport_options,
             "uri_suffix": uri_suffix,
             "registration": registration,
-            "trunk_username": username,
-            "trunk_password": _checked("asterisk.trunk_password", s.trunk_password, "secret"),
+            "trunk_auth": trunk_auth,
+            "outbound_auth": outbound_auth,
+            "qualify_frequency": str(s.trunk_qualify_interval_s),
             "trunk_host": trunk_host,
             "trunk_domain": domain,
             "codecs": _checked("asterisk.codecs", s.codecs.replace(" ", ""), "list"),
-            "from_user": f"from_user = {username}\n" if username else "",
+            "from_user": from_user,
         },
         "extensions.conf": {
             "audiosocket_address": audiosocket,

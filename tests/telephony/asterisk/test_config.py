@@ -17,10 +17,12 @@ import pytest
 
 from callagent.settings import AsteriskSettings
 from callagent.telephony.asterisk.config import (
+    CORE_FILES,
     SECRET_FILES,
     TEMPLATE_FILES,
     AmdParameters,
     AsteriskConfigError,
+    amd_parameters,
     render_asterisk_config,
     write_asterisk_config,
 )
@@ -50,6 +52,12 @@ VARIANTS = {
         "CALLAGENT_ASTERISK_AUDIOSOCKET_HOST": "callagent",
         "CALLAGENT_AMI_BIND": "0.0.0.0",
         "CALLAGENT_AMI_PERMIT": "172.28.0.0/16",
+    },
+    "ip-authenticated-trunk-qualified": {
+        "CALLAGENT_TRUNK_USERNAME": "",
+        "CALLAGENT_TRUNK_PASSWORD": "",
+        "CALLAGENT_TRUNK_REGISTER": "false",
+        "CALLAGENT_TRUNK_QUALIFY_INTERVAL_S": "60",
     },
 }
 
@@ -142,6 +150,16 @@ def test_amd_settings_are_the_documented_choice_not_asterisks_defaults() -> None
     assert amd["maximum_number_of_words"] == ["5"]  # Asterisk's 2 hears people as machines
 
 
+def test_amd_listens_longer_when_a_machine_verdict_hangs_up() -> None:
+    """A wrong MACHINE hangs a person up with ``hangup``; with ``connect`` it costs nothing and
+    only the silence the callee hears while AMD listens matters (docs/telephony.md)."""
+    connect = section(render(), "amd.conf", "general")
+    hangup = section(render(CALLAGENT_AMD_ON_MACHINE="hangup"), "amd.conf", "general")
+    assert (connect["initial_silence"], connect["total_analysis_time"]) == (["2000"], ["4000"])
+    assert (hangup["initial_silence"], hangup["total_analysis_time"]) == (["3000"], ["5000"])
+    assert {k: int(v[0]) for k, v in hangup.items()} == dataclasses.asdict(amd_parameters("hangup"))
+
+
 def test_transfer_context_holds_exactly_the_allow_list() -> None:
     transfer = section(render(), "extensions.conf", "callagent-transfer")
     assert transfer["exten"] == [
@@ -188,6 +206,86 @@ def test_trunk_values_land_in_pjsip_conf() -> None:
     rtp = section(files, "rtp.conf", "general")
     assert (rtp["rtpstart"], rtp["rtpend"]) == (["10000"], ["10200"])
     assert section(files, "asterisk.conf", "options")["transmit_silence"] == ["yes"]
+
+
+def pjsip(files: dict[str, str]) -> dict[tuple[str, str | None], list[tuple[str, str]]]:
+    """pjsip.conf's objects: {(name, type): [(key, value), ...]}."""
+    return {(s.name, s.get("type")): s.entries for s in parse_conf(files["pjsip.conf"])}
+
+
+def test_an_ip_authenticated_trunk_has_no_auth_registration_or_from_user() -> None:
+    """No credentials: the trunk admits by source address. An auth object without a username
+    would not load, so none is written and nothing refers to one; the From then carries the
+    call's caller id (DESIGN.md "Known traps")."""
+    files = render(
+        CALLAGENT_TRUNK_USERNAME="", CALLAGENT_TRUNK_PASSWORD="", CALLAGENT_TRUNK_REGISTER="false"
+    )
+    assert check_asterisk_config(files) == []
+    objects = pjsip(files)
+    assert {kind for _, kind in objects} == {"global", "transport", "aor", "endpoint", "identify"}
+    endpoint = dict(objects["trunk", "endpoint"])
+    assert "outbound_auth" not in endpoint
+    assert "from_user" not in endpoint
+    assert endpoint["send_pai"] == "yes"
+    assert "trunk-auth" not in files["pjsip.conf"]
+
+
+def test_the_caller_id_goes_out_as_p_asserted_identity_and_from_user_as_set() -> None:
+    """With credentials (``auto``) the From user is the account and the caller id travels as
+    P-Asserted-Identity; ``caller_id`` puts the caller id in the From as well; ``username``
+    pins the account also without a password (an IP-authenticated trunk that wants its
+    account number in the From)."""
+    default = dict(pjsip(render())["trunk", "endpoint"])
+    assert (default["from_user"], default["send_pai"]) == ("u4930", "yes")
+    assert default["outbound_auth"] == "trunk-auth"
+    from_caller = dict(pjsip(render(CALLAGENT_TRUNK_FROM_USER="caller_id"))["trunk", "endpoint"])
+    assert "from_user" not in from_caller
+    assert from_caller["send_pai"] == "yes"
+    account_only = render(
+        CALLAGENT_TRUNK_PASSWORD="",
+        CALLAGENT_TRUNK_REGISTER="false",
+        CALLAGENT_TRUNK_FROM_USER="username",
+    )
+    assert check_asterisk_config(account_only) == []
+    endpoint = dict(pjsip(account_only)["trunk", "endpoint"])
+    assert endpoint["from_user"] == "u4930"
+    assert "outbound_auth" not in endpoint
+
+
+def test_a_from_user_or_password_without_a_username_is_refused() -> None:
+    with pytest.raises(AsteriskConfigError, match="trunk_from_user = username needs"):
+        render(
+            CALLAGENT_TRUNK_USERNAME="",
+            CALLAGENT_TRUNK_PASSWORD="",
+            CALLAGENT_TRUNK_REGISTER="false",
+            CALLAGENT_TRUNK_FROM_USER="username",
+        )
+    with pytest.raises(AsteriskConfigError, match="trunk_password needs trunk_username"):
+        render(CALLAGENT_TRUNK_USERNAME="", CALLAGENT_TRUNK_REGISTER="false")
+
+
+def test_the_trunk_is_not_pinged_unless_asked() -> None:
+    """Many providers never answer OPTIONS, and Asterisk refuses every call to a trunk whose
+    pings go unanswered: qualify is off unless set. The aor's value is written before its
+    contact, which takes the value the aor has when its line is read."""
+    assert pjsip(render())["trunk", "aor"][:3] == [
+        ("type", "aor"),
+        ("qualify_frequency", "0"),
+        ("contact", "sip:sip.example.net"),
+    ]
+    qualified = pjsip(render(CALLAGENT_TRUNK_QUALIFY_INTERVAL_S="30"))["trunk", "aor"]
+    assert ("qualify_frequency", "30") in qualified
+
+
+def test_the_files_asterisk_reads_at_every_start_are_rendered() -> None:
+    """Without them each start logs an error per file (tested on the real Asterisk)."""
+    files = render()
+    for name in CORE_FILES:
+        assert name in files
+        parse_conf(files[name], name)
+    assert section(files, "cdr.conf", "general") == {"enable": ["no"]}
+    assert section(files, "features.conf", "featuremap") == {}
+    assert section(files, "indications.conf", "general") == {"country": ["us"]}
 
 
 def test_missing_settings_are_all_named_at_once() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -44,7 +45,7 @@ from callagent.telephony.asterisk.call_tracker import CallEnded, CallEvent, Orig
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
 
-from fakes.baresip import baresip_available, run_baresip
+from fakes.baresip import BaresipResult, baresip_available, run_baresip
 from fakes.routing_rig import CALLER, FALLBACK, Tenant, make_tenant, number
 from fakes.sipp import (
     SippCallee,
@@ -576,17 +577,24 @@ async def test_a_caller_whose_media_has_not_started_is_greeted(
     expect_fixed(len(loud) >= 10, f"{len(loud)} packets of greeting before the caller's media")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StillBroken,
-    reason="the INVITE's From comes from the endpoint's from_user, and neither send_pai nor "
-    "send_rpid is set",
-)
+def identity_headers(sip: str) -> dict[str, str]:
+    """The From, P-Asserted-Identity and Remote-Party-ID of the first INVITE in a sipp message
+    log, by lower-case name."""
+    invite = sip[sip.index("INVITE sip:") :].split("\n\n", 1)[0]
+    print(f"INVITE as the trunk got it:\n{invite}", file=sys.stderr)
+    headers = {}
+    for line in invite.splitlines():
+        name, _, value = line.partition(":")
+        if name.lower() in ("from", "p-asserted-identity", "remote-party-id"):
+            headers[name.lower()] = value.strip()
+    return headers
+
+
 async def test_the_trunk_caller_id_is_presented_on_outbound_calls(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    """``asterisk.trunk_caller_id`` must reach the trunk: in the INVITE's From, or in a
-    P-Asserted-Identity / Remote-Party-ID header."""
+    """``asterisk.trunk_caller_id`` must reach the trunk: with credentials the From names the
+    account (``from_user``) and the caller id goes out as P-Asserted-Identity."""
     ports = AsteriskPorts()
     presented = "+4930999888"
     async with (
@@ -598,36 +606,185 @@ async def test_the_trunk_caller_id_is_presented_on_outbound_calls(
         call_id = await inst.start_call(number())
         await inst.ended(call_id)
         sip = callee.messages()
-    invite = sip[sip.index("INVITE sip:") :].split("\n\n", 1)[0]
-    print(f"INVITE as the trunk got it:\n{invite}", file=sys.stderr)
-    identity = [
-        line
-        for line in invite.splitlines()
-        if line.split(":", 1)[0].lower() in ("from", "p-asserted-identity", "remote-party-id")
-    ]
-    expect_fixed(any(presented in line for line in identity), f"caller id nowhere in {identity}")
+    identity = identity_headers(sip)
+    assert f"<sip:{presented}@" in identity.get("p-asserted-identity", ""), identity
+    assert "<sip:callagent@" in identity["from"], identity
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StillBroken,
-    reason="the rendering always writes [trunk-auth], and its own check refuses it empty",
-)
-async def test_an_ip_authenticated_trunk_can_be_configured(tmp_path: Path) -> None:
-    """A trunk that admits by source address has no username or password: the rendering must
-    leave the auth out, and Asterisk must load it."""
-    from callagent.app.errors import UsageError
-
+async def test_an_ip_authenticated_trunk_can_be_configured(tmp_path: Path, sqlite_url: str) -> None:
+    """A trunk that admits by source address has no username or password: the rendering leaves
+    the auth out, Asterisk loads it, and an outbound call reaches the trunk with the caller id
+    in its From (no ``from_user``) and in P-Asserted-Identity."""
     ports = AsteriskPorts()
-    environ = asterisk_environ(
-        ports, number(), CALLAGENT_TRUNK_USERNAME="", CALLAGENT_TRUNK_PASSWORD=""
-    )
-    try:
-        async with real_asterisk(environ) as (asterisk, _):
-            endpoint = asterisk.cli("pjsip show endpoint trunk")
-    except UsageError as error:
-        raise StillBroken(str(error)) from error
+    presented = "+4930999777"
+    async with (
+        SippCallee(tmp_path / "callee", ports.trunk, reject=(486, "Busy Here")) as callee,
+        installation(
+            sqlite_url,
+            tmp_path,
+            ports,
+            fake_engines([], []),
+            CALLAGENT_TRUNK_USERNAME="",
+            CALLAGENT_TRUNK_PASSWORD="",
+            CALLAGENT_TRUNK_CALLER_ID=presented,
+        ) as inst,
+    ):
+        endpoint = inst.asterisk.cli("pjsip show endpoint trunk")
+        auths = inst.asterisk.cli("pjsip show auths")
+        call_id = await inst.start_call(number())
+        await inst.ended(call_id)
+        sip = callee.messages()
     assert "outbound_auth" not in endpoint or "trunk-auth" not in endpoint, endpoint
+    assert "trunk-auth" not in auths, auths
+    identity = identity_headers(sip)
+    assert f"<sip:{presented}@" in identity["from"], identity
+    assert f"<sip:{presented}@" in identity.get("p-asserted-identity", ""), identity
+
+
+async def test_an_outbound_call_goes_out_while_the_trunk_ignores_options(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A provider that never answers OPTIONS: with the default settings Asterisk does not ping
+    the trunk, and calls reach it. (With pings on, Asterisk marks the trunk Unreachable once a
+    ping goes unanswered - at a random moment within the first interval after a start - and
+    then refuses every call to it: the next test.)"""
+    ports = AsteriskPorts()
+    async with (
+        SippCallee(
+            tmp_path / "callee", ports.trunk, reject=(486, "Busy Here"), answer_options=False
+        ) as callee,
+        installation(sqlite_url, tmp_path, ports, fake_engines([], [])) as inst,
+    ):
+        # Longer than a ping's timeout (qualify_timeout, 3 s): had one been sent at the start,
+        # the trunk would be Unreachable by now.
+        await asyncio.sleep(4.5)
+        qualify = inst.asterisk.cli("pjsip show qualify aor trunk")
+        call_id = await inst.start_call(number())
+        detail = await inst.ended(call_id)
+        sip = callee.messages()
+    print(f"{qualify}\nstored {detail}", file=sys.stderr)
+    assert re.search(r"Qualify frequency\s*:\s*0 sec", qualify), qualify
+    assert "OPTIONS sip:" not in sip, sip
+    assert "INVITE sip:" in sip, f"no INVITE reached the trunk; stored {detail}\n{qualify}"
+
+
+async def test_with_pings_on_a_trunk_that_ignores_them_gets_no_calls(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """``asterisk.trunk_qualify_interval_s`` reaches Asterisk, and the trade-off it documents is
+    Asterisk's: once a ping goes unanswered, every call to the trunk fails at once, unsent."""
+    ports = AsteriskPorts()
+    async with (
+        SippCallee(
+            tmp_path / "callee", ports.trunk, reject=(486, "Busy Here"), answer_options=False
+        ) as callee,
+        installation(
+            sqlite_url,
+            tmp_path,
+            ports,
+            fake_engines([], []),
+            CALLAGENT_TRUNK_QUALIFY_INTERVAL_S="2",
+        ) as inst,
+    ):
+        contacts = ""
+        async with asyncio.timeout(15):
+            while "Unavail" not in contacts:
+                await asyncio.sleep(0.2)
+                contacts = await asyncio.to_thread(inst.asterisk.cli, "pjsip show contacts")
+        call_id = await inst.start_call(number())
+        detail = await inst.ended(call_id)
+        sip = callee.messages()
+    print(f"{contacts}\nstored {detail}", file=sys.stderr)
+    assert "OPTIONS sip:" in sip, sip
+    assert "INVITE sip:" not in sip, sip
+    assert detail.status == CallStatus.FAILED, detail
+
+
+def config_complaints(log: str) -> list[str]:
+    """The lines of an Asterisk log that complain about a configuration file it could not find."""
+    missing = re.compile(
+        r"Unable to load config|Can't find .*config|Could not find valid \S+\.conf|"
+        r"Could not load \S+ config"
+    )
+    return [line for line in log.splitlines() if missing.search(line)]
+
+
+async def test_asterisk_starts_without_looking_for_files_it_is_not_given() -> None:
+    """Every configuration file the core and the loaded modules read at start is rendered:
+    a start logs no error and no missing file (each was a misleading ERROR in the log)."""
+    async with real_asterisk(asterisk_environ(AsteriskPorts(), number())) as (asterisk, _):
+        log = asterisk.output()
+    print(log, file=sys.stderr)
+    assert config_complaints(log) == [], log
+    assert [line for line in log.splitlines() if "ERROR" in line] == [], log
+
+
+def sent_and_heard_s(caller_dir: Path, result: BaresipResult) -> tuple[float, float]:
+    """How long baresip sent audio (its encoder dump: from the answer on) and how long it heard
+    (its decoder dump: from the first RTP that reached it). Both dumps close with the call, so
+    ``sent - heard`` is how long after the answer the first audio reached the callee."""
+    (encoded,) = (caller_dir / "baresip" / "dump").glob("*-enc.wav")
+    info = soundfile.info(str(encoded))
+    return info.frames / info.samplerate, len(result.heard) / result.heard_rate
+
+
+@pytest.mark.parametrize(
+    ("says_hello", "within_s"),
+    [pytest.param(False, 2.5, id="silent"), pytest.param(True, 1.5, id="hello")],
+)
+async def test_how_long_an_outbound_callee_waits_for_the_agent_while_amd_listens(
+    tmp_path: Path, sqlite_url: str, says_hello: bool, within_s: float
+) -> None:
+    """The callee hears nothing until AMD has decided (docs/telephony.md, "Outbound calls and
+    AMD"). A callee who says "Hello?" hears the agent within ``within_s`` of the hello's end
+    (AMD waits ``after_greeting_silence`` to call it HUMAN); one who waits in silence for the
+    caller to speak first - many people do with an unknown number - within ``within_s`` of the
+    answer (AMD's ``initial_silence``, then MACHINE)."""
+    ports = AsteriskPorts()
+    phone = number()
+    callee_dir = workdir(tmp_path / "callee")
+    hello = await asyncio.to_thread(flite, "Hello?", 8000, tmp_path) if says_hello else None
+    quiet = np.zeros(7 * 8000, dtype=np.float32)
+    speech = quiet if hello is None else np.concatenate([hello, quiet]).astype(np.float32)
+    async with installation(sqlite_url, tmp_path, ports, fake_engines([], [])) as inst:
+        callee = asyncio.create_task(
+            run_baresip(
+                callee_dir,
+                target=None,
+                speech=speech,
+                rate=8000,
+                listen_port=ports.trunk,
+                timeout_s=30,
+                user=phone,
+            )
+        )
+        try:
+            await wait_udp_bound(ports.trunk)
+            call_id = await inst.start_call(phone)
+            result = await callee
+        finally:
+            if not callee.done():
+                callee.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await callee
+        await inst.ended(call_id)
+        amd = [(field_of(m, "Status"), field_of(m, "Cause")) for m in inst.ami.events("UserEvent")]
+    assert "Call established" in result.output, result.output
+    sent_s, heard_s = sent_and_heard_s(callee_dir, result)
+    first = first_sound_s(result.heard, result.heard_rate)
+    assert first is not None, "the callee never heard the agent"
+    agent_after_s = sent_s - heard_s + first
+    # The hello's end: the last loud frame of what the callee said.
+    tail = first_sound_s(hello[::-1], 8000) if hello is not None else None
+    waited_from_s = len(hello) / 8000 - tail if hello is not None and tail is not None else 0.0
+    waited_s = agent_after_s - waited_from_s
+    print(
+        f"callee {'saying hello' if says_hello else 'silent'}: AMD {amd}; the agent was heard"
+        f" {agent_after_s:.2f} s after the answer: {waited_s:.2f} s of silence after"
+        f" {'the hello' if says_hello else 'the answer'}",
+        file=sys.stderr,
+    )
+    assert waited_s < within_s, (waited_s, amd)
 
 
 def bridged_together(ami: AmiRecorder, channel: str, other: str) -> bool:
