@@ -384,6 +384,9 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
     (response,) = [m for m in events if field_of(m, "Event") == "OriginateResponse"]
     assert field_of(response, "Reason") == "4", response
     assert field_of(response, "Response") == "Success", response
+    # The originated channel (its Uniqueid is the call id) is the stored telephony channel.
+    (newchannel,) = [m for m in events if field_of(m, "Event") == "Newchannel"]
+    assert detail.telephony_channel == field_of(newchannel, "Channel"), detail
     assert [field_of(m, "Status") for m in amd] == ["HUMAN"], amd
     assert (detail.status, detail.call_type, detail.phone_number) == (
         CallStatus.COMPLETED,
@@ -406,19 +409,7 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
     ("reject", "reason", "cause", "outcome", "status", "why"),
     [
         pytest.param(
-            (486, "Busy Here"),
-            0,
-            17,
-            CallOutcome.BUSY,
-            CallStatus.COMPLETED,
-            "busy",
-            id="busy",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=StillBroken,
-                reason="Asterisk reports busy as Hangup Cause 17 then OriginateResponse Reason 0; "
-                "the tracker reads only the Reason and stores 'failed'",
-            ),
+            (486, "Busy Here"), 0, 17, CallOutcome.BUSY, CallStatus.COMPLETED, "busy", id="busy"
         ),
         pytest.param(
             None, 3, 19, CallOutcome.NO_ANSWER, CallStatus.COMPLETED, "no answer", id="no-answer"
@@ -431,11 +422,16 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
             CallStatus.FAILED,
             "congestion",
             id="congestion",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=StillBroken,
-                reason="a 503 gives Cause 34 and Reason 0 (not 8): stored as plain 'failed'",
-            ),
+        ),
+        pytest.param(
+            # Seen with the response before the HangupRequest that carries the cause.
+            (404, "Not Found"),
+            0,
+            1,
+            CallOutcome.FAILED,
+            CallStatus.FAILED,
+            "failed",
+            id="unallocated",
         ),
     ],
 )
@@ -450,8 +446,9 @@ async def test_an_unanswered_outbound_call_is_stored_with_why(
     why: str,
 ) -> None:
     """sipp as the trunk rejects the INVITE (or rings until Asterisk gives up): the call is
-    stored with the outcome the callee's answer means. What Asterisk reports is asserted as
-    observed (OriginateResponse ``Reason``, Hangup ``Cause``), so a change shows here first."""
+    stored with the outcome the callee's answer means, its hang-up cause and its channel. What
+    Asterisk reports is asserted as observed (OriginateResponse ``Reason``, Hangup ``Cause``),
+    so a change shows here first."""
     ports = AsteriskPorts()
     async with (
         SippCallee(tmp_path / "callee", ports.trunk, reject=reject) as callee,
@@ -475,19 +472,13 @@ async def test_an_unanswered_outbound_call_is_stored_with_why(
     ), response
     (hangup,) = [m for m in events if field_of(m, "Event") == "Hangup"]
     assert field_of(hangup, "Cause") == str(cause), hangup
-    expect_fixed(
-        (detail.outcome, detail.status) == (outcome, status)
-        and detail.failure_reason.startswith(why),
-        f"stored {detail.outcome} / {detail.status} / {detail.failure_reason!r}",
-    )
+    assert (detail.outcome, detail.status) == (outcome, status), detail
+    assert detail.failure_reason.startswith(why), detail.failure_reason
+    # The cause is stored whether the Hangup came before the response or after it.
+    assert detail.hangup_cause == cause, detail
+    assert detail.telephony_channel == field_of(hangup, "Channel"), detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StillBroken,
-    reason="an unanswered call leaves the tracker with its OriginateResponse, so a Hangup that "
-    "Asterisk sends after it finds no call and its cause is dropped",
-)
 async def test_the_hangup_cause_is_stored_whichever_event_comes_first(
     tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -526,9 +517,8 @@ async def test_the_hangup_cause_is_stored_whichever_event_comes_first(
     print(f"orders the tracker reported: {orders}", file=sys.stderr)
     if response_first is None:
         pytest.skip(f"the tracker got the Hangup first on all {len(orders)} calls")
-    expect_fixed(
-        response_first.hangup_cause == 17, f"stored hangup cause {response_first.hangup_cause}"
-    )
+    assert response_first.hangup_cause == 17, response_first
+    assert response_first.outcome == CallOutcome.BUSY, response_first
 
 
 @pytest.mark.parametrize("audiosocket_format", ["slin16", "slin"])
@@ -806,16 +796,8 @@ def bridged_together(ami: AmiRecorder, channel: str, other: str) -> bool:
     "method",
     [
         pytest.param(TransferMethod.REDIRECT, id="redirect"),
-        pytest.param(
-            TransferMethod.BLIND_TRANSFER,
-            id="blind-transfer",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=StillBroken,
-                reason="BlindTransfer on the caller's channel transfers its bridge peer, the "
-                "AudioSocket leg: the sales line gets the agent and the caller is hung up",
-            ),
-        ),
+        # Sent on the AudioSocket leg: Asterisk transfers the bridge peer of the channel named.
+        pytest.param(TransferMethod.BLIND_TRANSFER, id="blind-transfer"),
     ],
 )
 async def test_a_transfer_connects_the_caller_to_the_target(
@@ -895,14 +877,9 @@ async def test_a_transfer_connects_the_caller_to_the_target(
         file=sys.stderr,
     )
     assert "Call established" in sales_result.output, sales_result.output
-    # (With the caller hung up before BlindTransfer's response arrives, its record is lost too.)
-    expect_fixed(
-        bridged_together(inst.ami, caller_channel, sales_channel)
-        and detail.transferred_to == "sales",
-        f"{caller_channel} bridged with {sales_channel}:"
-        f" {bridged_together(inst.ami, caller_channel, sales_channel)};"
-        f" stored transferred_to {detail.transferred_to!r}",
-    )
+    assert bridged_together(inst.ami, caller_channel, sales_channel), inst.ami.text()
+    # Stored once Asterisk accepted it, whether or not the caller's channel hung up first.
+    assert detail.transferred_to == "sales", detail
 
 
 async def test_dtmf_reaches_the_call_and_the_agent_can_send_it(
@@ -1013,17 +990,12 @@ async def test_ami_reconnects_after_asterisk_restarts(tmp_path: Path, sqlite_url
     assert detail.status in (CallStatus.COMPLETED, CallStatus.FAILED), detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StillBroken,
-    reason="with AudioSocket() (slin) the caller's hang-up reaches callagent as the socket "
-    "closing, and the cause stored is 0 'Unknown'",
-)
 async def test_with_slin_a_callers_hang_up_is_stored_with_its_cause(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     """``audiosocket_format = slin`` (the AudioSocket() application, 8 kHz): baresip calls,
-    hears the agent, hangs up; the stored cause is the caller's Normal Clearing (16)."""
+    hears the agent, hangs up; the stored cause is the caller's Normal Clearing (16), which
+    Asterisk names in the SoftHangupRequest while its Hangup says 0 "Unknown"."""
     ports = AsteriskPorts()
     async with installation(
         sqlite_url, tmp_path, ports, fake_engines([], []), CALLAGENT_AUDIOSOCKET_FORMAT="slin"
@@ -1049,7 +1021,7 @@ async def test_with_slin_a_callers_hang_up_is_stored_with_its_cause(
     print(f"slin: Hangup events {hangups}; stored {detail}", file=sys.stderr)
     assert "Call established" in result.output, result.output
     assert first_sound_s(result.heard, result.heard_rate) is not None  # the agent was heard
-    expect_fixed(
-        detail.hangup_cause == 16,
-        f"stored cause {detail.hangup_cause} {detail.hangup_cause_text!r}; AMI said {hangups}",
+    assert (detail.hangup_cause, detail.hangup_cause_text) == (16, "Normal Clearing"), (
+        detail,
+        hangups,
     )
