@@ -73,12 +73,24 @@ class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Turn-taking knobs (see docs/pipeline.md)."""
+    """Turn-taking knobs, and when the agent ends a call by itself (see docs/pipeline.md).
+
+    After ``silence_prompt_s`` of quiet - the caller says nothing, the agent has nothing left to
+    say - the agent asks ``silence_prompt``; after ``silence_end_s`` more it says
+    ``silence_goodbye`` and hangs up (a caller whose audio never arrives is quiet too). A call
+    ends after ``max_call_s`` with ``max_call_goodbye``. 0 switches either limit off.
+    """
 
     env_prefix: ClassVar[str] = ""
 
     end_silence_s: float = 0.45
     vad_aggressiveness: int = 2
+    silence_prompt_s: float = 10.0
+    silence_end_s: float = 10.0
+    max_call_s: float = 1800.0
+    silence_prompt: str = "Are you still there?"
+    silence_goodbye: str = "I can't hear anyone, so I'll end the call now. Goodbye."
+    max_call_goodbye: str = "I'm sorry, we have reached the time limit for this call. Goodbye."
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.end_silence_s <= 5.0:
@@ -89,6 +101,23 @@ class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise SettingsError(
                 f"turn_taking.vad_aggressiveness must be 0..3, got {self.vad_aggressiveness}"
             )
+        # Shorter than a few seconds would talk over people who are thinking.
+        if self.silence_prompt_s != 0 and not 3.0 <= self.silence_prompt_s <= 600.0:
+            raise SettingsError(
+                "turn_taking.silence_prompt_s must be 0 (off) or 3..600 s, "
+                f"got {self.silence_prompt_s}"
+            )
+        if not 3.0 <= self.silence_end_s <= 600.0:
+            raise SettingsError(
+                f"turn_taking.silence_end_s must be 3..600 s, got {self.silence_end_s}"
+            )
+        if self.max_call_s != 0 and not 60.0 <= self.max_call_s <= 86_400.0:
+            raise SettingsError(
+                f"turn_taking.max_call_s must be 0 (off) or 60..86400 s, got {self.max_call_s}"
+            )
+        for name in ("silence_prompt", "silence_goodbye", "max_call_goodbye"):
+            if not 1 <= len(getattr(self, name).strip()) <= 300:
+                raise SettingsError(f"turn_taking.{name} must be 1..300 characters")
 
 
 # --- telephony (docs/telephony.md) -----------------------------------------------------------

@@ -53,6 +53,10 @@ def test_later_sources_win_file_then_environment_then_flags(tmp_path: Path) -> N
         ({"CALLAGENT_AUDIOSOCKET_PORT": "70000"}, "audiosocket_port"),
         ({"CALLAGENT_END_SILENCE_S": "9"}, "end_silence_s"),
         ({"CALLAGENT_LLM_THREADS": "0"}, "llm_threads"),
+        ({"CALLAGENT_SILENCE_PROMPT_S": "1"}, "silence_prompt_s"),
+        ({"CALLAGENT_SILENCE_END_S": "0"}, "silence_end_s"),
+        ({"CALLAGENT_MAX_CALL_S": "30"}, "max_call_s"),
+        ({"CALLAGENT_SILENCE_PROMPT": "x" * 301}, "silence_prompt"),
     ],
 )
 def test_bad_values_are_refused_naming_the_setting(environ: dict[str, str], message: str) -> None:

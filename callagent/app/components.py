@@ -16,7 +16,7 @@ from callagent.dialog.prompt import build_system_prompt
 from callagent.modelfiles import resolve_profile
 from callagent.settings import ModelSettings, Settings
 from callagent.telephony.call_runner import VoiceEngines
-from callagent.voice_pipeline.pipeline import PipelineSettings
+from callagent.voice_pipeline.pipeline import CallLimits, PipelineSettings
 from callagent.voice_pipeline.stt import WhisperSettings, WhisperSpeechToText
 from callagent.voice_pipeline.tts import PiperTextToSpeech
 from callagent.voice_pipeline.turns import TurnSettings
@@ -57,9 +57,18 @@ def load_engines(settings: ModelSettings) -> VoiceEngines:
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:
     """The pipeline's parameter object, from the turn-taking settings."""
+    turn_taking = settings.turn_taking
     return PipelineSettings(
-        vad=VadSettings(aggressiveness=settings.turn_taking.vad_aggressiveness),
-        turns=TurnSettings(end_silence_s=settings.turn_taking.end_silence_s),
+        vad=VadSettings(aggressiveness=turn_taking.vad_aggressiveness),
+        turns=TurnSettings(end_silence_s=turn_taking.end_silence_s),
+        limits=CallLimits(
+            silence_prompt_s=turn_taking.silence_prompt_s or None,
+            silence_end_s=turn_taking.silence_end_s,
+            max_call_s=turn_taking.max_call_s or None,
+            silence_prompt=turn_taking.silence_prompt,
+            silence_goodbye=turn_taking.silence_goodbye,
+            max_call_goodbye=turn_taking.max_call_goodbye,
+        ),
     )
 
 

@@ -30,5 +30,21 @@ def test_turn_taking_settings_reach_the_pipeline() -> None:
     assert parameters.vad.aggressiveness == 3
 
 
+def test_silence_and_call_length_limits_reach_the_pipeline() -> None:
+    limits = pipeline_settings(load_settings(environ={})).limits
+    assert (limits.silence_prompt_s, limits.silence_end_s, limits.max_call_s) == (10, 10, 1800)
+    assert limits.silence_prompt == "Are you still there?"
+    settings = load_settings(
+        environ={
+            "CALLAGENT_SILENCE_PROMPT_S": "0",
+            "CALLAGENT_MAX_CALL_S": "0",
+            "CALLAGENT_SILENCE_GOODBYE": "Bye then.",
+        }
+    )
+    limits = pipeline_settings(settings).limits
+    assert (limits.silence_prompt_s, limits.max_call_s) == (None, None)  # 0: off
+    assert limits.silence_goodbye == "Bye then."
+
+
 def test_without_an_agent_file_the_demo_agent_answers() -> None:
     assert agent_profile(load_settings(environ={})) is DEFAULT_AGENT

@@ -551,3 +551,89 @@ async def test_a_failed_reply_is_kept_as_far_as_it_was_played() -> None:
     (turn,) = ln.log.turns
     assert turn.interrupted
     assert turn.agent_text == ANSWER  # all of its audio was played
+
+
+# Caller silence and call length (CallLimits): decided on the clock, not on inbound frames.
+SHORT = CallLimits(silence_prompt_s=2.0, silence_end_s=3.0, max_call_s=None)
+
+
+async def test_a_silent_caller_is_asked_once_then_the_agent_says_goodbye_and_hangs_up() -> None:
+    h = Harness([], [], greet=True, limits=SHORT)
+    async with running(h):
+        await h.call.wait_until(lambda: h.call.hung_up, max_seconds=30)
+    greeting, prompt, goodbye = h.log.agent_lines
+    assert greeting == DEFAULT_AGENT.greeting_text()
+    assert (prompt, goodbye) == (SHORT.silence_prompt, SHORT.silence_goodbye)
+    # Quiet is counted from the end of what the agent said, not while it speaks.
+    speech = h.call.agent_audio_times()
+    bursts = [t for a, t in itertools.pairwise(speech) if t - a > 0.5]
+    prompt_start, goodbye_start = bursts
+    greeting_end = max(t for t in speech if t < prompt_start)
+    assert 2.0 <= prompt_start - greeting_end <= 2.2
+    prompt_end = max(t for t in speech if t < goodbye_start)
+    assert 3.0 <= goodbye_start - prompt_end <= 3.2
+    # The goodbye was played out before the line was closed.
+    assert speech[-1] < h.clock.now()
+    assert h.conversation.history[-1]["content"].endswith(SHORT.silence_goodbye)
+
+
+async def test_a_caller_whose_audio_never_arrives_is_asked_and_then_hung_up_on() -> None:
+    """No frame at all (a silent peer holding a call, or RTP that never starts): the
+    watchdog runs on the clock, so the call still ends."""
+    h = Harness([], [], greet=True, limits=SHORT)
+    task = h.start()
+    try:
+        for _ in range(20 * 50):
+            if h.call.hung_up:
+                break
+            await h.call.no_media(0.02)
+        assert h.call.hung_up
+    finally:
+        h.call.end()
+        await h.clock.advance(0.02)
+        await asyncio.wait_for(task, 5)
+    assert h.log.agent_lines[1:] == [SHORT.silence_prompt, SHORT.silence_goodbye]
+
+
+async def test_a_caller_who_answers_the_prompt_keeps_the_call() -> None:
+    h = Harness(["yes sorry I am here"], ["Great, how can I help?"], limits=SHORT)
+    async with running(h):
+        await h.call.wait_until(lambda: SHORT.silence_prompt in h.log.agent_lines)
+        await h.call.wait_until(lambda: h.call.agent_is_silent_since(0.3))
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+        await h.call.wait(2.5)  # less than prompt + end: the conversation is on again
+        assert not h.call.hung_up
+    assert h.log.turns[0].agent_text == "Great, how can I help?"
+    assert SHORT.silence_goodbye not in h.log.agent_lines
+
+
+async def test_a_talking_caller_is_never_prompted() -> None:
+    h = Harness(["one", "two", "three"], ["Okay.", "Sure.", "Right."], limits=SHORT)
+    async with running(h):
+        for _ in range(3):
+            await h.call.play(voice(1.0))
+            await h.call.wait(1.5)  # answer, then the caller speaks again within 2 s
+        assert not h.call.hung_up
+    assert SHORT.silence_prompt not in h.log.agent_lines
+    assert [t.agent_text for t in h.log.turns] == ["Okay.", "Sure.", "Right."]
+
+
+async def test_the_call_length_limit_cuts_the_agent_short_says_why_and_hangs_up() -> None:
+    limits = CallLimits(silence_prompt_s=None, max_call_s=4.0)
+    h = Harness(["tell me everything"], [LONG_REPLY], limits=limits)
+    async with running(h):
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: h.call.hung_up, max_seconds=30)
+        ended = h.clock.now()
+    (turn,) = h.log.turns
+    assert turn.interrupted  # the long reply was cut at the limit...
+    assert LONG_REPLY.startswith(turn.agent_text.rstrip(" ,"))
+    assert not h.log.barge_ins  # ...which is no barge-in
+    assert h.log.agent_lines == [limits.max_call_goodbye]
+    speech = h.call.agent_audio_times()
+    closing = [t for t in speech if t >= 4.0]
+    assert closing
+    assert closing[0] - 4.0 <= 0.2  # the closing line follows at once
+    assert ended - 4.0 <= limits.closing_grace_s
+    assert h.conversation.history[-1]["content"].endswith(limits.max_call_goodbye)
