@@ -36,6 +36,11 @@ class AgentProfile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     techniques: list[str] = msgspec.field(default_factory=list)
     instructions: list[str] = msgspec.field(default_factory=list)
     greeting: str = "Hello, this is {name} from {company}. How can I help you today?"
+    """What the agent says first when someone calls it."""
+    outbound_greeting: str = ""
+    """What the agent says first on a call it placed (``{name}``, ``{company}`` fill in); empty:
+    :meth:`outbound_greeting_text` introduces the agent and the reason for the call and asks
+    for the customer by name."""
     goodbye: str = "Thank you for your time. Goodbye!"
 
     def __post_init__(self) -> None:
@@ -46,6 +51,62 @@ class AgentProfile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     def greeting_text(self) -> str:
         """The greeting with the agent's name and company filled in."""
         return self.greeting.format(name=self.name, company=self.company)
+
+    def outbound_greeting_text(self, customer: str = "", reason: str = "") -> str:
+        """The first words of a call the agent placed: the person who picks up did not call
+        and may not be the customer, so the agent says who it is and why it calls, and asks
+        for ``customer`` by name (or whether this is a good moment, when the name is not
+        known). ``reason`` is the call's purpose as start-call gave it."""
+        if self.outbound_greeting:
+            return self.outbound_greeting.format(name=self.name, company=self.company)
+        opening = f"Hello, this is {self.name} from {self.company}"
+        spoken = _spoken_reason(reason)
+        if spoken:
+            first = spoken.split(" ", 1)[0].lower()
+            opening += f", calling {'to' if first in _REASON_VERBS else 'about'} {spoken}"
+        name = " ".join(customer.split())[:_MAX_NAME_CHARS]
+        question = f"Am I speaking with {name}?" if name else "Do you have a moment?"
+        return f"{opening}. {question}"
+
+
+_MAX_NAME_CHARS = 60
+_MAX_REASON_CHARS = 100
+# A purpose that starts with one of these reads "calling to <purpose>" ("follow up on the
+# quote"), any other "calling about <purpose>" ("your solar enquiry").
+_REASON_VERBS = frozenset(
+    [
+        "ask",
+        "book",
+        "check",
+        "confirm",
+        "discuss",
+        "follow",
+        "introduce",
+        "offer",
+        "remind",
+        "reschedule",
+        "schedule",
+        "see",
+        "talk",
+        "tell",
+        "thank",
+        "update",
+    ]
+)
+
+
+def _spoken_reason(reason: str) -> str:
+    """A call's purpose as words to say: its first sentence, without the final stop and with a
+    lower-case start (unless it starts with an acronym); "" when it is too long to say."""
+    text = " ".join(reason.split())
+    for stop in (". ", "! ", "? "):
+        text = text.split(stop, 1)[0]
+    text = text.rstrip(" .!?;:,")
+    if not text or len(text) > _MAX_REASON_CHARS:
+        return ""
+    if not text[1:2].isupper():
+        text = text[0].lower() + text[1:]
+    return text
 
 
 def load_agent_profile(path: Path) -> AgentProfile:

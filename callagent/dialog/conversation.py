@@ -55,8 +55,12 @@ class Conversation:
         max_history_messages: int = 16,
         max_sentences: int = 3,
         context: str | None = None,
+        greeting: str | None = None,
     ) -> None:
         self.profile = profile
+        # The opening line of this call: a call the agent placed opens differently from one it
+        # answers (AgentProfile.outbound_greeting_text); None: the profile's greeting.
+        self._greeting = greeting
         self._llm = llm
         self._system_prompt = build_system_prompt(profile)
         # What this call is about and what the records say about the caller
@@ -81,6 +85,8 @@ class Conversation:
         return self._end_call
 
     def greeting(self) -> str:
+        if self._greeting is not None:
+            return self._greeting
         return self.profile.greeting_text()
 
     def messages_for(self, caller_text: str) -> list[ChatMessage]:

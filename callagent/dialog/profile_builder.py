@@ -149,8 +149,8 @@ def build_agent_profile(
     - name, personality: the agent's ``agent_name`` and ``personality_type``;
     - company: ``business_info.company_name`` / ``company`` / ``name``, else the client's name;
     - company_info: ``company`` sessions, then ``business_info.description``;
-    - language, purpose, greeting, goodbye: ``business_info`` keys of those names (purpose also
-      ``sales_goals.purpose`` / ``primary_goal``);
+    - language, purpose, greeting, outbound_greeting, goodbye: ``business_info`` keys of those
+      names (purpose also ``sales_goals.purpose`` / ``primary_goal``);
     - script: ``script`` sessions; product_facts: every session's ``product_details`` and the
       ``product`` sessions' text; objection_answers: every session's ``objection_responses``
       (a later answer to the same objection wins);
@@ -174,6 +174,7 @@ def build_agent_profile(
     defaults = AgentProfile(name=agent.agent_name or "Alex", company=company or "us")
     purpose = _first_text(goals_data, "purpose", "primary_goal") or _first_text(info, "purpose")
     greeting = _first_text(info, "greeting")
+    outbound_greeting = _first_text(info, "outbound_greeting")
     goodbye = _first_text(info, "goodbye")
     profile = AgentProfile(
         name=clip(agent.agent_name, 100) or defaults.name,
@@ -189,6 +190,7 @@ def build_agent_profile(
         techniques=_unique(techniques, _MAX_TECHNIQUES, 100),
         instructions=_unique((t.client_instructions for t in trainings), _MAX_INSTRUCTIONS),
         greeting=_template(clip(greeting, 300)) if greeting else defaults.greeting,
+        outbound_greeting=_template(clip(outbound_greeting, 300)) if outbound_greeting else "",
         goodbye=clip(goodbye, 300) if goodbye else defaults.goodbye,
     )
     return fit_prompt(profile)

@@ -164,7 +164,10 @@ class CallRunner:
         if route.kind == "message":
             return MessageResponder(route.message)
         return Conversation(
-            route.profile or self._profile, self._engines.llm, context=route.context
+            route.profile or self._profile,
+            self._engines.llm,
+            context=route.context,
+            greeting=route.greeting,
         )
 
     async def _converse(

@@ -71,6 +71,8 @@ class Route:
     direction: Direction = "inbound"
     via_ami: bool = False
     """AMI reports this call's events (AMD, DTMF, hang-up); else the line itself does."""
+    greeting: str | None = None
+    """The agent's first words, when not the profile's greeting (a call the agent placed)."""
 
 
 def e164(number: str) -> str | None:
@@ -200,7 +202,9 @@ class CallRouter:
                     kind="file_agent",
                     reason="outbound without a call session",
                     profile=self._fallback,
+                    direction="outbound",
                     via_ami=True,
+                    greeting=self._fallback.outbound_greeting_text(),
                 )
             return self._unknown("AMI did not announce this call")
         return await self._outbound(placed)
@@ -241,7 +245,11 @@ class CallRouter:
         profile = await self._profiles.get(placed.client_id, placed.agent_id)
         if profile is None:
             return Route(
-                kind="file_agent", reason="the call's agent is gone", profile=self._fallback
+                kind="file_agent",
+                reason="the call's agent is gone",
+                profile=self._fallback,
+                direction="outbound",
+                greeting=self._fallback.outbound_greeting_text(),
             )
         customer = await self._customer(placed.client_id, placed.customer_id)
         return Route(
@@ -258,6 +266,9 @@ class CallRouter:
             call_id=placed.call_id,
             direction="outbound",
             via_ami=True,
+            greeting=profile.outbound_greeting_text(
+                customer.name if customer is not None else "", placed.purpose
+            ),
         )
 
     async def _customer(

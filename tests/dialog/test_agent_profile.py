@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from callagent.dialog.agent_profile import AgentProfileError, load_agent_profile
+from callagent.dialog.agent_profile import AgentProfile, AgentProfileError, load_agent_profile
 from callagent.dialog.prompt import build_system_prompt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,3 +47,45 @@ def test_bad_agent_files_name_what_is_wrong(tmp_path: Path, content: str, messag
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AgentProfileError, match="cannot read agent file"):
         load_agent_profile(tmp_path / "nope.yaml")
+
+
+SAM = AgentProfile(name="Sam", company="Acme")
+
+
+@pytest.mark.parametrize(
+    ("customer", "reason", "expected"),
+    [
+        (
+            "Jane Doe",
+            "follow up on the roof quote",
+            "Hello, this is Sam from Acme, calling to follow up on the roof quote."
+            " Am I speaking with Jane Doe?",
+        ),
+        (
+            "",
+            "Your solar enquiry. She asked for prices!",
+            "Hello, this is Sam from Acme, calling about your solar enquiry. Do you have a moment?",
+        ),
+        ("Jane  Doe ", "", "Hello, this is Sam from Acme. Am I speaking with Jane Doe?"),
+        ("", "", "Hello, this is Sam from Acme. Do you have a moment?"),
+        # An acronym keeps its capitals; a purpose too long to say is left to the dialog.
+        (
+            "",
+            "HVAC service visit",
+            "Hello, this is Sam from Acme, calling about HVAC service visit. Do you have a moment?",
+        ),
+        ("", "x" * 101, "Hello, this is Sam from Acme. Do you have a moment?"),
+    ],
+)
+def test_a_call_the_agent_placed_opens_with_who_calls_why_and_for_whom(
+    customer: str, reason: str, expected: str
+) -> None:
+    assert SAM.outbound_greeting_text(customer, reason) == expected
+    assert SAM.greeting_text() == "Hello, this is Sam from Acme. How can I help you today?"
+
+
+def test_an_agents_own_outbound_greeting_wins() -> None:
+    profile = AgentProfile(
+        name="Sam", company="Acme", outbound_greeting="Hi, {name} of {company} here."
+    )
+    assert profile.outbound_greeting_text("Jane", "a quote") == "Hi, Sam of Acme here."

@@ -52,6 +52,12 @@ async def test_the_greeting_then_turns_build_the_history_the_caller_heard(
     ]
 
 
+def test_a_call_the_agent_placed_opens_with_the_routes_greeting(llm: FakeLanguageModel) -> None:
+    opening = DEFAULT_AGENT.outbound_greeting_text("Jane Doe", "follow up on the survey")
+    assert Conversation(DEFAULT_AGENT, llm, greeting=opening).greeting() == opening
+    assert Conversation(DEFAULT_AGENT, llm).greeting() == DEFAULT_AGENT.greeting_text()
+
+
 async def test_an_unheard_answer_merges_the_callers_words_into_one_turn(
     llm: FakeLanguageModel,
 ) -> None:

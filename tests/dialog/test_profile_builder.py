@@ -126,6 +126,16 @@ def test_a_clients_greeting_with_stray_braces_cannot_break_formatting() -> None:
     assert profile.goodbye == "Bye!"
 
 
+def test_a_clients_outbound_greeting_opens_the_calls_its_agent_places() -> None:
+    plain = build_agent_profile(agent(), [], "Acme")
+    assert plain.outbound_greeting_text("Jo") == (
+        f"Hello, this is Bea from {plain.company}. Am I speaking with Jo?"
+    )
+    info = {"company_name": "Acme", "outbound_greeting": "Hi, {name} from {company} {customer}"}
+    profile = build_agent_profile(agent(business_info=info), [], "Acme")
+    assert profile.outbound_greeting_text("Jo", "a quote") == "Hi, Bea from Acme {customer}"
+
+
 def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> None:
     many = [
         training(

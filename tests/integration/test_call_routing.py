@@ -142,8 +142,13 @@ async def test_an_outbound_call_from_the_api_is_placed_answered_and_stored(
     originate = next(a for a in rig.sim.actions if a.name == "Originate")
     assert originate["ChannelId"] == str(call_id)  # the call session id is the call id
     assert originate.variables() == {"CALLAGENT_UUID": str(call_id)}
+    # The agent placed the call: it says who calls and why, not "How can I help you?".
     assert [(t.speaker, t.text) for t in final.transcript] == [
-        ("agent", "Hello, this is Alma from Alpha Roofing. How can I help you today?"),
+        (
+            "agent",
+            "Hello, this is Alma from Alpha Roofing, calling to follow up on the roof quote."
+            " Do you have a moment?",
+        ),
         ("caller", "Yes, tell me more."),
         ("agent", "We offer free inspections."),
     ]

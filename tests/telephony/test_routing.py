@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from callagent.store.db import Database
-from callagent.store.schemas import TrainingCreate
+from callagent.store.models import utcnow
+from callagent.store.schemas import CustomerCreate, StartCall, TrainingCreate
 from callagent.store.services import agents, calls, customers
 from callagent.store.services import telephony as store
 from callagent.store.states import CallStatus, TrainingType
@@ -131,6 +132,41 @@ async def test_a_sip_call_is_routed_by_its_numbers_and_profiles_are_cached(db: D
     await profiles.close()
     assert len(warm.prompts) == 2  # each new profile's prompt warmed the LLM's prefix cache
     assert "Book the survey." in warm.prompts[1]
+
+
+class AmiWithoutState:
+    """An AMI client that announced nothing about the call (its state was lost, e.g. with a
+    reconnect): the router falls back to the call session with the call's id."""
+
+    async def wait_for_call(self, call_id: uuid.UUID, timeout_s: float = 2.0) -> None:
+        return None
+
+
+async def test_a_call_the_agent_placed_opens_by_asking_for_the_customer(db: Database) -> None:
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    phone = number()
+    await customers.create_customer(
+        db, tenant.client_id, CustomerCreate(phone_number=phone, name="Jane Doe")
+    )
+    prepared = await calls.prepare_call(
+        db,
+        tenant.client_id,
+        StartCall(
+            phone_number=phone, purpose="follow up on the roof quote", ignore_working_hours=True
+        ),
+        utcnow(),
+    )
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, ami=AmiWithoutState())  # type: ignore[arg-type]
+    line = Line()
+    line.call_id = prepared.call_id
+    route = await router.route(line)
+    assert (route.kind, route.direction, route.call_id) == ("agent", "outbound", line.call_id)
+    assert route.greeting == (
+        "Hello, this is Alma from Alpha Roofing, calling to follow up on the roof quote."
+        " Am I speaking with Jane Doe?"
+    )
+    inbound = await router.route(SipLine(tenant.did, CALLER))
+    assert inbound.greeting is None  # an answered call opens with the agent's own greeting
 
 
 async def test_calls_without_routing_information_get_the_file_agent(db: Database) -> None:

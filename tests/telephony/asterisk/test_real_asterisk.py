@@ -395,6 +395,10 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
     )
     assert detail.amd_status == "HUMAN"
     assert [t.speaker for t in detail.transcript] == ["agent", "caller", "agent"]
+    # The agent placed the call: it opens as a caller does, not with "How can I help you?".
+    assert detail.transcript[0].text == (
+        "Hello, this is Alma from Alpha Roofing. Do you have a moment?"
+    )
     assert detail.transcript[2].text == "We offer free inspections."
     assert detail.hangup_cause == 16, (detail.hangup_cause, detail.hangup_cause_text)
     # The callee heard the agent (the fake voice speaks a tone).
