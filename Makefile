@@ -14,7 +14,7 @@ TEST_PROFILE := ci
 # (docs/install.md). LLAMA_LEVEL=avx2 or baseline forces a slower, safer build.
 LLAMA_LEVEL ?= auto
 WHEELHOUSE ?= wheelhouse
-DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose chromium
+DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose chromium qemu-user
 # What scripts/build_asterisk.sh needs to build the Asterisk of the real-Asterisk tests.
 DEBIAN_TEST_PACKAGES += build-essential libedit-dev libjansson-dev libxml2-dev uuid-dev \
 	libsqlite3-dev libssl-dev pkg-config bzip2
