@@ -144,6 +144,9 @@ def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None
         request_class=ApiRequest,
         openapi_config=openapi_config() if api is not None else None,
         request_max_body_size=MAX_BODY_BYTES,
+        # Logging is the command's (callagent/app/logs.py): Litestar's default config would
+        # replace the root handlers at start-up, and every later line would lose its call id.
+        logging_config=None,
         # Close the pool in the loop that opened it (the server's, or a test client's).
         on_shutdown=[api.db.dispose] if api is not None else [],
     )

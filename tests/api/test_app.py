@@ -157,3 +157,17 @@ async def test_health_tells_an_anonymous_caller_only_ok(
         refused = await client.get("/health", headers={"Authorization": "Bearer ca_wrong"})
         assert refused.status_code == 401
         assert "models" not in refused.text
+
+
+async def test_starting_the_app_leaves_the_commands_logging_alone() -> None:
+    # Litestar's default logging config replaces the root handlers at start-up; the call-id
+    # filter installed by the command would then be gone from every line logged after it.
+    import logging
+
+    from callagent.api.app import create_app
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    async with AsyncTestClient(app=create_app(lambda: {})) as client:
+        assert (await client.get("/health")).status_code == 200
+        assert root.handlers == before
