@@ -26,7 +26,10 @@ from callagent.dialog.when import (
     spoken,
 )
 
-TABLE = Path(__file__).resolve().parents[1] / "data" / "time_expressions.tsv"
+DATA = Path(__file__).resolve().parents[1] / "data"
+# The table (tune and held-out rows, written before the rules) and a second held-out set
+# written after them, in caller-transcript style (blind rows).
+TABLES = (DATA / "time_expressions.tsv", DATA / "time_expressions_blind.tsv")
 ZONES = ("America/New_York", "Europe/Berlin", "Australia/Sydney")
 # The Friday before each DST change of 2026 (the change itself is on the Sunday): the table's
 # Monday-and-later answers sit on the other side of it. `now` is 11:30 local on each.
@@ -40,9 +43,15 @@ EDGES = {
 NOW_CLOCK = dt.time(11, 30)
 TABLE_WINDOW = CallingWindow(start=dt.time(8), end=dt.time(21), days=frozenset(range(6)))
 
-# Held-out rows that fail, with the reason (found when the held-out figure was taken, after
-# tuning on the `tune` rows had ended). Keyed by expression; they are not tuned away.
-HELD_OUT_FAILURES: dict[str, str] = {}
+# Held-out and blind rows that fail, with the reason, found when their figure was taken after
+# tuning had ended. Keyed by expression; they are reported in docs/dialog.md, not tuned away.
+HELD_OUT_FAILURES: dict[str, str] = {
+    "Call me back in about an hour.": "a hedge inside a duration ('in about N') is not read: None",
+    "Wednesday afternoon, around 2 or 3": "'2 or 3' is read as a correction, the last wins: 15:00",
+    "How about the first Monday of next month?": "'the first' is read as the 1st of the month",
+    "I'll be home by six": "'by six' is read as a deadline (17:00), not as 'from six on'",
+    "Could you try me again Tuesday week?": "British 'Tuesday week' is read as the coming Tuesday",
+}
 
 
 @dataclass(frozen=True)
@@ -65,27 +74,27 @@ class Row:
         return per_edge[edge]
 
 
-def load_table() -> list[Row]:
+def load_table(path: Path) -> list[Row]:
     rows: list[Row] = []
-    lines = [line for line in TABLE.read_text().splitlines() if not line.startswith("#")]
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
     header = lines[0].split("\t")
     assert header == ["split", "expression", "expected", "moved"]
     for number, line in enumerate(lines[1:], start=1):
         split, expression, expected, moved = line.split("\t")
-        assert split in ("tune", "held_out")
+        assert split in ("tune", "held_out", "blind")
         assert moved in ("yes", "no")
         rows.append(Row(number, split, expression, expected, moved == "yes"))
     return rows
 
 
-ROWS = load_table()
+ROWS = [row for table in TABLES for row in load_table(table)]
 
 
 def table_cases() -> list[object]:
     cases: list[object] = []
     for row in ROWS:
         marks = []
-        if row.split == "held_out" and row.expression in HELD_OUT_FAILURES:
+        if row.split != "tune" and row.expression in HELD_OUT_FAILURES:
             marks.append(pytest.mark.xfail(strict=True, reason=HELD_OUT_FAILURES[row.expression]))
         for zone in ZONES:
             for edge in EDGES:
@@ -98,11 +107,12 @@ def friday_now(zone: str, edge: str) -> dt.datetime:
     return localize(dt.datetime.combine(EDGES[edge], NOW_CLOCK), ZoneInfo(zone))
 
 
-def test_the_table_has_enough_expressions_and_a_held_out_third() -> None:
-    assert len(ROWS) >= 40
-    held_out = [row for row in ROWS if row.split == "held_out"]
-    assert len(held_out) * 3 == len(ROWS)
-    assert set(HELD_OUT_FAILURES) <= {row.expression for row in held_out}
+def test_the_table_has_enough_expressions_and_a_third_kept_out_of_tuning() -> None:
+    first = load_table(TABLES[0])
+    assert len(first) >= 40
+    assert len([row for row in first if row.split == "held_out"]) * 3 == len(first)
+    untuned = {row.expression for row in ROWS if row.split != "tune"}
+    assert set(HELD_OUT_FAILURES) <= untuned
 
 
 @pytest.mark.parametrize(("row", "zone", "edge"), table_cases())
