@@ -28,19 +28,39 @@ class SettingsError(ValueError):
 
 
 class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Where callagent listens. Loopback by default: the embedded mode exposes nothing."""
+    """Where callagent listens. Loopback by default: the embedded mode exposes nothing.
+
+    The HTTP API listens on ``host``, the AudioSocket listener on ``audiosocket_bind``: only
+    Asterisk has to reach AudioSocket (docker-compose runs both on the host network), so it
+    stays on loopback when the API is opened up. With ``audiosocket_accept = "announced"`` an
+    AudioSocket call is taken only if AMI announced its call id - the dialplan's
+    ``CallagentInbound`` event, or an Originate of ours - and refused otherwise; without AMI
+    (``asterisk.ami_secret`` empty: the embedded mode) nothing can be announced and every call
+    is taken. ``any`` takes unannounced calls as ``routing.unknown_number`` says. A peer that
+    sends no call id within ``audiosocket_uuid_timeout_s`` is dropped (docs/telephony.md).
+    """
 
     env_prefix: ClassVar[str] = ""
 
     host: str = "127.0.0.1"
+    audiosocket_bind: str = "127.0.0.1"
     audiosocket_port: int = 9092
     http_port: int = 8000
+    audiosocket_accept: Literal["announced", "any"] = "announced"
+    audiosocket_uuid_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("audiosocket_port", "http_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"network.{name} must be a port number 0..65535, got {port}")
+        _check_value("network.audiosocket_bind", self.audiosocket_bind, "host")
+        # Asterisk sends the UUID first, at once (res_audiosocket.c): seconds are plenty.
+        if not 0.5 <= self.audiosocket_uuid_timeout_s <= 60.0:
+            raise SettingsError(
+                "network.audiosocket_uuid_timeout_s must be 0.5..60 s, "
+                f"got {self.audiosocket_uuid_timeout_s}"
+            )
 
 
 class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -141,6 +141,15 @@ async def start_telephony(
         unsubscribe = ami.subscribe(journals.on_call_event)
         await ami.start()  # connects in the background, with backoff: Asterisk may start later
         log.info("AMI: connecting to %s:%d", settings.asterisk.ami_host, settings.asterisk.ami_port)
+    network = settings.network
+    if ami is None and network.audiosocket_accept == "announced":
+        # Nothing announces calls without AMI (the embedded mode): every caller is taken, so
+        # the listener had better stay on loopback.
+        log.warning(
+            "AudioSocket takes every call on %s: without AMI (asterisk.ami_secret) no call "
+            "can be announced",
+            network.audiosocket_bind,
+        )
     router = CallRouter(
         database,
         profiles,
@@ -148,6 +157,7 @@ async def start_telephony(
         unknown_number=settings.routing.unknown_number,
         unknown_message=settings.routing.unknown_number_message,
         ami=ami,
+        accept=network.audiosocket_accept,
     )
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
     finished: list[CallReport] = []
@@ -162,13 +172,13 @@ async def start_telephony(
         router=router,
         journals=journals,
     )
-    network = settings.network
     server = AudioSocketServer(
         runner,
-        network.host,
+        network.audiosocket_bind,
         network.audiosocket_port,
         clock=clock,
         sample_rate=settings.asterisk.audiosocket_sample_rate(),
+        uuid_timeout=network.audiosocket_uuid_timeout_s,
     )
     recovery = CallRecovery(
         database, recovery_params(settings), journals=journals, ami=ami, recordings=recordings
@@ -181,7 +191,7 @@ async def start_telephony(
         placer=placer,
         ami=ami,
         recordings=recordings,
-        host=network.host,
+        host=network.audiosocket_bind,
         finished=finished,
         unsubscribe_ami=unsubscribe,
         recovery=recovery,
@@ -191,7 +201,7 @@ async def start_telephony(
         # nothing waits for this process to remember them (DESIGN.md, Modes).
         recovery.start()
         await server.start()
-        log.info("AudioSocket listening on %s:%d", network.host, server.port)
+        log.info("AudioSocket listening on %s:%d", network.audiosocket_bind, server.port)
         if settings.sip.enabled:
             from callagent.telephony.sip.endpoint import SipEndpoint
 

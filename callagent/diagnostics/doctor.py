@@ -167,8 +167,8 @@ def _fix(error: ModelFileError) -> str:
     return lines[-1] if len(lines) > 1 else ""
 
 
-def port_finding(host: str, port: int, what: str) -> Finding:
-    """Can callagent listen at ``host:port``?"""
+def port_finding(host: str, port: int, what: str, setting: str = "network.host") -> Finding:
+    """Can callagent listen at ``host:port`` (the address from ``setting``)?"""
     topic = f"port {host}:{port} ({what})"
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
@@ -182,7 +182,7 @@ def port_finding(host: str, port: int, what: str) -> Finding:
                 "in use",
                 "fine if callagent serve is running; otherwise another program holds it",
             )
-        return Finding("fail", topic, f"cannot listen: {error.strerror}", "check network.host")
+        return Finding("fail", topic, f"cannot listen: {error.strerror}", f"check {setting}")
     return Finding("ok", topic, "free")
 
 
@@ -264,7 +264,8 @@ def diagnose(
     report(build_findings(system_info, flags))
     report(model_report)
     network = settings.network
-    report([port_finding(network.host, network.audiosocket_port, "AudioSocket")])
+    audiosocket = (network.audiosocket_bind, network.audiosocket_port)
+    report([port_finding(*audiosocket, "AudioSocket", "network.audiosocket_bind")])
     report([port_finding(network.host, network.http_port, "HTTP")])
     report([database_finding(settings.database.url)])
     if checks:

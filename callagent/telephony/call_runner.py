@@ -154,6 +154,8 @@ class CallRunner:
             route = await self._router.route(connection)
         else:
             route = Route(kind="file_agent", reason="no router", profile=self._profile)
+        if route.kind == "refused":
+            return  # not a call Asterisk announced: the connection closes without a word
         if self._journals is None or route.call_id is None or route.client_id is None:
             await self._converse(connection, route, report, None)
             return

@@ -46,6 +46,7 @@ from callagent.store.phone import normalize_phone
 from callagent.store.schemas import CustomerView
 from callagent.store.services import customers as customer_service
 from callagent.store.services import telephony as store
+from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.ami import AmiClient
 from callagent.telephony.asterisk.call_tracker import AmiCallDirection
 from callagent.telephony.connection import AddressedCall, CallConnection
@@ -53,7 +54,10 @@ from callagent.telephony.connection import AddressedCall, CallConnection
 log = logging.getLogger(__name__)
 
 UnknownNumberPolicy = Literal["file_agent", "message"]
-RouteKind = Literal["agent", "file_agent", "message"]
+AcceptPolicy = Literal["announced", "any"]
+RouteKind = Literal["agent", "file_agent", "message", "refused"]
+
+_OVER = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -155,9 +159,11 @@ class CallRouter:
         unknown_message: str = "Sorry, this number is not in service. Goodbye.",
         ami: AmiClient | None = None,
         ami_wait_s: float = 2.0,
+        accept: AcceptPolicy = "announced",
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._db = db
+        self._accept = accept
         self._profiles = profiles
         self._fallback = fallback
         self._unknown_number = unknown_number
@@ -175,6 +181,9 @@ class CallRouter:
             log.exception("routing failed")
             route = self._unknown("routing failed")
         # Routing runs inside the call runner's call_context: the log lines carry the call's id.
+        if route.kind == "refused":
+            log.warning("refused from %s: %s", connection.remote, route.reason)
+            return route
         log.info(
             "answered as %s (%s)%s",
             route.kind,
@@ -190,6 +199,9 @@ class CallRouter:
         if self._ami is None:
             return Route(kind="file_agent", reason="no routing information", profile=self._fallback)
         state = await self._ami.wait_for_call(call_id, timeout_s=self._ami_wait_s)
+        strict = self._accept == "announced"
+        if strict and state is not None and state.ended is not None:
+            return _refused("AMI reported this call's hang-up already")
         if state is not None and state.direction is AmiCallDirection.INBOUND:
             return await self._inbound(call_id, state.number, state.caller, state.channel, True)
         # An Originate of ours (the tracker knows it), or one whose AMI state was lost with a
@@ -206,7 +218,13 @@ class CallRouter:
                     via_ami=True,
                     greeting=self._fallback.outbound_greeting_text(),
                 )
+            if strict:
+                # Only Asterisk may talk to AudioSocket: anyone else who reaches the port knows
+                # no call id the dialplan or an Originate of ours announced.
+                return _refused("AMI did not announce this call id")
             return self._unknown("AMI did not announce this call")
+        if strict and state is None and placed.status in _OVER:
+            return _refused(f"its call session is {placed.status.value}")
         return await self._outbound(placed)
 
     async def _inbound(
@@ -285,6 +303,12 @@ class CallRouter:
         if self._unknown_number == "message":
             return Route(kind="message", reason=reason, message=self._unknown_message)
         return Route(kind="file_agent", reason=reason, profile=self._fallback, via_ami=via_ami)
+
+
+def _refused(reason: str) -> Route:
+    """Not a call from Asterisk (``network.audiosocket_accept = announced``): the connection is
+    closed without a word, nothing is stored."""
+    return Route(kind="refused", reason=reason)
 
 
 class MessageResponder:

@@ -181,6 +181,43 @@ async def test_without_ami_start_call_says_no_telephony(sqlite_url: str, tmp_pat
         await db.dispose()
 
 
+@pytest.mark.timeout(20)
+async def test_audiosocket_listens_apart_from_http_with_its_own_uuid_deadline(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Opening the API (``network.host``) leaves AudioSocket on ``network.audiosocket_bind``;
+    without AMI every AudioSocket call is taken (the embedded mode), which is said at start;
+    a peer that sends no call id is dropped after ``network.audiosocket_uuid_timeout_s``."""
+    settings = load_settings(
+        environ={
+            "CALLAGENT_HOST": "0.0.0.0",
+            "CALLAGENT_AUDIOSOCKET_PORT": "0",
+            "CALLAGENT_AUDIOSOCKET_UUID_TIMEOUT_S": "0.5",
+            "CALLAGENT_RECORDINGS": "false",
+        }
+    )
+    clock = MonotonicClock()
+    engines = VoiceEngines(
+        FakeSpeechToText(clock, []),  # type: ignore[arg-type]
+        FakeTextToSpeech(clock),  # type: ignore[arg-type]
+        FakeLanguageModel(clock, []),  # type: ignore[arg-type]
+    )
+    db = Database(sqlite_url)
+    telephony = await start_telephony(settings, db, engines, FALLBACK)
+    try:
+        assert telephony.server.host == "127.0.0.1"
+        assert telephony.status()["audiosocket"] == f"127.0.0.1:{telephony.server.port}"
+        assert any("takes every call" in r.getMessage() for r in caplog.records)
+        reader, writer = await asyncio.open_connection("127.0.0.1", telephony.server.port)
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
+        assert 0.4 < time.monotonic() - started < 2.0
+        writer.close()
+    finally:
+        await telephony.close()
+        await db.dispose()
+
+
 @pytest.mark.real_models
 async def test_serve_answers_health_checks_and_audiosocket_calls_then_stops_cleanly(
     tmp_path: Path,

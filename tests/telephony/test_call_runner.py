@@ -128,3 +128,34 @@ async def test_a_stored_call_names_its_recording_from_the_start(
         await call
     assert (mid.status, mid.recording_ref) == (CallStatus.IN_PROGRESS, f"{call_id}.wav")
     assert (tmp_path / mid.recording_ref).exists()
+
+
+async def test_a_stranger_reaching_the_port_is_refused_while_asterisks_calls_go_on(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only Asterisk may talk to AudioSocket (``network.audiosocket_accept = announced``): a
+    peer with a call id AMI never announced hears nothing and is disconnected, nothing is
+    stored; a call the dialplan announced is answered as always."""
+    caplog.set_level(logging.WARNING, logger="callagent")
+    did = number()
+    async with routing_rig(sqlite_url, tmp_path, dids=[did]) as rig:
+        tenant = await make_tenant(rig.db, "Alma", "Alpha Roofing", did)
+        stranger = await simulate_call(
+            "127.0.0.1",
+            rig.server.port,
+            [voice(0.5, 16000)],
+            sample_rate=16000,
+            max_wait_for_agent_s=3.0,
+            final_wait_s=0.2,
+        )
+        channel = await rig.sim.inbound_call(did, CALLER, (), final_wait_s=0.5)
+        await rig.settled()
+        stored = await rig.calls_of(tenant.client_id)
+    assert stranger.hung_up_by == "agent"
+    assert not any(stranger.agent_pcm), "the stranger heard something"
+    assert any("AMI did not announce this call id" in r.getMessage() for r in caplog.records)
+    # The announced call was answered, and it is the only call stored.
+    assert channel.result is not None
+    assert any(channel.result.agent_pcm)
+    assert [c.id for c in stored.items] == [channel.call_id]
+    assert len(rig.reports) == 1

@@ -17,7 +17,9 @@ from callagent.store.models import utcnow
 from callagent.store.schemas import CustomerCreate, StartCall, TrainingCreate
 from callagent.store.services import agents, calls, customers
 from callagent.store.services import telephony as store
+from callagent.store.services.call_state import CallUpdate, apply_call_update
 from callagent.store.states import CallStatus, TrainingType
+from callagent.telephony.asterisk.call_tracker import AmiCallDirection, CallEnded, CallState
 from callagent.telephony.asterisk.loopback_caller import simulate_call
 from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
 from callagent.telephony.call_journal import CallJournals
@@ -167,6 +169,70 @@ async def test_a_call_the_agent_placed_opens_by_asking_for_the_customer(db: Data
     )
     inbound = await router.route(SipLine(tenant.did, CALLER))
     assert inbound.greeting is None  # an answered call opens with the agent's own greeting
+
+
+class AmiWithState:
+    """An AMI client that has this state for every call."""
+
+    def __init__(self, state: CallState) -> None:
+        self.state = state
+
+    async def wait_for_call(self, call_id: uuid.UUID, timeout_s: float = 2.0) -> CallState:
+        return self.state
+
+
+async def test_only_call_ids_ami_announced_are_taken(db: Database) -> None:
+    """Only Asterisk may talk to AudioSocket: a call id neither the dialplan nor an Originate of
+    ours announced is refused - nothing is said, nothing stored - unless the settings say
+    ``any``, when it is an unknown number as before."""
+    stranger = Line()
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, ami=AmiWithoutState())  # type: ignore[arg-type]
+    route = await router.route(stranger)
+    assert (route.kind, route.call_id, route.profile) == ("refused", None, None)
+    lenient = CallRouter(
+        db,
+        ProfileCache(db),
+        fallback=FALLBACK,
+        ami=AmiWithoutState(),  # type: ignore[arg-type]
+        accept="any",
+    )
+    assert (await lenient.route(stranger)).kind == "file_agent"
+    # Without AMI nothing can be announced (the embedded mode): every call is taken.
+    assert (await CallRouter(db, ProfileCache(db), fallback=FALLBACK).route(stranger)).kind == (
+        "file_agent"
+    )
+
+
+async def test_a_call_that_is_over_cannot_be_joined_again(db: Database) -> None:
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    line = Line()
+    ended = CallState(
+        line.call_id,
+        AmiCallDirection.INBOUND,
+        number=tenant.did,
+        caller=CALLER,
+        ended=CallEnded(line.call_id, 16, "Normal Clearing"),
+    )
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, ami=AmiWithState(ended))  # type: ignore[arg-type]
+    assert (await router.route(line)).kind == "refused"
+    # A placed call whose session is over, its AMI state forgotten: refused too.
+    prepared = await calls.prepare_call(
+        db,
+        tenant.client_id,
+        StartCall(phone_number=number(), ignore_working_hours=True),
+        utcnow(),
+    )
+    await apply_call_update(
+        db,
+        tenant.client_id,
+        prepared.call_id,
+        CallUpdate(status=CallStatus.FAILED, failure_reason="test"),
+        utcnow(),
+    )
+    placed = Line()
+    placed.call_id = prepared.call_id
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, ami=AmiWithoutState())  # type: ignore[arg-type]
+    assert (await router.route(placed)).kind == "refused"
 
 
 async def test_calls_without_routing_information_get_the_file_agent(db: Database) -> None:

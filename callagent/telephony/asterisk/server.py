@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -54,6 +55,17 @@ def _describe_peer(writer: asyncio.StreamWriter) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
     return str(peer)
+
+
+def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+    """Switch Nagle's algorithm off: every frame is a small write that must go out now."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:  # e.g. not a TCP socket
+        logger.debug("TCP_NODELAY not set for %s: %r", _describe_peer(writer), exc)
 
 
 async def _close_writer(writer: asyncio.StreamWriter) -> None:
@@ -258,7 +270,10 @@ class AudioSocketServer:
     Use as ``async with AudioSocketServer(handler, port=0, clock=clock) as server: ...`` or call
     :meth:`start` and :meth:`close`. ``port=0`` binds a free port, read back from :attr:`port`.
     A connection that sends no valid UUID within ``uuid_timeout`` seconds is dropped; beyond
-    ``max_calls`` connections at once new ones are refused (closed at once). ``clock`` stamps
+    ``max_calls`` connections at once new ones are refused (closed at once), and so is a
+    second connection naming a call that is connected already (only one peer may speak for a
+    call). Accepted sockets get ``TCP_NODELAY``: each 20 ms frame is one small write that must
+    leave at once, not wait for Nagle's algorithm to batch it. ``clock`` stamps
     the callers' frames; it must be the clock of the voice pipeline the handler runs.
     ``sample_rate`` is every call's rate, as the dialplan fixes it (see
     :class:`AudioSocketConnection`).
@@ -288,7 +303,7 @@ class AudioSocketServer:
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._handshakes: set[asyncio.Task[None]] = set()
-        self._connections: set[AudioSocketConnection] = set()
+        self._connections: dict[uuid.UUID, AudioSocketConnection] = {}
 
     @property
     def port(self) -> int:
@@ -297,6 +312,14 @@ class AudioSocketServer:
             raise RuntimeError("the server is not started")
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    @property
+    def host(self) -> str:
+        """The address actually bound."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the server is not started")
+        host: str = self._server.sockets[0].getsockname()[0]
+        return host
 
     @property
     def active_calls(self) -> int:
@@ -321,7 +344,7 @@ class AudioSocketServer:
             self._server.close()
         for task in self._handshakes:
             task.cancel()
-        await asyncio.gather(*(conn.hang_up() for conn in list(self._connections)))
+        await asyncio.gather(*(conn.hang_up() for conn in list(self._connections.values())))
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:
@@ -353,6 +376,7 @@ class AudioSocketServer:
             )
             writer.transport.abort()
             return
+        _set_nodelay(writer)
         task = asyncio.create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -372,10 +396,20 @@ class AudioSocketServer:
         if call_id is None:
             await _close_writer(writer)
             return
+        if call_id in self._connections:
+            # Asterisk connects once per call; a second peer naming a live call is someone
+            # else trying to listen in or talk over it.
+            logger.warning(
+                "refusing a second connection for call %s from %s: the call is connected",
+                call_id,
+                _describe_peer(writer),
+            )
+            await _close_writer(writer)
+            return
         conn = AudioSocketConnection(
             call_id, reader, writer, protocol, self._clock, self._sample_rate
         )
-        self._connections.add(conn)
+        self._connections[call_id] = conn
         logger.info("call %s from %s started", call_id, conn.remote)
         try:
             await self._handler(conn)
@@ -383,7 +417,7 @@ class AudioSocketServer:
             # A failing call must not take the server or other calls with it (DESIGN.md practice 2).
             logger.exception("call %s: handler failed; ending this call", call_id)
         finally:
-            self._connections.discard(conn)
+            del self._connections[call_id]
             await conn.hang_up()
             logger.info("call %s ended", call_id)
 

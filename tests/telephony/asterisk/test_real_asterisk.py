@@ -42,6 +42,7 @@ from callagent.store.services import calls
 from callagent.store.states import CallOutcome, CallStatus, CallType
 from callagent.telephony.asterisk.ami import AmiDialer, TransferMethod
 from callagent.telephony.asterisk.call_tracker import CallEnded, CallEvent, OriginateResult
+from callagent.telephony.asterisk.loopback_caller import simulate_call
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
 
@@ -575,6 +576,82 @@ async def test_a_caller_whose_media_has_not_started_is_greeted(
     assert len(loud) >= 10, f"{len(loud)} packets of greeting before the caller's media"
     # And the line stayed alive: a packet every 20 ms once the call was up (setup takes <1 s).
     assert len(before_media) >= 6.5 * 50, len(before_media)
+
+
+async def test_only_asterisk_talks_to_audiosocket_and_its_calls_still_work(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The AudioSocket checks on, as by default: a stranger who reaches the port with a call id
+    of its own is disconnected without a word, a second connection naming the live call is
+    refused while it goes on, and Asterisk's own inbound call is greeted and stored."""
+    ports = AsteriskPorts()
+    transport, ear, ear_port = await open_ear()
+    try:
+        async with installation(sqlite_url, tmp_path, ports, fake_engines([], [])) as inst:
+            assert inst.settings.network.audiosocket_accept == "announced"
+            started = time.monotonic()
+            stranger = await simulate_call(
+                "127.0.0.1",
+                ports.audiosocket,
+                [voice(0.3, 16000)],
+                sample_rate=16000,
+                max_wait_for_agent_s=3.0,
+                final_wait_s=0.2,
+            )
+            caller = asyncio.create_task(
+                run_sipp(
+                    tmp_path,
+                    target_port=ports.sip,
+                    service=inst.tenant.did,
+                    ulaw=pcm_to_ulaw(voice(0.5)),
+                    ear_port=ear_port,
+                    caller=CALLER.lstrip("+"),
+                    before_speech_ms=5000,
+                    after_speech_ms=500,
+                )
+            )
+            try:
+                inbound = await inst.ami.wait_for(
+                    lambda m: field_of(m, "UserEvent") == "CallagentInbound"
+                )
+                call_id = uuid.UUID(field_of(inbound, "CallId"))
+                await inst.call(call_id, lambda d: d.status == CallStatus.IN_PROGRESS)
+                intruder = await simulate_call(
+                    "127.0.0.1",
+                    ports.audiosocket,
+                    [voice(0.3, 16000)],
+                    sample_rate=16000,
+                    call_id=call_id,
+                    max_wait_for_agent_s=2.0,
+                    final_wait_s=0.2,
+                )
+                result = await caller
+            finally:
+                if not caller.done():
+                    caller.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await caller
+            detail = await inst.ended(call_id)
+            page = await calls.list_calls(inst.db, inst.tenant.client_id)
+            inst.report("AudioSocket checks")
+    finally:
+        transport.close()
+    assert stranger.hung_up_by == "agent"
+    assert not any(stranger.agent_pcm), "the stranger heard the agent"
+    assert intruder.hung_up_by == "agent"
+    assert not any(intruder.agent_pcm), "the intruder heard the live call"
+    # Asterisk's call: up all along, greeted before the caller's media, stored alone.
+    assert result.returncode == 0, result.output + result.errors
+    greeting = [
+        payload
+        for (_, payload), arrived in zip(ear.packets, ear.arrivals, strict=True)
+        if arrived - started < 4.5 and rms(ulaw_to_pcm(payload)) > 0.02
+    ]
+    assert len(greeting) >= 10, len(greeting)
+    assert [c.id for c in page.items] == [call_id]
+    assert detail.status == CallStatus.COMPLETED
+    assert detail.transcript[0].speaker == "agent"
+    assert detail.transcript[0].text.startswith("Hello, this is Alma from Alpha Roofing.")
 
 
 def identity_headers(sip: str) -> dict[str, str]:

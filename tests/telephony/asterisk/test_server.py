@@ -289,6 +289,59 @@ async def test_uuid_timeout_drops_connection(
         await client.close()
 
 
+async def test_a_second_connection_for_a_connected_call_is_refused(
+    server: AudioSocketServer, agent: EchoAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only one peer speaks for a call: someone who learnt a live call's id cannot join it."""
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    first = await Client.connect(server.port)
+    await first.send_event(Audio(FRAME_8K, 8_000))
+    assert await first.read_event() == Audio(FRAME_8K, 8_000)
+    intruder = Client(*await asyncio.open_connection("127.0.0.1", server.port))
+    intruder.call_id = first.call_id
+    await intruder.send(intruder.protocol.send(CallStarted(first.call_id)))
+    await intruder.send_event(Audio(FRAME_8K[::-1], 8_000))
+    assert await intruder.closed_by_server()
+    assert any("second connection" in r.getMessage() for r in caplog.records)
+    # The call itself goes on, its frames untouched by the intruder's.
+    await first.send_event(Audio(FRAME_8K, 8_000))
+    assert await first.read_event() == Audio(FRAME_8K, 8_000)
+    assert [f.pcm for f in agent.frames[first.call_id] if isinstance(f, AudioFrame)] == [
+        FRAME_8K,
+        FRAME_8K,
+    ]
+    await first.close()
+    await agent.wait_finished(first.call_id)
+    # Once the call is over its id may connect again (e.g. Asterisk retrying after a drop).
+    again = Client(*await asyncio.open_connection("127.0.0.1", server.port))
+    await again.send(again.protocol.send(CallStarted(first.call_id)))
+    await again.send_event(Audio(FRAME_8K, 8_000))
+    assert await again.read_event() == Audio(FRAME_8K, 8_000)
+    for client in (intruder, again):
+        await client.close()
+
+
+async def test_accepted_sockets_send_each_frame_at_once(
+    agent: EchoAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TCP_NODELAY on every accepted socket - set by the server itself, not left to asyncio's
+    default (switched off here to show it)."""
+    monkeypatch.setattr(asyncio.base_events, "_set_nodelay", lambda sock: None)
+    options: list[int] = []
+
+    async def handler(conn: AudioSocketConnection) -> None:
+        sock = conn._writer.get_extra_info("socket")  # the accepted socket, for this check only
+        options.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        await agent(conn)
+
+    async with AudioSocketServer(handler, port=0, clock=CLOCK) as server:
+        client = await Client.connect(server.port)
+        await client.send_event(Audio(FRAME_8K, 8_000))
+        assert await client.read_event() == Audio(FRAME_8K, 8_000)
+        await client.close()
+    assert options == [1]
+
+
 async def test_close_before_uuid_is_quietly_dropped(
     server: AudioSocketServer, agent: EchoAgent
 ) -> None:
