@@ -44,6 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from callagent.store.ids import new_id
 from callagent.store.states import (
     AgentStatus,
+    AnalysisStatus,
     CallbackStatus,
     CallOutcome,
     CallStatus,
@@ -253,6 +254,9 @@ class CustomerProfile(Base):
     conversation_notes: Mapped[str] = mapped_column(Text, default="")
     preferences: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     objections: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # What the post-call analysis of their recent calls learnt, newest last, a few entries
+    # (migration 0004; docs/analysis.md): the next call's prompt carries a short summary of it.
+    conversation_memory: Mapped[list[Any]] = mapped_column(JsonType, default=list)
     do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
     do_not_call_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     converted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -322,6 +326,10 @@ class CallSession(Base):
     # heartbeat while it is live (migration 0003). A live call silent for longer than the grace
     # period was lost with its node and is settled (docs/telephony.md, "After a crash").
     last_activity_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The post-call analysis (migration 0004; docs/analysis.md): the model's validated answer
+    # and what of it was applied; null until the call was analysed.
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    analyzed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
     customer: Mapped[CustomerProfile] = relationship(lazy="raise")
 
@@ -424,3 +432,41 @@ class Counter(Base):
     )
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CallAnalysisJob(Base):
+    """The post-call analysis of one call, as a durable job (docs/analysis.md).
+
+    A row, not a task in memory: it survives a restart, and with several nodes on one database
+    exactly one of them runs it (DESIGN.md, Scale-out). Unique per call, so a call is never
+    analysed twice. A node takes a job by writing its name and a lease (``locked_by``,
+    ``locked_until``) - on PostgreSQL under ``SELECT … FOR UPDATE SKIP LOCKED``, on SQLite in
+    the one write transaction at a time - and its result is stored only while it still holds
+    that lease; a lease that runs out (the node died) lets another node take the job again.
+    """
+
+    __tablename__ = "call_analysis_jobs"
+    __table_args__ = (
+        # The claim's scan: due queued jobs and expired leases, oldest first.
+        Index("ix_call_analysis_jobs_status_run_after", "status", "run_after"),
+        Index("ix_call_analysis_jobs_client_id_id", "client_id", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    call_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("call_sessions.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[AnalysisStatus] = mapped_column(
+        _enum(AnalysisStatus), default=AnalysisStatus.QUEUED
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Not before this time: the call's last writes land first; a retry waits its backoff.
+    run_after: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    locked_by: Mapped[str] = mapped_column(String(100), default="")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -247,6 +247,8 @@ class CustomerView(Output):
     converted: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    # What the post-call analysis of their recent calls learnt, newest last (docs/analysis.md).
+    conversation_memory: list[JsonObject] = msgspec.field(default_factory=list)
 
 
 class CustomerPage(Output):
@@ -371,6 +373,10 @@ class CallDetail(CallView):
     hangup_cause_text: str = ""
     dtmf: str = ""
     transferred_to: str = ""
+    # The post-call analysis (docs/analysis.md): the model's answer and what was applied; null
+    # until the call was analysed.
+    analysis: JsonObject | None = None
+    analyzed_at: dt.datetime | None = None
 
 
 class CallPage(Output):

@@ -127,6 +127,17 @@ class NoteKind(StrEnum):
     MANUAL = "manual"
 
 
+class AnalysisStatus(StrEnum):
+    """A post-call analysis job's life (docs/analysis.md): ``queued`` → ``running`` → ``done``
+    or ``failed``; a run that fails for a passing reason goes back to ``queued`` (retried
+    later), and a ``running`` job whose lease ran out (its node died) is taken again."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class OpportunityStage(StrEnum):
     """A sales opportunity's stage; the two ``closed_*`` stages are final."""
 

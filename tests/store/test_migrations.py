@@ -12,7 +12,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from callagent.store.db import Database
-from callagent.store.models import Base, CallSession, PhoneNumber
+from callagent.store.models import (
+    Base,
+    CallAnalysisJob,
+    CallSession,
+    CustomerProfile,
+    PhoneNumber,
+)
 
 from helpers.store_fixtures import fresh_url
 
@@ -49,7 +55,7 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
             diff, tables, revision = await connection.run_sync(check)
         assert diff == [], "models and migrations differ: add a migration"
         assert set(Base.metadata.tables) <= tables
-        assert revision == "0003"
+        assert revision == "0004"
     finally:
         await database.dispose()
 
@@ -160,5 +166,33 @@ async def test_0003_gives_existing_calls_their_last_sign_of_life(backend: str) -
         assert stuck is not None
         assert finished.last_activity_at == ended
         assert stuck.last_activity_at == started
+    finally:
+        await database.dispose()
+
+
+async def test_0004_leaves_existing_calls_unanalysed_and_customers_with_no_memory(
+    backend: str,
+) -> None:
+    """Migration 0004 (post-call analysis, docs/analysis.md): existing calls have no analysis
+    and no job (nothing is analysed behind the operator's back), existing customers an empty
+    memory."""
+    database = Database(fresh_url(backend))
+    try:
+        await database.migrate("0003")
+        ids = {name: uuid.uuid4() for name in ("client", "agent", "customer", "call")}
+        now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+        rows = _rows_0001(ids, now)
+        rows["call_sessions"] |= {"last_activity_at": now}
+        await _insert(database, rows)
+        await database.migrate()
+        async with database.read() as session:
+            call = await session.get(CallSession, ids["call"])
+            customer = await session.get(CustomerProfile, ids["customer"])
+            jobs = await session.scalar(select(func.count()).select_from(CallAnalysisJob))
+        assert call is not None
+        assert customer is not None
+        assert (call.analysis, call.analyzed_at) == (None, None)
+        assert customer.conversation_memory == []
+        assert jobs == 0
     finally:
         await database.dispose()

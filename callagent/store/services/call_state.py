@@ -42,6 +42,7 @@ from callagent.store.db import Database
 from callagent.store.errors import IllegalTransition, NotFound
 from callagent.store.models import CallSession, CustomerProfile, utcnow
 from callagent.store.schemas import TranscriptTurn
+from callagent.store.services import analysis_jobs
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import get_scoped
 from callagent.store.states import (
@@ -261,6 +262,9 @@ async def _move(
             # telephony layer ended (calls.record_outcome).
             customer.answered_calls += 1
             customer.total_talk_time_s += call.duration_s or 0.0
+            # Its post-call analysis is queued in the transaction that ends it, so no answered
+            # call is ever over without one, whichever node or sweep ends it (docs/analysis.md).
+            await analysis_jobs.enqueue(session, call, now)
     if outcome is not None:
         await _set_outcome(session, call, outcome, now)
 

@@ -46,6 +46,7 @@ from callagent.store.schemas import (
     StartCall,
     StartCallResult,
 )
+from callagent.store.services import analysis_jobs, call_analysis
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import (
     call_view,
@@ -320,7 +321,17 @@ async def record_outcome(
             session, CallSession, client_id, report.call_id, "call", for_update=True
         )
         if call.outcome is not None:
-            raise Conflict(f"call {call.id} already has the outcome '{call.outcome}'")
+            if not call_analysis.outcome_from_analysis(call):
+                raise Conflict(f"call {call.id} already has the outcome '{call.outcome}'")
+            # The post-call analysis decided it; a person's report replaces the model's reading
+            # (docs/analysis.md, "What happened live wins").
+            await call_analysis.withdraw_outcome(
+                session,
+                agent,
+                call,
+                cancel_callback=report.callback_requested
+                or report.outcome == CallOutcome.DO_NOT_CALL,
+            )
         target = CallStatus.FAILED if report.outcome == CallOutcome.FAILED else CallStatus.COMPLETED
         # The telephony layer ends a call when it hangs up (call_state) and leaves the outcome
         # of an answered call to this report: such a call keeps its status, end and duration, and
@@ -329,6 +340,9 @@ async def record_outcome(
         if not ended_by_telephony:
             call.status = check_transition(call.status, target)
             call.ended_at = now
+            if call.started_at is not None:
+                # The call ends here: its post-call analysis is queued with it (docs/analysis.md).
+                await analysis_jobs.enqueue(session, call, now)
         call.outcome = report.outcome
         call.customer_response = report.customer_response
         call.conversation_notes = report.conversation_notes

@@ -1,0 +1,104 @@
+"""Finished calls to analyse, an analysis to apply, and an empty database per test for the job
+queue (docs/analysis.md).
+
+The job queue takes *any* client's due job, so tests that claim jobs get a database of their
+own (:func:`own_database`): jobs other tests leave behind in the shared one would be claimed
+too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from callagent.store.db import Database
+from callagent.store.schemas import StartCall, TranscriptTurn
+from callagent.store.services import call_state, calls
+from callagent.store.services.call_analysis import CallAnalysis
+from callagent.store.services.call_state import CallUpdate
+from callagent.store.states import CallStatus
+
+from helpers.store_data import number
+from helpers.store_fixtures import fresh_url
+
+#: Wednesday 2026-03-04 10:00 UTC, inside the default working hours.
+START = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+TALK = dt.timedelta(seconds=60)
+
+
+@pytest.fixture
+async def own_db(backend: str) -> AsyncIterator[Database]:
+    """A migrated database of this test's own, on ``backend``."""
+    database = Database(fresh_url(backend))
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+def turns(*lines: str, at: dt.datetime = START) -> list[TranscriptTurn]:
+    """Transcript turns from ``"agent: …"`` / ``"caller: …"`` lines."""
+    out = []
+    for index, line in enumerate(lines):
+        speaker, text = line.split(": ", 1)
+        out.append(
+            TranscriptTurn(
+                speaker=speaker, text=text, at=at + dt.timedelta(seconds=5 * (index + 1))
+            )
+        )
+    return out
+
+
+async def finished_call(
+    db: Database,
+    client_id: uuid.UUID,
+    lines: tuple[str, ...] = ("agent: Hello, this is Alex.", "caller: Hi, tell me more."),
+    *,
+    at: dt.datetime = START,
+    phone: str | None = None,
+    purpose: str = "",
+    status: CallStatus = CallStatus.COMPLETED,
+) -> uuid.UUID:
+    """A call start-call placed at ``at``, answered, talked through and ended ``TALK`` later
+    through the one writer of call state, as a real call is (this queues its analysis)."""
+    data = StartCall(phone_number=phone or number(), ignore_working_hours=True, purpose=purpose)
+    prepared = await calls.prepare_call(db, client_id, data, at)
+    call_id = prepared.call_id
+    await calls.record_placement(
+        db, client_id, call_id, placed=True, reason="", telephony_call_id="t", now=at
+    )
+    answered = at + dt.timedelta(seconds=5)
+    await call_state.apply_call_update(
+        db, client_id, call_id, CallUpdate(status=CallStatus.IN_PROGRESS), answered
+    )
+    if lines:
+        await call_state.append_turns(db, client_id, call_id, turns(*lines, at=answered))
+    await call_state.apply_call_update(db, client_id, call_id, CallUpdate(status=status), at + TALK)
+    return call_id
+
+
+def analysis(**changes: Any) -> CallAnalysis:
+    """A valid analysis: an interested caller who wants a callback; ``changes`` override."""
+    fields: dict[str, Any] = {
+        "summary": "The caller likes the solar offer but finds it expensive; call back Tuesday.",
+        "outcome": "callback_requested",
+        "sentiment": "positive",
+        "interest_level": "warm",
+        "objections": ["too expensive"],
+        "pain_points": ["high electricity bills"],
+        "decision_maker": "yes",
+        "budget": "about 10,000 dollars",
+        "callback_requested": True,
+        "callback_time": "Tuesday afternoon",
+        "preferred_call_time": "Tuesday afternoons",
+        "next_action": "Call back Tuesday afternoon with a financing quote",
+        "probability": 40,
+        "estimated_value": 12000,
+        "actions_taken": ["schedule_callback"],
+    }
+    fields.update(changes)
+    return msgspec.convert(fields, CallAnalysis)  # validated, as a parsed answer is
