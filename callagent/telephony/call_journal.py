@@ -19,6 +19,11 @@ Both sources of a call's events share the call's journal, so their writes are or
   ``AmiClient.subscribe``) arrive by call id alone - an Originate that was busy never reaches
   a runner; the journal looks the call's client up once.
 
+An inbound call's session is created only when the call runner has routed it, a moment after
+AMI announced the call; what AMI reports meanwhile (a key the caller pressed at once, an early
+hang-up) is kept for the call (bounded) and queued when the runner takes the call's journal,
+or dropped when the call is not stored (:meth:`CallJournals.not_stored`).
+
 A journal's writer ends when its queue is empty and nobody holds it, so finished calls leave no
 task behind; :meth:`CallJournals.close` drains the rest at shutdown.
 
@@ -35,6 +40,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -61,6 +67,7 @@ from callagent.telephony.asterisk.call_tracker import (
     CallTransferred,
     DialOutcome,
     DtmfReceived,
+    InboundCallStarted,
     OriginateResult,
 )
 from callagent.voice_pipeline.clock import Clock
@@ -79,6 +86,16 @@ DRAIN_TIMEOUT_S: Final = 5.0
 """How long the end of a call (or shutdown) waits for its pending writes."""
 
 MAX_LATENCY_TURNS: Final = 200
+
+MAX_EARLY_CALLS: Final = 256
+"""Announced calls not routed yet whose early AMI reports are kept; the oldest go beyond."""
+
+MAX_EARLY_UPDATES: Final = 64
+"""Early reports kept per call (the store keeps at most 64 keys of a call anyway)."""
+
+EARLY_KEEP_S: Final = 60.0
+"""How long early reports wait for their call's runner: routing takes ~2 s at most (the AMI
+wait), so a call not taken by then never reached this node."""
 
 #: How Asterisk's verdict on an Originate lands on the call session (docs/telephony.md
 #: "Persistence as the call goes"): unreached calls end with that outcome; an answered one waits
@@ -309,6 +326,8 @@ class CallJournals:
         self._retry_delays = tuple(retry_delays)
         self._drain_timeout_s = drain_timeout_s
         self._journals: dict[uuid.UUID, CallJournal] = {}
+        self._early: OrderedDict[uuid.UUID, tuple[dt.datetime, list[CallUpdate]]] = OrderedDict()
+        """Announced inbound calls not yet routed: when announced, and what AMI reported."""
         self._closing = False
 
     def __len__(self) -> int:
@@ -354,6 +373,9 @@ class CallJournals:
         (at most ``drain_timeout_s``, then the rest is dropped and logged)."""
         journal = self.journal(call_id, client_id)
         journal.hold()
+        _, early = self._early.pop(call_id, (None, []))
+        for update in early:  # what AMI reported before the call was routed, in order
+            journal.update(update)
         try:
             yield journal
         finally:
@@ -367,13 +389,42 @@ class CallJournals:
                 log.error("call %s: the database did not keep up; dropping writes", call_id)
                 await journal.cancel()
 
+    def not_stored(self, call_id: uuid.UUID) -> None:
+        """The call was routed to nothing stored (a number no client owns, refused): what AMI
+        reported about it before is dropped."""
+        self._early.pop(call_id, None)
+
     def on_call_event(self, event: CallEvent) -> None:
         """``AmiClient.subscribe`` listener: queue what the event changes (never blocks)."""
         if self._closing:
             return
+        if isinstance(event, InboundCallStarted):
+            self._expect(event.call_id)
+            return
         update = update_for(event)
-        if update is not None:
-            self.journal(event.call_id).update(update)
+        if update is None:
+            return
+        early = self._early.get(event.call_id)
+        if early is not None:
+            # Announced, not routed yet: its session may not exist yet (see the module docs).
+            if len(early[1]) < MAX_EARLY_UPDATES:
+                early[1].append(update)
+            else:
+                log.warning("call %s: too many reports before routing; one dropped", event.call_id)
+            return
+        self.journal(event.call_id).update(update)
+
+    def _expect(self, call_id: uuid.UUID) -> None:
+        """An inbound call was announced: keep its reports until it is routed."""
+        now = self._clock()
+        while self._early:
+            oldest, (announced, _) = next(iter(self._early.items()))
+            expired = (now - announced).total_seconds() > EARLY_KEEP_S
+            if not expired and len(self._early) < MAX_EARLY_CALLS:
+                break
+            del self._early[oldest]
+        if call_id not in self._journals or not self._journals[call_id].held:
+            self._early.setdefault(call_id, (now, []))
 
     async def close(self) -> None:
         """Drain every journal (bounded), then stop what is left."""

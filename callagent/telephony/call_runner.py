@@ -154,6 +154,9 @@ class CallRunner:
             route = await self._router.route(connection)
         else:
             route = Route(kind="file_agent", reason="no router", profile=self._profile)
+        stored = route.call_id is not None and route.client_id is not None
+        if self._journals is not None and not stored:
+            self._journals.not_stored(connection.call_id)  # what AMI said of it goes nowhere
         if route.kind == "refused":
             return  # not a call Asterisk announced: the connection closes without a word
         if self._journals is None or route.call_id is None or route.client_id is None:

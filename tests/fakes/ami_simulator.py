@@ -862,9 +862,12 @@ class AmiSimulator:
         pause_after_agent_s: float = 0.4,
         final_wait_s: float = 0.5,
         max_wait_for_agent_s: float = 5.0,
+        keys_while_answering: str = "",
     ) -> SimulatedChannel:
         """A call from the trunk to ``did``, run through the rendered inbound dialplan; returns
-        the channel once it has hung up."""
+        the channel once it has hung up. ``keys_while_answering`` are pressed as the dialplan
+        answers: their ``DTMFEnd`` comes before the ``CallagentInbound`` UserEvent, as a real
+        Asterisk 22.10.1 sent a key pressed the moment the call was up."""
         uniqueid = f"{time.time():.0f}.{next(self._counter)}"
         channel = self._new_channel(self._next_name(), uniqueid, INBOUND_CONTEXT, did, caller, 4)
         if did not in self._contexts[INBOUND_CONTEXT]:
@@ -873,6 +876,8 @@ class AmiSimulator:
         self._set_variable(channel, "CALLAGENT_DID", did)
         channel.context, channel.exten = "callagent-answer", "s"
         self._set_state(channel, 6)  # Answer()
+        for digit in keys_while_answering:
+            self.press(channel, digit)
         call_id = uuid.uuid4()
         self._set_variable(channel, CALL_ID_VARIABLE, str(call_id))
         filtered = "".join(c for c in caller if c in "0123456789+")  # FILTER(0123456789+,...)

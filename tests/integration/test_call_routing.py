@@ -105,6 +105,29 @@ async def test_an_inbound_call_reaches_the_clients_agent_and_is_stored_as_it_goe
     assert bravo_calls.items == []
 
 
+async def test_keys_pressed_as_the_call_is_answered_are_stored_with_the_later_ones(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The caller presses 1 as the dialplan answers - AMI reports it before the call is
+    announced and long before it is routed and stored - then 2 and # mid-call: "12#"."""
+    did = number()
+    async with routing_rig(database_url, tmp_path, dids=[did]) as rig:
+        alpha = await make_tenant(rig.db, "Alma", "Alpha Roofing", did)
+        call = asyncio.create_task(
+            rig.sim.inbound_call(did, CALLER, (), final_wait_s=3.0, keys_while_answering="1")
+        )
+        await rig.wait_for(lambda: any(isinstance(e, InboundCallStarted) for e in rig.events))
+        call_id = next(e for e in rig.events if isinstance(e, InboundCallStarted)).call_id
+        await rig.wait_for_call(alpha.client_id, call_id, lambda d: bool(d.transcript))
+        channel = rig.sim.live_channel(call_id)
+        assert channel is not None
+        for digit in "2#":
+            rig.sim.press(channel, digit)
+        await call
+        final = await rig.ended(alpha.client_id, call_id)
+    assert final.dtmf == "12#"
+
+
 async def test_an_outbound_call_from_the_api_is_placed_answered_and_stored(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from callagent.store.db import Database
 from callagent.store.schemas import AgentSetup, StartCall, TrainingCreate, TranscriptTurn
 from callagent.store.services import agents, calls, clients, recovery
+from callagent.store.services import telephony as telephony_store
 from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallOutcome, CallStatus, TrainingType
 from callagent.telephony import call_journal
@@ -203,6 +204,50 @@ class FlakyDatabase:
             raise OperationalError("UPDATE", {}, Exception("database is locked"))
         async with self._db.write() as session:
             yield session
+
+
+async def test_what_ami_reports_before_an_inbound_call_is_routed_is_stored_with_it(
+    db: Database,
+) -> None:
+    """A key pressed as the call is answered reaches AMI before the call runner has routed the
+    call - before its session exists (docs/telephony.md): it is kept and stored in order."""
+    client_id = (await clients.create_client(db, "journal test")).client_id
+    did = f"+4930{uuid.uuid4().int % 10**7:07d}"
+    await agents.setup_agent(db, client_id, AgentSetup(agent_name="Alex", phone_numbers=[did]))
+    journals = CallJournals(db, clock=lambda: NOW)
+    call_id = uuid.uuid4()
+    journals.on_call_event(InboundCallStarted(call_id, did, "+49170555", "PJSIP/trunk-1"))
+    journals.on_call_event(DtmfReceived(call_id, "1"))
+    await asyncio.sleep(0.05)  # a journal writing now would find no session and drop it
+    routed = await telephony_store.open_inbound_call(
+        db, call_id=call_id, did=did, caller="+49170555", channel="PJSIP/trunk-1", now=NOW
+    )
+    assert routed is not None
+    async with journals.hold(call_id, client_id) as journal:
+        journals.on_call_event(DtmfReceived(call_id, "2"))
+        journal.update(CallUpdate(status=CallStatus.IN_PROGRESS))
+    await journals.close()
+    detail = await calls.get_call(db, client_id, call_id)
+    assert detail.dtmf == "12"
+
+
+async def test_what_ami_reports_about_a_call_that_is_not_stored_is_dropped(db: Database) -> None:
+    journals = CallJournals(db, clock=lambda: NOW)
+    call_id = uuid.uuid4()
+    journals.on_call_event(InboundCallStarted(call_id, "+4930999", "+49170555", "PJSIP/t-2"))
+    journals.on_call_event(DtmfReceived(call_id, "1"))
+    journals.not_stored(call_id)  # the router answered it as an unknown number
+    assert len(journals) == 0
+    # Announced calls never routed on this node are forgotten after a while, and bounded.
+    later = [NOW]
+    journals = CallJournals(db, clock=lambda: later[0])
+    journals.on_call_event(InboundCallStarted(call_id, "+4930999", "+49170555", "PJSIP/t-2"))
+    later[0] = NOW + dt.timedelta(seconds=call_journal.EARLY_KEEP_S + 1)
+    for _ in range(call_journal.MAX_EARLY_CALLS + 5):
+        journals.on_call_event(InboundCallStarted(uuid.uuid4(), "+4930999", "+49170", "P/t"))
+    assert call_id not in journals._early
+    assert len(journals._early) == call_journal.MAX_EARLY_CALLS
+    await journals.close()
 
 
 async def test_a_database_error_is_retried_then_given_up_never_raised(

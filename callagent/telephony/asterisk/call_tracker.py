@@ -12,6 +12,10 @@ Correlation (the call id is a UUID, the same one AudioSocket carries):
 * inbound calls get a fresh UUID in the dialplan, announced by the ``CallagentInbound``
   UserEvent with the dialed number and caller id (``config.INBOUND_EVENT``); the event's own
   ``Uniqueid`` links later events of that channel to the call;
+* a key the caller presses while the dialplan answers can reach AMI *before* the
+  ``CallagentInbound`` event (seen on Asterisk 22.10.1: ``DTMFEnd`` of the first key, then the
+  UserEvent): DTMF of a channel no call claims yet is kept (bounded) and reported right after
+  the call's announcement;
 * AMD's result arrives as the ``CallagentAmd`` UserEvent carrying the call id;
 * the AudioSocket leg of a ``Dial(AudioSocket/...)`` call is the ``DestChannel`` of the call
   channel's ``DialBegin`` (``AudioSocket/<host:port>-<call id>``): ``BlindTransfer`` is sent on
@@ -54,6 +58,14 @@ VERDICT_WAIT_S: Final = 5.0
 """How long an Originate that failed with ``Reason: 0`` waits for its hang-up cause before it
 counts as failed (:meth:`CallTracker.settle`; the AMI client runs the timer). Asterisk sent the
 cause within milliseconds of the response, before or after it."""
+
+MAX_EARLY_DTMF_CHANNELS: Final = 64
+"""Channels whose DTMF is kept until a call claims them; the oldest is forgotten beyond. Only
+keys pressed in the moment before the dialplan's announcement land here (and keys on channels
+no call of ours will ever claim, which the bound and their ``Hangup`` clear away)."""
+
+MAX_EARLY_DTMF_DIGITS: Final = 16
+"""Keys kept per unclaimed channel."""
 
 AUDIOSOCKET_CHANNEL_PREFIX: Final = "AudioSocket/"
 """How ``chan_audiosocket`` names its channels: ``AudioSocket/<host:port>-<uuid>``."""
@@ -297,6 +309,8 @@ class CallTracker:
         self._awaiting_hangup: dict[str, uuid.UUID] = {}
         """Uniqueids of ended (unanswered) calls whose channel has not sent its Hangup yet."""
         self._lost: set[uuid.UUID] = set()
+        self._early_dtmf: OrderedDict[str, list[str]] = OrderedDict()
+        """Keys pressed on channels (by Uniqueid) no call claims yet, oldest channel first."""
         self.dropped = 0
         """Events that named a call but could not be understood."""
 
@@ -484,7 +498,11 @@ class CallTracker:
         self._calls[call_id] = state
         if state.uniqueid:
             self._by_uniqueid[state.uniqueid] = call_id
-        return [InboundCallStarted(call_id, did, caller, state.channel)]
+        early = self._early_dtmf.pop(state.uniqueid, [])
+        return [
+            InboundCallStarted(call_id, did, caller, state.channel),
+            *(DtmfReceived(call_id, digit) for digit in early),
+        ]
 
     def _amd(self, message: AmiMessage) -> list[CallEvent]:
         call_id = _call_id(message.get("CallId"))
@@ -602,13 +620,26 @@ class CallTracker:
         return result
 
     def _dtmf(self, message: AmiMessage) -> list[CallEvent]:
-        state = self._state_for(message)
-        if state is None or message.get("Direction", "Received") != "Received":
+        if message.get("Direction", "Received") != "Received":
             return []
         digit = message.get("Digit") or ""
         if len(digit) != 1 or digit not in "0123456789*#ABCD":
             raise ValueError(f"DTMF digit {digit!r}")
+        state = self._state_for(message)
+        if state is None:
+            self._keep_early_dtmf(message.get("Uniqueid") or "", digit)
+            return []
         return [DtmfReceived(state.call_id, digit)]
+
+    def _keep_early_dtmf(self, uniqueid: str, digit: str) -> None:
+        """A key on a channel no call claims (yet): kept for the call that may announce it."""
+        if not uniqueid:
+            return
+        digits = self._early_dtmf.setdefault(uniqueid, [])
+        if len(digits) < MAX_EARLY_DTMF_DIGITS:
+            digits.append(digit)
+        while len(self._early_dtmf) > MAX_EARLY_DTMF_CHANNELS:
+            self._early_dtmf.popitem(last=False)
 
     def _hangup_request(self, message: AmiMessage) -> list[CallEvent]:
         """``HangupRequest`` / ``SoftHangupRequest``: the cause of the hang-up to come, when they
@@ -625,6 +656,7 @@ class CallTracker:
         return []
 
     def _hangup(self, message: AmiMessage) -> list[CallEvent]:
+        self._early_dtmf.pop(message.get("Uniqueid") or "", None)  # no call will claim it now
         state = self._hanging_up(message)
         if state is None or state.ended is not None:
             return []

@@ -15,6 +15,7 @@ import pytest
 from callagent.telephony.asterisk import call_tracker
 from callagent.telephony.asterisk.ami_protocol import AmiMessage
 from callagent.telephony.asterisk.call_tracker import (
+    MAX_EARLY_DTMF_CHANNELS,
     AmdResult,
     AmdStatus,
     AmiCallDirection,
@@ -438,6 +439,47 @@ Caller: +49170555
     assert feed(tracker, hangup(16, "Normal Clearing", "1700000000.7")) == [
         CallEnded(CALL, 16, "Normal Clearing")
     ]
+
+
+def early_key(digit: str, uniqueid: str = "1700000000.7") -> str:
+    return f"""Event: DTMFEnd
+Privilege: dtmf,all
+Channel: PJSIP/trunk-00000007
+Uniqueid: {uniqueid}
+Digit: {digit}
+DurationMs: 120
+Direction: Received
+
+"""
+
+
+def test_a_key_pressed_before_the_dialplan_announces_the_call_is_reported_with_it() -> None:
+    """Asterisk 22.10.1 sent the first key's ``DTMFEnd`` before the ``CallagentInbound``
+    UserEvent when the caller pressed it as the call was answered (docs/telephony.md)."""
+    tracker = CallTracker()
+    assert feed(tracker, early_key("1")) == []
+    assert feed(tracker, INBOUND) == [
+        InboundCallStarted(CALL, "+4930123456", "+49170555", "PJSIP/trunk-00000007"),
+        DtmfReceived(CALL, "1"),
+    ]
+    assert feed(tracker, early_key("2")) == [DtmfReceived(CALL, "2")]
+    assert tracker.dropped == 0
+
+
+def test_keys_of_channels_no_call_claims_are_bounded_and_cleared_by_their_hang_up() -> None:
+    tracker = CallTracker()
+    feed(tracker, "".join(early_key(d, "9.9") for d in "1234567890" * 3))
+    feed(tracker, hangup(16, "Normal Clearing", "9.9"))
+    for n in range(MAX_EARLY_DTMF_CHANNELS + 10):
+        feed(tracker, early_key("5", f"8.{n}"))
+    # The hung-up channel's keys and the oldest channels' are gone; a late announcement of
+    # one of those gets no keys, the newest still gets its one key.
+    for uniqueid, keys in (("9.9", 0), ("8.0", 0), (f"8.{MAX_EARLY_DTMF_CHANNELS + 9}", 1)):
+        call = uuid.uuid4()
+        text = INBOUND.replace(str(CALL), str(call)).replace(
+            "Uniqueid: 1700000000.7", f"Uniqueid: {uniqueid}"
+        )
+        assert feed(tracker, text)[1:] == [DtmfReceived(call, "5")] * keys
 
 
 @pytest.mark.parametrize(

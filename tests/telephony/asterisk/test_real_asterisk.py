@@ -982,8 +982,8 @@ async def test_dtmf_reaches_the_call_and_the_agent_can_send_it(
                     ear_port=ear_port,
                     caller=CALLER.lstrip("+"),
                     dtmf="12#",
-                    # A digit pressed before the dialplan's CallagentInbound event is lost (the
-                    # tracker knows no call yet); press once the agent is on the line.
+                    # Once the agent is on the line (keys pressed as the call is answered:
+                    # test_keys_pressed_as_the_call_is_answered_are_all_stored).
                     before_dtmf_ms=1500,
                     # No RTP from the caller for 4 s: until it starts, Asterisk sends media to
                     # the SDP's address - the ear (rtp_symmetric then follows sipp's socket).
@@ -1041,6 +1041,48 @@ async def test_dtmf_reaches_the_call_and_the_agent_can_send_it(
         file=sys.stderr,
     )
     assert telephone_events == {9}, [pt for pt, _ in ear.packets][:50]
+
+
+async def test_keys_pressed_as_the_call_is_answered_are_all_stored(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """sipp presses 1 2 # the moment the call is up - before callagent has routed the call
+    and stored its session: no key is lost."""
+    ports = AsteriskPorts()
+    transport, _, ear_port = await open_ear()
+    try:
+        async with installation(sqlite_url, tmp_path, ports, fake_engines([], [])) as inst:
+            result = await run_sipp(
+                tmp_path,
+                target_port=ports.sip,
+                service=inst.tenant.did,
+                ulaw=pcm_to_ulaw(voice(0.5)),
+                ear_port=ear_port,
+                caller=CALLER.lstrip("+"),
+                dtmf="12#",
+                before_dtmf_ms=0,
+                before_speech_ms=1500,
+                after_speech_ms=500,
+            )
+            inbound = await inst.ami.wait_for(
+                lambda m: field_of(m, "UserEvent") == "CallagentInbound"
+            )
+            call_id = uuid.UUID(field_of(inbound, "CallId"))
+            detail = await inst.ended(call_id)
+            await asyncio.sleep(0.5)
+            detail = await inst.ended(call_id)
+            # Seen: the first key's DTMFEnd comes before the CallagentInbound UserEvent.
+            order = [
+                f"{field_of(m, 'Event')} {field_of(m, 'Digit') or field_of(m, 'UserEvent')}"
+                for m in inst.ami.events()
+                if field_of(m, "Event") in ("DTMFEnd", "UserEvent")
+            ]
+            inst.report("early DTMF")
+    finally:
+        transport.close()
+    assert result.returncode == 0, result.output + result.errors
+    print(f"early DTMF: AMI order {order}; stored {detail.dtmf!r}", file=sys.stderr)
+    assert detail.dtmf == "12#", (detail.dtmf, order)
 
 
 async def test_ami_reconnects_after_asterisk_restarts(tmp_path: Path, sqlite_url: str) -> None:
