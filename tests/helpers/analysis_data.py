@@ -102,3 +102,45 @@ def analysis(**changes: Any) -> CallAnalysis:
     }
     fields.update(changes)
     return msgspec.convert(fields, CallAnalysis)  # validated, as a parsed answer is
+
+
+def answer(**changes: Any) -> str:
+    """The JSON text of :func:`analysis` (``changes`` applied), as a model would answer."""
+    return msgspec.json.encode(analysis(**changes)).decode()
+
+
+class ScriptedJsonModel:
+    """A ``JsonModel`` that answers from a script, in order (the last answer repeats), after
+    ``delay_s``; it records each request. A scripted fake of ``LlamaJsonModel``: the real one
+    answers under the schema's grammar, so its text is JSON with the schema's keys - the fake
+    may answer anything, to test the validation."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[str], delay_s: float = 0.0) -> None:
+        self.answers = list(answers)
+        self.delay_s = delay_s
+        self.requests: list[tuple[list[Any], int]] = []
+        self.closed = False
+
+    async def complete_json(
+        self,
+        messages: list[Any],
+        schema: dict[str, Any],
+        *,
+        attempt: int = 1,
+        should_stop: Any = None,
+    ) -> str:
+        self.requests.append((list(messages), attempt))
+        if self.delay_s:
+            import asyncio
+
+            await asyncio.sleep(self.delay_s)
+        if should_stop is not None and should_stop():
+            from callagent.dialog.analysis import Preempted
+
+            raise Preempted("a call started")
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    async def close(self) -> None:
+        self.closed = True

@@ -146,8 +146,12 @@ class CallForAnalysis:
     company: str
     agent_name: str
     customer_name: str
-    timezone: str
-    """The customer's time zone, else the agent's: callback times are theirs."""
+    phone_number: str
+    customer_timezone: str | None
+    """The customer record's time zone, if it has one (callback times are the customer's)."""
+    agent_timezone: str
+    working_hours: tuple[dt.time, dt.time]
+    """The agent's working hours, in ``agent_timezone``."""
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     transcript: list[tuple[str, str]]
@@ -189,7 +193,10 @@ async def load_call(db: Database, lease: JobLease) -> CallForAnalysis | None:
         company=company,
         agent_name=agent.agent_name,
         customer_name=customer.name,
-        timezone=customer.timezone or agent.timezone,
+        phone_number=customer.phone_number,
+        customer_timezone=customer.timezone,
+        agent_timezone=agent.timezone,
+        working_hours=(agent.working_hours_start, agent.working_hours_end),
         started_at=call.started_at,
         ended_at=call.ended_at,
         transcript=[

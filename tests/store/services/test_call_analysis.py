@@ -58,11 +58,12 @@ async def test_the_analysis_fills_the_call_and_customer_records(own_db: Database
     assert material is not None
     assert material.caller_spoke
     assert material.transcript[1] == ("caller", "Hi, tell me more.")
-    assert (material.direction, material.purpose, material.timezone) == (
+    assert (material.direction, material.purpose, material.agent_timezone) == (
         "outbound",
         "Solar panels",
         "UTC",
     )
+    assert material.working_hours == (dt.time(9), dt.time(17))
 
     applied = await call_analysis.apply_analysis(
         db, lease, analysis(), DONE, callback_at=TUESDAY_3PM, model="test-model", seconds=1.234
