@@ -445,6 +445,51 @@ class RecoverySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
 
 
+class AnalysisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Post-call analysis (docs/analysis.md): after an answered call the local model (the
+    profile's LLM, a second instance) reads the transcript and fills the records.
+
+    ``enabled`` runs the worker on this node (jobs are queued either way and wait for a node
+    that runs one). A node looks for due jobs every ``poll_interval_s``; a job it takes is its
+    own for ``lease_s`` (renewed while it runs; after a crash another node takes it once the
+    lease ran out). While this node has a live call it takes only jobs that waited
+    ``max_defer_s``. ``context_tokens`` and ``max_tokens`` size the model's context and
+    answer; ``nice`` is the CPU priority of its thread (19: the lowest).
+    """
+
+    env_prefix: ClassVar[str] = "ANALYSIS_"
+    env_names: ClassVar[Mapping[str, str]] = {"enabled": "ANALYSIS"}
+
+    enabled: bool = True
+    poll_interval_s: float = 5.0
+    lease_s: float = 600.0
+    max_defer_s: float = 900.0
+    context_tokens: int = 4096
+    max_tokens: int = 1200
+    nice: int = 19
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.poll_interval_s <= 3600:
+            raise SettingsError(
+                f"analysis.poll_interval_s must be 0.1..3600 s, got {self.poll_interval_s}"
+            )
+        # A run of the default model takes 10-60 s on 2 cores (docs/analysis.md).
+        if not 60 <= self.lease_s <= 86_400:
+            raise SettingsError(f"analysis.lease_s must be 60..86400 s, got {self.lease_s}")
+        if not 0 <= self.max_defer_s <= 7 * 86_400:
+            raise SettingsError(f"analysis.max_defer_s must be 0..604800 s, got {self.max_defer_s}")
+        if not 2048 <= self.context_tokens <= 32_768:
+            raise SettingsError(
+                f"analysis.context_tokens must be 2048..32768, got {self.context_tokens}"
+            )
+        if not 256 <= self.max_tokens <= self.context_tokens // 2:
+            raise SettingsError(
+                f"analysis.max_tokens must be 256..context_tokens/2, got {self.max_tokens}"
+            )
+        if not 0 <= self.nice <= 19:
+            raise SettingsError(f"analysis.nice must be 0..19, got {self.nice}")
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """All settings, one section per concern."""
 
@@ -458,6 +503,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     recording: RecordingSettings = msgspec.field(default_factory=RecordingSettings)
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     recovery: RecoverySettings = msgspec.field(default_factory=RecoverySettings)
+    analysis: AnalysisSettings = msgspec.field(default_factory=AnalysisSettings)
 
 
 ENV_PREFIX = "CALLAGENT_"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from callagent.diagnostics.selfcheck import require_llm_runs
 from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile, load_agent_profile
+from callagent.dialog.analysis import JsonModelSettings, LlamaJsonModel
 from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
 from callagent.dialog.prompt import build_system_prompt
 from callagent.modelfiles import resolve_profile
@@ -53,6 +54,22 @@ def load_engines(settings: ModelSettings) -> VoiceEngines:
         profile.tts_voice,
     )
     return VoiceEngines(stt=stt, tts=tts, llm=llm)
+
+
+def analysis_model(settings: Settings) -> LlamaJsonModel:
+    """The post-call analysis model: the profile's LLM file in a second ``Llama`` of its own,
+    loaded when the first job runs (docs/analysis.md, "The model")."""
+    profile = resolve_profile(settings.models.profile, Path(settings.models.models_dir))
+    analysis = settings.analysis
+    return LlamaJsonModel(
+        profile.llm_path,
+        JsonModelSettings(
+            n_ctx=analysis.context_tokens,
+            n_threads=settings.models.llm_threads,
+            max_tokens=analysis.max_tokens,
+            nice=analysis.nice,
+        ),
+    )
 
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:

@@ -1,8 +1,8 @@
 """``callagent serve``: the agent as a service, wired from the settings.
 
 The AudioSocket listener, AMI with its call placer, the direct-SIP endpoint, call routing and
-persistence, recording retention, crash recovery (:func:`start_telephony`), then the HTTP API
-and ``/health`` until SIGINT / SIGTERM (:func:`serve`).
+persistence, recording retention, crash recovery, post-call analysis (:func:`start_telephony`),
+then the HTTP API and ``/health`` until SIGINT / SIGTERM (:func:`serve`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callagent.app.components import pipeline_settings, prepare
+from callagent.app.analysis_worker import AnalysisParams, AnalysisWorker
+from callagent.app.components import analysis_model, pipeline_settings, prepare
 from callagent.dialog.agent_profile import AgentProfile
+from callagent.dialog.analysis import JsonModel
 from callagent.settings import Settings
 from callagent.store.db import Database
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
@@ -63,6 +65,8 @@ class Telephony:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     unsubscribe_ami: Callable[[], None] | None = None
     recovery: CallRecovery | None = None
+    analysis: AnalysisWorker | None = None
+    analysis_model: JsonModel | None = None
 
     def status(self) -> dict[str, Any]:
         """What ``GET /health`` reports about telephony."""
@@ -73,12 +77,21 @@ class Telephony:
             "ami": None if self.ami is None else ("connected" if self.ami.connected else "down"),
             "sip": None if self.sip is None else f"port {self.sip.port}",
             "recordings": str(self.recordings) if self.recordings else None,
+            "analysis": None if self.analysis is None else dict(self.analysis.results),
         }
+
+    def busy(self) -> bool:
+        """Whether this node has a live call (the post-call analysis makes way for it)."""
+        return self.server.active_calls > 0 or bool(self.journals.held_calls())
 
     async def close(self) -> None:
         """Stop taking calls, let live calls finish and their writes land, then disconnect."""
         if self.recovery is not None:
             await self.recovery.close()  # first: no sweep while AMI and the calls wind down
+        if self.analysis is not None:
+            await self.analysis.close()  # a run in progress gives its job back
+        if self.analysis_model is not None:
+            await self.analysis_model.close()
         await self.server.close()
         if self.sip is not None:
             await self.sip.close()
@@ -105,6 +118,15 @@ async def _expire_recordings(folder: Path, retention_days: float) -> None:
         await asyncio.sleep(RETENTION_INTERVAL_S)
 
 
+def analysis_params(settings: Settings) -> AnalysisParams:
+    """The analysis worker's parameter object, from the ``analysis`` settings."""
+    return AnalysisParams(
+        poll_interval_s=settings.analysis.poll_interval_s,
+        lease_s=settings.analysis.lease_s,
+        max_defer_s=settings.analysis.max_defer_s,
+    )
+
+
 def recovery_params(settings: Settings) -> RecoveryParams:
     """Crash recovery's parameter object, from the ``recovery`` settings."""
     return RecoveryParams(
@@ -121,6 +143,7 @@ async def start_telephony(
     profile: AgentProfile,
     *,
     clock: Clock | None = None,
+    analysis: JsonModel | None = None,
 ) -> Telephony:
     """Wire the telephony side from the settings.
 
@@ -128,7 +151,9 @@ async def start_telephony(
     call events are persisted; otherwise start-call answers "no telephony configured". The
     direct-SIP endpoint runs when ``sip.enabled``. Both, and the AudioSocket listener, share
     one call runner, router and journal. Crash recovery sweeps at once, in the background, and
-    then at its interval (docs/telephony.md, "After a crash").
+    then at its interval (docs/telephony.md, "After a crash"). With an ``analysis`` model and
+    ``analysis.enabled`` the post-call analysis worker runs too (docs/analysis.md); the
+    telephony owns the model from here on and closes it.
     """
     journals = CallJournals(database)
     profiles = ProfileCache(database, warm=engines.llm.warm_up)
@@ -195,7 +220,12 @@ async def start_telephony(
         finished=finished,
         unsubscribe_ami=unsubscribe,
         recovery=recovery,
+        analysis_model=analysis,
     )
+    if analysis is not None and settings.analysis.enabled:
+        telephony.analysis = AnalysisWorker(
+            database, analysis, analysis_params(settings), busy=telephony.busy
+        )
     try:
         # Calls a crash of this node (or of another) left live are settled from the start:
         # nothing waits for this process to remember them (DESIGN.md, Modes).
@@ -215,6 +245,9 @@ async def start_telephony(
                     name="recording-retention",
                 )
             )
+        if telephony.analysis is not None:
+            # Jobs queued before a restart (or by a node that died) are taken up from here.
+            telephony.analysis.start()
     except BaseException:
         await telephony.close()
         raise
@@ -231,7 +264,8 @@ async def serve(settings: Settings) -> int:
     try:
         await database.migrate()
         engines, profile = await prepare(settings)
-        telephony = await start_telephony(settings, database, engines, profile)
+        model = analysis_model(settings) if settings.analysis.enabled else None
+        telephony = await start_telephony(settings, database, engines, profile, analysis=model)
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal to the handler that
         # was there before it: make that a no-op until the calls are closed below, so the
         # process exits 0 like any service asked to stop.

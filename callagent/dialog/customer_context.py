@@ -6,6 +6,11 @@ prompt - that must stay byte-stable per agent for the prefix cache (DESIGN.md "K
 :class:`~callagent.dialog.conversation.Conversation` sends this text as a second system message
 right after the agent's prompt. Everything is clipped: a CRM can store long notes, the small
 model's context cannot take them.
+
+What the post-call analysis of earlier calls learnt (the customer's ``conversation_memory``,
+docs/analysis.md) comes as one line of at most :data:`MEMORY_CHARS` characters: the newest call
+first, with the next step agreed, budget, pain points and who decides; older calls as far as
+room is left.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ Direction = Literal["inbound", "outbound"]
 _NOTES_CHARS: Final = 400
 _ITEM_CHARS: Final = 120
 _MAX_ITEMS: Final = 6
+MEMORY_CHARS: Final = 600
+"""The bound of the memory line: about 150 tokens, a few hundred ms of prompt processing on
+the default model (docs/models.md), and it is processed once per call, not per turn."""
 
 
 def _pairs(data: Mapping[str, Any]) -> str:
@@ -89,6 +97,53 @@ def _about(customer: CustomerView) -> list[str]:
     if customer.objections:
         raised = ", ".join(clip(str(o), 60) for o in customer.objections[-_MAX_ITEMS:])
         lines.append(f"Objections they raised before: {raised}.")
+    memory = memory_line(customer.conversation_memory)
+    if memory:
+        lines.append(memory)
     if customer.do_not_call:
         lines.append("They asked not to be called again: respect it, do not try to sell.")
     return lines
+
+
+_DECIDES: Final = {"yes": "they decide themselves", "no": "someone else decides"}
+
+
+def _entry_text(entry: Mapping[str, Any], newest: bool) -> str:
+    outcome = str(entry.get("outcome") or "").replace("_", " ")
+    head = ", ".join(part for part in (str(entry.get("date") or ""), outcome) if part)
+    text = f"{head}: " if head else ""
+    text += clip(str(entry.get("summary") or ""), 300).rstrip(".") + "."
+    if not newest:
+        return text
+    details = []
+    if entry.get("next_action"):
+        details.append(f"agreed next step: {clip(str(entry['next_action']), 120)}")
+    if entry.get("budget"):
+        details.append(f"budget: {clip(str(entry['budget']), 80)}")
+    pains = [clip(str(p), 60) for p in entry.get("pain_points") or [] if str(p).strip()]
+    if pains:
+        details.append(f"pain points: {', '.join(pains[:3])}")
+    decides = _DECIDES.get(str(entry.get("decision_maker") or ""))
+    if decides:
+        details.append(decides)
+    if details:
+        said = "; ".join(details)
+        text += f" {said[0].upper()}{said[1:]}."
+    return text
+
+
+def memory_line(memory: list[Any] | None, max_chars: int = MEMORY_CHARS) -> str:
+    """What earlier calls learnt, newest first, in at most ``max_chars`` characters (empty when
+    nothing is known): the newest call in full (clipped if need be), older ones while they fit
+    whole."""
+    entries = [e for e in reversed(memory or []) if isinstance(e, Mapping) and e.get("summary")]
+    if not entries:
+        return ""
+    prefix = "Earlier calls (newest first): "
+    line = clip(prefix + _entry_text(entries[0], newest=True), max_chars)
+    for entry in entries[1:]:
+        more = f" | {_entry_text(entry, newest=False)}"
+        if len(line) + len(more) > max_chars:
+            break
+        line += more
+    return line
