@@ -1,8 +1,20 @@
-"""One call's dialog: greeting, history, replies, goodbye.
+"""One call's dialog: greeting, history, replies, actions, goodbye.
 
 Implements the voice pipeline's ``Responder``. The history holds what the caller heard, not
 what was generated (DESIGN.md practice 7): the pipeline commits each exchange with the
 agent's words cut at the barge-in point.
+
+Each caller turn goes first through the rule backstop (:mod:`callagent.dialog.intents`): a
+do-not-call request, "are you a robot?", a request for a person, abuse and the caller's goodbye
+are answered with fixed lines and acted on without the language model, so nothing the caller or
+the model says can talk the agent around them. Every other turn goes to the model, which may
+begin its reply with an action line (:mod:`callagent.dialog.actions`); the line never reaches
+the caller, and the agent confirms the action in fixed words ("Sure, I'll call you back
+Tuesday the 8th at 2 pm"). docs/dialog.md has the design and its measurements.
+
+The agent says goodbye and hangs up only when the caller ended the conversation or an action
+did (do-not-call, a hand-over, abuse after a warning); a goodbye the model makes up on its own
+is not spoken.
 """
 
 from __future__ import annotations
@@ -11,37 +23,175 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
 
+from callagent.dialog.actions import (
+    Action,
+    ActionKind,
+    ActionLog,
+    ActionSink,
+    ActionTextFilter,
+)
 from callagent.dialog.agent_profile import AgentProfile
+from callagent.dialog.intents import Intent, detect, is_lone_bye, is_yes
+from callagent.dialog.intents import is_farewell as is_farewell
 from callagent.dialog.llm import ChatMessage, LanguageModel
 from callagent.dialog.prompt import build_system_prompt
 
 log = logging.getLogger(__name__)
 
-# The caller is ending the call. Small models are unreliable at noticing this, so it is
-# decided here, and the agent answers with the client's own goodbye line.
-_FAREWELL = re.compile(
-    r"\b(good ?bye|bye(?: bye)?|hang up|that'?s all|talk (?:to you )?later|"
-    r"have a (?:good|nice|great) (?:day|evening|one))\b",
-    re.IGNORECASE,
-)
 # Characters a TTS voice would read out or choke on (markdown, emojis, symbols).
 _UNSPEAKABLE = re.compile(r"[*_#`~^<>\[\]{}|\\]|[\U0001F000-\U0001FAFF\u2600-\u27BF]")
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
-
-
-def is_farewell(caller_text: str) -> bool:
-    """True when the caller is saying goodbye: a farewell among the last few words, and no
-    question after it ("bye — oh wait, how much is it?" is not the end of the call)."""
-    text = caller_text.strip()
-    if not text or text.endswith("?"):
-        return False
-    return _FAREWELL.search(" ".join(text.split()[-5:])) is not None
+# Turns of at least this many words count as the caller having said something; before that a
+# lone "bye" is asked about (intents.is_lone_bye).
+_SUBSTANTIVE_WORDS = 3
 
 
 def speakable(text: str) -> str:
     """Remove what a voice should not read aloud."""
     return _UNSPEAKABLE.sub("", text)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLines:
+    """What the agent says when it acts: fixed words, so an action is always confirmed the
+    same way and the caller never hears a model's guess of what was done. ``{company}``,
+    ``{when}``, ``{kind}`` and ``{channel}`` are filled in."""
+
+    do_not_call: str = (
+        "I understand. I've taken your number off our list, and you won't be called again. Goodbye."
+    )
+    confirm_do_not_call: str = (
+        "Just to be sure: would you like me to take your number off our call list?"
+    )
+    ai_disclosure: str = "Yes, I'm an AI assistant for {company}."
+    ai_offer_person: str = "I can also put you through to a person if you prefer."
+    ai_follow_up: str = "How can I help you?"
+    transfer: str = "Of course. I'll put you through to a colleague now, please hold."
+    no_transfer: str = (
+        "I'm sorry, there's nobody I can put you through to right now. I can have someone "
+        "call you back. When would suit you?"
+    )
+    abuse_warning: str = "I'm here to help, but please keep it respectful. What can I do for you?"
+    abuse_end: str = "I'm going to end the call now. Goodbye."
+    callback: str = "Sure, I'll call you back {when}."
+    callback_moved: str = "We can only call at certain hours, so I'll call you back {when}."
+    callback_ask: str = "Sure. When would be a good time to call you back?"
+    appointment: str = "Great, I've booked the {kind} for {when}."
+    appointment_moved: str = "That time isn't open, so I've booked the {kind} for {when}."
+    appointment_ask: str = "Great. What day and time would suit you for the {kind}?"
+    information: str = "Sure, I'll have the information sent to you by {channel}."
+    bye_check: str = "Sorry, I didn't quite catch that. Did you want to end the call?"
+    how_can_i_help: str = "How can I help you?"
+    say_again: str = "Sorry, could you say that again?"
+
+
+_CHANNEL_WORDS = {"email": "email", "sms": "text message", "post": "post"}
+
+
+@dataclass
+class _Decision:
+    """What the agent says for one caller turn without the model, and what it does."""
+
+    text: str
+    actions: list[Action] = field(default_factory=list)
+    ends_call: bool = False
+    awaiting: Literal["do_not_call", "bye"] | None = None
+
+
+class FarewellGuard:
+    """Drops the goodbyes from a streamed reply (the model's own idea: the call is not ending).
+
+    Words pass at once, except from a word that may begin a goodbye ("good", "have", "talk",
+    …): those wait for the next words to say whether it is one ("have a great day") or not
+    ("have a look"). A goodbye is dropped with the punctuation right after it.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self.dropped: list[str] = []
+
+    def push(self, text: str) -> str:
+        """Add text; what may be spoken now."""
+        self._buffer += text
+        return self._drain(final=False)
+
+    def flush(self) -> str:
+        """The end of the reply."""
+        return self._drain(final=True)
+
+    def _drain(self, *, final: bool) -> str:
+        out: list[str] = []
+        while True:
+            words = list(_WORD.finditer(self._buffer))
+            # The last word may still grow ("good" → "goodbye") unless the text goes on.
+            open_end = not final and bool(words) and words[-1].end() == len(self._buffer)
+            held = None
+            for i, word in enumerate(words):
+                match = _farewell_at(words, i, open_end)
+                if match == "prefix" and not final:
+                    held = word.start()
+                    break
+                if isinstance(match, int):
+                    end = _PUNCTUATION.match(self._buffer, words[match].end())
+                    assert end is not None
+                    out.append(self._buffer[: word.start()])
+                    self.dropped.append(self._buffer[word.start() : end.end()])
+                    self._buffer = self._buffer[end.end() :]
+                    break
+            else:
+                if open_end:
+                    held = words[-1].start()
+                else:
+                    out.append(self._buffer)
+                    self._buffer = ""
+                    return "".join(out)
+            if held is not None:
+                out.append(self._buffer[:held])
+                self._buffer = self._buffer[held:]
+                return "".join(out)
+
+
+_WORD = re.compile(r"[A-Za-z']+")
+_PUNCTUATION = re.compile(r"[.!,;:…]*")
+_GOOD = frozenset({"good", "nice", "great", "lovely", "wonderful"})
+_TIME = frozenset({"day", "evening", "one", "weekend", "night", "afternoon"})
+#: Goodbyes in the model's words, word by word (each position: the words it may be).
+_FAREWELLS: tuple[tuple[frozenset[str], ...], ...] = (
+    (frozenset({"goodbye", "bye", "farewell"}),),
+    (frozenset({"good"}), frozenset({"bye"})),
+    (frozenset({"talk"}), frozenset({"to"}), frozenset({"you"}), frozenset({"soon"})),
+    (frozenset({"have"}), frozenset({"a"}), _GOOD, _TIME),
+)
+
+
+def _farewell_at(
+    words: list[re.Match[str]], start: int, open_end: bool
+) -> int | Literal["prefix"] | None:
+    """Whether a goodbye starts at ``words[start]``: the index of its last word, "prefix"
+    when the words so far may still become one, or None."""
+    said = [w.group().lower() for w in words[start:]]
+    maybe = False
+    for phrase in _FAREWELLS:
+        for offset, allowed in enumerate(phrase):
+            if offset == len(said):
+                maybe = True  # every word so far fits and the phrase goes on
+                break
+            word = said[offset]
+            last = start + offset == len(words) - 1
+            if word in allowed:
+                if offset == len(phrase) - 1:
+                    if last and open_end:
+                        maybe = True  # "good" may become "goodbye"; its "!" is to come
+                        break
+                    return start + offset
+                continue
+            if last and open_end and any(a.startswith(word) for a in allowed):
+                maybe = True
+            break
+    return "prefix" if maybe else None
 
 
 class Conversation:
@@ -56,6 +206,8 @@ class Conversation:
         max_sentences: int = 3,
         context: str | None = None,
         greeting: str | None = None,
+        actions: ActionSink | None = None,
+        lines: AgentLines | None = None,
     ) -> None:
         self.profile = profile
         # The opening line of this call: a call the agent placed opens differently from one it
@@ -73,7 +225,16 @@ class Conversation:
         self._max_sentences = max_sentences
         self._end_call = False
         self._pending_keys: list[str] = []
-        self._generated = ""  # the model's raw text of the reply in progress
+        # The reply in progress: the text its history entry gets when it was heard in full
+        # (the model's own bytes, action line included, so the next request's prompt matches
+        # what llama.cpp evaluated), and what the caller was to hear of it.
+        self._exact = ""
+        self._exact_spoken = ""
+        self._actions: ActionSink = actions if actions is not None else ActionLog()
+        self._lines = lines or AgentLines()
+        self._awaiting: Literal["do_not_call", "bye"] | None = None
+        self._abuse_warned = False
+        self._caller_said_something = False
 
     @property
     def history(self) -> list[ChatMessage]:
@@ -104,38 +265,206 @@ class Conversation:
         return [*messages, *history, {"role": "user", "content": caller_text}]
 
     async def reply(self, caller_text: str) -> AsyncIterator[str]:
-        if is_farewell(caller_text):
-            self._end_call = True
-            yield self.profile.goodbye
+        self._exact = self._exact_spoken = ""
+        awaiting, self._awaiting = self._awaiting, None
+        decision = self._by_rule(caller_text, awaiting)
+        if len(caller_text.split()) >= _SUBSTANTIVE_WORDS:
+            self._caller_said_something = True
+        if decision is not None:
+            self._pending_keys.clear()
+            self._awaiting = decision.awaiting
+            for action in decision.actions:
+                self._take(action)
+            if decision.ends_call:
+                self._end_call = True
+            self._exact = self._exact_spoken = decision.text
+            yield decision.text
             return
+        async for text in self._model_reply(caller_text):
+            yield text
+
+    # --- the rule backstop ----------------------------------------------------------------------
+
+    def _by_rule(
+        self, caller_text: str, awaiting: Literal["do_not_call", "bye"] | None
+    ) -> _Decision | None:
+        """The turn answered by the rules (intents), or None for the model to answer."""
+        lines = self._lines
+        found = {match.intent for match in detect(caller_text)}
+        if found:
+            # Which rule fired is no personal data; the words that fired it are (DEBUG).
+            log.info("rules: %s", ", ".join(sorted(found)))
+            log.debug("rules on %r", caller_text)
+        if Intent.DO_NOT_CALL in found or (awaiting == "do_not_call" and is_yes(caller_text)):
+            action = Action.make(ActionKind.SET_DO_NOT_CALL, source="rule")
+            return _Decision(lines.do_not_call, [action], ends_call=True)
+        # "Are you a robot?" is answered truthfully before anything else is said.
+        disclosure = (
+            lines.ai_disclosure.format(company=self.profile.company)
+            if Intent.AI_QUESTION in found
+            else ""
+        )
+        if Intent.TRANSFER_REQUEST in found:
+            return self._transfer(disclosure, "rule")
+        if Intent.ABUSE in found:
+            if self._abuse_warned:
+                action = Action.make(ActionKind.END_CALL, source="rule")
+                return _Decision(_join(disclosure, lines.abuse_end), [action], ends_call=True)
+            self._abuse_warned = True
+            return _Decision(_join(disclosure, lines.abuse_warning))
+        if Intent.FAREWELL in found or (awaiting == "bye" and is_yes(caller_text)):
+            if is_lone_bye(caller_text) and not self._caller_said_something and awaiting is None:
+                # Possibly a "Hi." Whisper heard as "Bye." (intents.is_lone_bye): ask.
+                return _Decision(_join(disclosure, lines.bye_check), awaiting="bye")
+            action = Action.make(ActionKind.END_CALL, source="rule")
+            return _Decision(self.profile.goodbye, [action], ends_call=True)
+        if disclosure:
+            offer = lines.ai_offer_person if self._actions.can_transfer else ""
+            return _Decision(_join(disclosure, offer, lines.ai_follow_up))
+        return None
+
+    def _transfer(
+        self, before: str, source: Literal["rule", "model"], target: str = ""
+    ) -> _Decision:
+        if not self._actions.can_transfer:
+            return _Decision(_join(before, self._lines.no_transfer))
+        arguments = {"target": target} if target else {}
+        action = Action.make(ActionKind.TRANSFER, arguments, source)
+        return _Decision(_join(before, self._lines.transfer), [action], ends_call=True)
+
+    # --- the model ------------------------------------------------------------------------------
+
+    async def _model_reply(self, caller_text: str) -> AsyncIterator[str]:
         messages = self.messages_for(caller_text)
         self._pending_keys.clear()
+        actions = ActionTextFilter()
+        guard = FarewellGuard()
         produced = ""
-        self._generated = ""
+        generated = ""
+        handled = 0
+        capped = False
+        decision: _Decision | None = None
         # aclosing: leaving early must stop the model now, not when the generator is collected.
         async with contextlib.aclosing(self._llm.stream(messages)) as deltas:
             async for delta in deltas:
-                self._generated += delta
-                text = speakable(delta)
-                if not text:
-                    continue
-                produced += text
-                yield text
+                generated += delta
+                text = guard.push(speakable(actions.push(delta)))
+                if len(actions.actions) > handled:
+                    decision = self._by_model(actions.actions[handled:], caller_text)
+                    handled = len(actions.actions)
+                    if decision is not None:
+                        break  # the action's own words replace the rest of the reply
+                if text:
+                    produced += text
+                    self._note(generated, produced)
+                    yield text
                 if len(_SENTENCE_END.findall(produced)) >= self._max_sentences:
                     # Long monologues are bad on the phone; stop generating (frees the model).
+                    capped = True
                     break
+        if capped:
+            generated = _through_last_sentence(generated)
+        elif decision is None:
+            rest = guard.push(speakable(actions.flush())) + guard.flush()
+            if len(actions.actions) > handled:
+                decision = self._by_model(actions.actions[handled:], caller_text)
+            if rest.strip():
+                produced += rest
+                yield rest
+        if actions.removed:
+            log.info("the model's action syntax was kept from the caller")
+            log.debug("removed from the reply: %r", actions.removed)
+        if guard.dropped:
+            # The call is not ending: a goodbye the model made up is not said (module docstring).
+            log.info("the model said goodbye on its own; not spoken")
+            log.debug("dropped: %r", guard.dropped)
+            generated = ""  # the history must not hold words the caller did not hear
+        self._note(generated, produced)
+        if decision is not None:
+            self._awaiting = decision.awaiting
+            for action in decision.actions:
+                self._take(action)
+            if decision.ends_call:
+                self._end_call = True
+            exact = f"{generated.rstrip()}\n{decision.text}" if generated else ""
+            self._note(exact, _join(produced, decision.text))
+            yield (" " if produced else "") + decision.text
+            return
         if not produced.strip():
+            if guard.dropped:
+                yield self._lines.how_can_i_help
+                return
             # What the caller said is personal data: its words only at DEBUG.
             log.warning("the model produced no speakable reply; asking the caller to repeat")
             log.debug("no speakable reply to %r", caller_text)
-            yield "Sorry, could you say that again?"
+            yield self._lines.say_again
+
+    def _by_model(self, actions: list[Action], caller_text: str) -> _Decision | None:
+        """Carry out what the model decided; the words that confirm it, or None when the
+        model's own reply goes on (an action with nothing to say, or one that is refused)."""
+        lines = self._lines
+        for action in actions:
+            kind = action.kind
+            if kind is ActionKind.SET_INTEREST:
+                if action.get("level"):
+                    self._take(action)
+                continue
+            if kind is ActionKind.END_CALL:
+                # Only the caller or an action ends a call (module docstring); the caller's
+                # goodbye is the rules' to hear, and they did not.
+                log.info("the model wanted to end the call; the caller did not: going on")
+                continue
+            if kind is ActionKind.SET_DO_NOT_CALL:
+                # The rules did not hear a do-not-call request: the model may have misread the
+                # caller (measured: 3 false ones in 25 turns, docs/dialog.md), so ask first.
+                return _Decision(lines.confirm_do_not_call, awaiting="do_not_call")
+            if kind is ActionKind.TRANSFER:
+                return self._transfer("", "model", action.get("target"))
+            if kind is ActionKind.SEND_INFORMATION:
+                channel = action.get("channel") or "email"
+                self._take(Action.make(kind, {"channel": channel}, "model"))
+                return _Decision(lines.information.format(channel=_CHANNEL_WORDS[channel]))
+            if kind in (ActionKind.SCHEDULE_CALLBACK, ActionKind.BOOK_APPOINTMENT):
+                return self._timed(action, caller_text)
+        return None
+
+    def _timed(self, action: Action, caller_text: str) -> _Decision:
+        """A callback or an appointment: taken once its time is understood - from the caller's
+        own words first (they keep "next" and "after", which the model drops), else from the
+        model's - and confirmed with the resolved time; without a time the agent asks."""
+        lines = self._lines
+        callback = action.kind is ActionKind.SCHEDULE_CALLBACK
+        kind = " ".join(action.get("kind").split()[:4]) or "appointment"
+        resolved = self._actions.resolve_time(caller_text)
+        if resolved is None and action.get("when"):
+            resolved = self._actions.resolve_time(action.get("when"))
+        if resolved is None:
+            return _Decision(
+                lines.callback_ask if callback else lines.appointment_ask.format(kind=kind)
+            )
+        self._take(action.resolved(resolved.at))
+        if callback:
+            line = lines.callback_moved if resolved.moved else lines.callback
+        else:
+            line = lines.appointment_moved if resolved.moved else lines.appointment
+        return _Decision(line.format(when=resolved.spoken, kind=kind))
+
+    def _take(self, action: Action) -> None:
+        log.info("action: %s (%s)", action.kind.value, action.source)
+        self._actions.take(action)
+
+    def _note(self, exact: str, spoken: str) -> None:
+        self._exact, self._exact_spoken = exact, spoken
+
+    # --- the pipeline's side --------------------------------------------------------------------
 
     def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
-        generated, self._generated = self._generated, ""
-        if not interrupted and " ".join(speakable(generated).split()) == heard_text:
+        exact, spoken = self._exact, self._exact_spoken
+        self._exact = self._exact_spoken = ""
+        if not interrupted and exact and " ".join(spoken.split()) == heard_text:
             # All of it was heard: keep the model's own text, byte for byte, so the next
             # request's prompt matches what llama.cpp has evaluated (prefix cache).
-            heard_text = generated.strip()
+            heard_text = exact.strip()
         if caller_text:
             if self._history and self._history[-1]["role"] == "user":
                 # The agent's previous answer was never heard: one caller turn, not two.
@@ -152,3 +481,13 @@ class Conversation:
 
     def dtmf(self, digit: str) -> None:
         self._pending_keys.append(digit)
+
+
+def _through_last_sentence(text: str) -> str:
+    """``text`` up to and including its last sentence end."""
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[: ends[-1].end()] if ends else text
+
+
+def _join(*parts: str) -> str:
+    return " ".join(part.strip() for part in parts if part.strip())

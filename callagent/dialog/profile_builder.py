@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 
 from callagent.dialog.agent_profile import AgentProfile
-from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.prompt import build_profile_prompt
 from callagent.store.schemas import AgentView, TrainingView
 from callagent.store.states import TrainingType
 
@@ -197,9 +197,10 @@ def build_agent_profile(
 
 
 def fit_prompt(profile: AgentProfile, limit: int = MAX_PROMPT_CHARS) -> AgentProfile:
-    """``profile`` trimmed until its system prompt has at most ``limit`` characters: the last
-    item of the longest list goes first, then the script is shortened."""
-    while len(build_system_prompt(profile)) > limit:
+    """``profile`` trimmed until its part of the system prompt has at most ``limit`` characters
+    (the fixed action instructions come on top): the last item of the longest list goes first,
+    then the script is shortened."""
+    while len(build_profile_prompt(profile)) > limit:
         lists: dict[str, int] = {
             "product_facts": len(profile.product_facts),
             "objection_answers": len(profile.objection_answers),

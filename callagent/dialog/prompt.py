@@ -4,10 +4,15 @@ The system prompt is the first thing in every LLM request. It is built only from
 profile, deterministically, so it is byte-identical across turns and calls: llama.cpp then
 reuses its evaluated prefix and the first token comes ~10× sooner (DESIGN.md, known traps).
 Anything that changes per call (customer memory, the caller's key presses) goes after it.
+
+It ends with the fixed description of the in-call actions the model may write
+(:data:`~callagent.dialog.actions.ACTION_INSTRUCTIONS`, docs/dialog.md), the same for every
+agent.
 """
 
 from __future__ import annotations
 
+from callagent.dialog.actions import ACTION_INSTRUCTIONS
 from callagent.dialog.agent_profile import AgentProfile
 
 PHONE_STYLE_RULES = (
@@ -22,6 +27,12 @@ PHONE_STYLE_RULES = (
 
 def build_system_prompt(profile: AgentProfile) -> str:
     """The agent's system prompt; identical bytes for identical profiles."""
+    return f"{build_profile_prompt(profile)}\n\n{ACTION_INSTRUCTIONS}"
+
+
+def build_profile_prompt(profile: AgentProfile) -> str:
+    """The part of the system prompt that comes from the agent's profile (what
+    ``profile_builder.fit_prompt`` keeps within its size)."""
     parts = [
         f"You are {profile.name}, a {profile.personality} phone agent for {profile.company}. "
         f"You speak {profile.language}. Your job: {profile.purpose}.",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
+from callagent.dialog.actions import ActionKind, ActionLog
 from callagent.dialog.agent_profile import DEFAULT_AGENT
-from callagent.dialog.conversation import Conversation, is_farewell, speakable
+from callagent.dialog.conversation import AgentLines, Conversation, is_farewell, speakable
 from callagent.voice_pipeline.clock import FakeClock
 
 from helpers.fakes import FakeLanguageModel
@@ -136,3 +140,180 @@ async def test_a_fully_heard_answer_is_kept_as_the_model_wrote_it(llm: FakeLangu
     spoken = await collect(conversation, "hi")
     conversation.commit_turn("hi", " ".join(spoken.split()), interrupted=False)
     assert conversation.history[-1]["content"] == "Yes,  we do.\n\nIt is *easy*."
+
+
+# --- actions: the rule backstop and the model's action line (docs/dialog.md) ----------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+MONDAY_MORNING = dt.datetime(2026, 11, 30, 10, 0, tzinfo=NEW_YORK)
+
+
+def sink(*, can_transfer: bool = True) -> ActionLog:
+    return ActionLog(can_transfer=can_transfer, tz=NEW_YORK, now=lambda: MONDAY_MORNING)
+
+
+async def test_do_not_call_is_set_at_once_confirmed_and_ends_the_call_whatever_the_model(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = ["I'd love to tell you more about our panels!"]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "I'm busy, and please don't ever call me again.")
+    assert said == AgentLines().do_not_call
+    assert [(a.kind, a.source) for a in actions.taken] == [(ActionKind.SET_DO_NOT_CALL, "rule")]
+    assert conversation.end_call_requested
+    assert llm.requests == []  # nothing the model says can talk the agent around it
+
+
+async def test_the_agent_says_it_is_an_ai_and_never_denies_it(llm: FakeLanguageModel) -> None:
+    llm.replies = ["No, I'm a real person, I promise."]
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=sink(can_transfer=False))
+    said = await collect(conversation, "Wait, are you a robot?")
+    assert said == "Yes, I'm an AI assistant for Brightline Solar. How can I help you?"
+    assert llm.requests == []
+    assert not conversation.end_call_requested
+
+
+async def test_a_request_for_a_person_hands_the_call_over_after_saying_so(
+    llm: FakeLanguageModel,
+) -> None:
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "Are you a bot? Let me talk to a human!")
+    assert said == "Yes, I'm an AI assistant for Brightline Solar. " + AgentLines().transfer
+    assert [a.kind for a in actions.taken] == [ActionKind.TRANSFER]
+    assert conversation.end_call_requested
+
+
+async def test_without_anyone_to_hand_over_to_the_agent_says_so_and_stays(
+    llm: FakeLanguageModel,
+) -> None:
+    actions = sink(can_transfer=False)
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    assert await collect(conversation, "Can I talk to a person?") == AgentLines().no_transfer
+    assert actions.taken == []
+    assert not conversation.end_call_requested
+
+
+async def test_abuse_gets_one_warning_and_then_the_call_ends(llm: FakeLanguageModel) -> None:
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    assert await collect(conversation, "You stupid bot.") == AgentLines().abuse_warning
+    assert not conversation.end_call_requested
+    assert await collect(conversation, "Shut up.") == AgentLines().abuse_end
+    assert [a.kind for a in actions.taken] == [ActionKind.END_CALL]
+    assert conversation.end_call_requested
+
+
+async def test_the_callers_goodbye_is_an_end_call_action(llm: FakeLanguageModel) -> None:
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    assert await collect(conversation, "That's all I needed, thanks, bye.") == DEFAULT_AGENT.goodbye
+    assert [(a.kind, a.source) for a in actions.taken] == [(ActionKind.END_CALL, "rule")]
+
+
+async def test_a_lone_bye_before_anything_was_said_is_asked_about(
+    llm: FakeLanguageModel,
+) -> None:
+    """Whisper tiny.en hears a synthetic "Hi." as "Bye." (measured): a call must not end on
+    it. A yes to the question ends the call; anything else goes on."""
+    llm.replies = ["Great, how can I help?"]
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=sink())
+    assert await collect(conversation, "Hi.") == "Great, how can I help?"
+    assert await collect(conversation, "Bye.") == AgentLines().bye_check
+    assert not conversation.end_call_requested
+    assert await collect(conversation, "Yes.") == DEFAULT_AGENT.goodbye
+    assert conversation.end_call_requested
+
+
+async def test_a_bye_after_a_real_exchange_ends_the_call(llm: FakeLanguageModel) -> None:
+    llm.replies = ["About nine to fifteen thousand dollars."]
+    conversation = Conversation(DEFAULT_AGENT, llm)
+    await collect(conversation, "How much does a system cost?")
+    assert await collect(conversation, "Bye.") == DEFAULT_AGENT.goodbye
+    assert conversation.end_call_requested
+
+
+async def test_a_goodbye_the_model_makes_up_is_not_said_and_the_call_goes_on(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = ["Hello there! Have a great day. Goodbye!", "Goodbye!"]
+    conversation = Conversation(DEFAULT_AGENT, llm)
+    said = await collect(conversation, "Hi.")
+    assert said.strip() == "Hello there!"
+    conversation.commit_turn("Hi.", " ".join(said.split()), interrupted=False)
+    assert conversation.history[-1]["content"] == "Hello there!"  # what was heard
+    assert await collect(conversation, "Hi.") == AgentLines().how_can_i_help
+    assert not conversation.end_call_requested
+
+
+async def test_the_models_end_call_alone_does_not_end_the_call(llm: FakeLanguageModel) -> None:
+    llm.replies = ["ACTION: end_call()\nThanks for your time."]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    assert (await collect(conversation, "Hmm, okay.")).strip() == "Thanks for your time."
+    assert actions.taken == []
+    assert not conversation.end_call_requested
+
+
+async def test_a_callback_from_the_model_gets_its_time_from_the_callers_words(
+    llm: FakeLanguageModel,
+) -> None:
+    # The model drops "after"; the caller's own words resolve (dialog/when.py).
+    llm.replies = ['ACTION: schedule_callback(when="tomorrow at three", reason="busy")']
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "I'm busy now, call me back tomorrow after three.")
+    assert said == "Sure, I'll call you back tomorrow at 3 pm."
+    (action,) = actions.taken
+    assert action.kind is ActionKind.SCHEDULE_CALLBACK
+    assert action.at == dt.datetime(2026, 12, 1, 15, 0, tzinfo=NEW_YORK)
+    assert "ACTION" not in said
+    assert "_" not in said
+    # The history keeps the model's bytes, the action line with them.
+    conversation.commit_turn("...", said, interrupted=False)
+    assert conversation.history[-1]["content"].startswith("ACTION: schedule_callback(")
+    assert conversation.history[-1]["content"].endswith(said)
+
+
+async def test_an_appointment_without_a_time_is_asked_for(llm: FakeLanguageModel) -> None:
+    llm.replies = ['ACTION: book_appointment(when="soon", kind="demo")\nGreat!']
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "Yes, I'd like a demo.")
+    assert said == "Great. What day and time would suit you for the demo?"
+    assert actions.taken == []
+
+
+async def test_a_do_not_call_only_the_model_heard_is_asked_about_first(
+    llm: FakeLanguageModel,
+) -> None:
+    # The 1.5B model marked "I don't want to stop calling my mom" as do-not-call (measured).
+    llm.replies = ["ACTION: set_do_not_call()\nSure, I won't call your mom anymore."]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "I'd hate for you to lose my business over the bills.")
+    assert said == AgentLines().confirm_do_not_call
+    assert actions.taken == []
+    assert not conversation.end_call_requested
+    assert await collect(conversation, "Yes, please.") == AgentLines().do_not_call
+    assert [a.kind for a in actions.taken] == [ActionKind.SET_DO_NOT_CALL]
+    assert conversation.end_call_requested
+
+
+async def test_interest_is_noted_and_the_models_words_go_on(llm: FakeLanguageModel) -> None:
+    llm.replies = ['ACTION: set_interest(level="hot")\nWonderful! Shall we book the survey?']
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "That sounds great.")
+    assert said.strip() == "Wonderful! Shall we book the survey?"
+    assert [str(a) for a in actions.taken] == ['set_interest(level="hot")']
+
+
+async def test_information_is_recorded_and_confirmed(llm: FakeLanguageModel) -> None:
+    llm.replies = ['ACTION: send_information(channel="email")']
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "Send me a brochure by email.")
+    assert said == "Sure, I'll have the information sent to you by email."
+    assert [str(a) for a in actions.taken] == ['send_information(channel="email")']

@@ -9,7 +9,7 @@ from typing import Any
 
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.profile_builder import MAX_PROMPT_CHARS, build_agent_profile, clip
-from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.prompt import build_profile_prompt, build_system_prompt
 from callagent.store.schemas import AgentView, TrainingView
 from callagent.store.states import AgentStatus, PersonalityType, TrainingType
 
@@ -150,7 +150,8 @@ def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> No
     ]
     profile = build_agent_profile(agent(), many, "Acme")
     prompt = build_system_prompt(profile)
-    assert len(prompt) <= MAX_PROMPT_CHARS
+    # The agent's part is bounded; the fixed action instructions come on top of it.
+    assert len(build_profile_prompt(profile)) <= MAX_PROMPT_CHARS
     assert all((profile.script, profile.product_facts, profile.objection_answers))
     assert build_system_prompt(build_agent_profile(agent(), many, "Acme")) == prompt
 
