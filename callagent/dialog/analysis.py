@@ -68,12 +68,13 @@ _ACTIONS: Final = (
 )
 
 
-def _text(max_length: int) -> dict[str, Any]:
-    return {"type": "string", "maxLength": max_length}
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
 
 
 def _phrases() -> dict[str, Any]:
-    return {"type": "array", "items": _text(60), "maxItems": 5}
+    # Non-empty items: the ci model was seen answering ``"objections": [""]``.
+    return {"type": "array", "items": _text(60, min_length=1), "maxItems": 5}
 
 
 #: The answer's JSON schema, in the order the model writes it: the summary first, so what it
@@ -84,7 +85,7 @@ def _phrases() -> dict[str, Any]:
 ANALYSIS_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "properties": {
-        "summary": _text(400),
+        "summary": _text(400, min_length=1),
         "outcome": {"enum": list(_OUTCOMES)},
         "sentiment": {"enum": ["positive", "neutral", "negative"]},
         "interest_level": {"enum": ["cold", "warm", "hot"]},
@@ -381,6 +382,10 @@ class LlamaJsonModel:
         return await loop.run_in_executor(
             self._executor, self._generate, list(messages), schema, attempt, should_stop
         )
+
+    async def load(self) -> None:
+        """Load the model now (else the first analysis does)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
 
     def _load(self) -> Any:
         if self._llama is None:

@@ -26,6 +26,7 @@ FIELDS = (
     "objections",
     "budget_mentioned",
     "estimated_value",
+    "do_not_call",
     "summary_numbers",
 )
 
