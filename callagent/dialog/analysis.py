@@ -9,7 +9,9 @@
 * :func:`analysis_messages` builds the request from the call: who called whom and why, when
   (so "tomorrow" can be read), what was done live, and the transcript, clipped to fit.
 * :func:`analyse_call` runs it: an answer that fails validation is asked for once more, then
-  the analysis fails with the reasons (the call keeps what it has).
+  the analysis fails with the reasons (the call keeps what it has). The in-call rule backstop
+  (``dialog/intents.py``) reads the caller's turns too: a do-not-call request the model missed
+  still makes the outcome ``do_not_call``.
 * :class:`LlamaJsonModel` is the model: a second ``Llama`` on the same GGUF file, on a thread of
   its own at the lowest CPU priority, so the live calls' model keeps its prompt cache and the
   live calls keep the CPU (docs/models.md, "Notes for the engines"; the figures in
@@ -86,6 +88,11 @@ ANALYSIS_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "properties": {
         "summary": _text(400, min_length=1),
+        "asked_not_to_call": {"type": "boolean"},
+        "wrong_person": {"type": "boolean"},
+        "bought": {"type": "boolean"},
+        "meeting_agreed": {"type": "boolean"},
+        "declined": {"type": "boolean"},
         "outcome": {"enum": list(_OUTCOMES)},
         "sentiment": {"enum": ["positive", "neutral", "negative"]},
         "interest_level": {"enum": ["cold", "warm", "hot"]},
@@ -103,6 +110,11 @@ ANALYSIS_SCHEMA: Final[dict[str, Any]] = {
     },
     "required": [
         "summary",
+        "asked_not_to_call",
+        "wrong_person",
+        "bought",
+        "meeting_agreed",
+        "declined",
         "outcome",
         "sentiment",
         "interest_level",
@@ -127,28 +139,32 @@ customer records. Read the transcript and answer with one JSON object. Use only 
 in the call; never invent names, prices, dates or facts. Write short plain English.
 
 Fields:
-- summary: one to three sentences: what the customer wanted or said, and what was agreed.
-- outcome, the one that fits best:
-  do_not_call: the customer asked not to be called again or to be taken off the list (this \
-wins over everything else they said);
-  wrong_number: the agent reached the wrong person or the wrong number;
-  voicemail: an answering machine or voicemail, nobody talked;
-  transferred: the customer was handed over to a person;
-  converted: the customer bought, signed up or ordered;
-  demo_scheduled: the customer agreed to a demo, meeting or appointment at a time;
-  callback_requested: the customer asked to be called back later;
-  interested: interested, wants information or an offer, nothing fixed yet;
-  not_interested: the customer declined;
-  answered: a conversation without any of the above.
+- summary: one to three sentences: what the customer wanted or said, and what was agreed. No \
+dates, times or numbers that were not said in the call.
+- asked_not_to_call: true if the customer asked not to be called again or to be removed from \
+the calling list.
+- wrong_person: true if the agent reached the wrong person or a wrong number.
+- bought: true only if the customer bought, signed up or ordered during this call. Agreeing to \
+a demo, a meeting, a callback or to receive information is not buying.
+- meeting_agreed: true if the customer agreed to a demo, meeting or appointment on a day or at \
+a time.
+- declined: true if the customer turned the offer down.
+- outcome, the one that fits best: do_not_call, wrong_number, voicemail (an answering \
+machine, nobody talked), transferred (handed over to a person), converted (bought), \
+demo_scheduled (a demo or meeting agreed), callback_requested (asked to be called back), \
+interested (interested, nothing fixed yet), not_interested (declined), answered (none of \
+these).
 - sentiment: the customer's mood: positive, neutral or negative.
 - interest_level: cold (no interest), warm (some interest) or hot (ready to buy or meet).
 - objections: the customer's objections in a few words each ("too expensive", "no time"); \
 [] if none.
 - pain_points: problems the customer mentioned ("high energy bills"); [] if none.
 - decision_maker: yes if the customer decides, no if someone else does, unknown if not said.
-- budget: what the customer said about their budget, "" if nothing.
+- budget: what the customer said they can or want to spend, not the prices the agent quoted; \
+"" if nothing.
 - callback_requested: true only if the customer asked to be called back.
-- callback_time: when they asked to be called back, in their own words; "" if not said.
+- callback_time: when they asked to be called back, in the customer's own words with the day \
+and the time as they said them, not turned into a date; "" if not said.
 - preferred_call_time: when they like to be called in general, in their words; "" if not \
 said.
 - next_action: the business's next step, in a few words.
@@ -188,17 +204,12 @@ def transcript_text(turns: list[tuple[str, str]], max_chars: int = MAX_TRANSCRIP
     return "\n".join([*head, f"[… {left_out} turns left out …]", *tail])
 
 
-def _when(call: CallForAnalysis) -> str:
-    moment = call.started_at or call.ended_at
-    if moment is None:
-        return ""
-    zone = customer_zone(call)
-    local = moment.astimezone(zone)
-    return f"{local:%A %d %B %Y, %H:%M} ({zone.key})"
-
-
 def analysis_messages(call: CallForAnalysis) -> list[ChatMessage]:
-    """The request for one call: the instructions (byte-stable), then the call."""
+    """The request for one call: the instructions (byte-stable), then the call: who called
+    whom and why, what was done live, the transcript. Not its date: callback times are the
+    customer's words, resolved against the call's time afterwards (:func:`resolve_callback_time`);
+    the default model, given the date, wrote it into summaries as if it had been said (measured
+    on the labelled calls, docs/analysis.md)."""
     who = call.customer_name or "the customer"
     company = f" of {call.company}" if call.company else ""
     if call.direction == "inbound":
@@ -207,9 +218,6 @@ def analysis_messages(call: CallForAnalysis) -> list[ChatMessage]:
         facts = [f"{call.agent_name}{company} called {who}."]
     if call.purpose.strip():
         facts.append(f"Reason for the call: {' '.join(call.purpose.split())[:300]}.")
-    when = _when(call)
-    if when:
-        facts.append(f"The call took place on {when}.")
     if call.transferred_to:
         facts.append("During the call the customer was handed over to a person.")
     if call.do_not_call:
@@ -465,6 +473,79 @@ class AnalysisRun:
     result: CallAnalysis
     answers: list[str]
     seconds: float
+    backstop: str | None = None
+    """The caller's words that made the rule backstop set the outcome, if it did."""
+
+
+def decide_outcome(result: CallAnalysis) -> CallAnalysis:
+    """The outcome from the facts the model answered, first true wins: wrong person, asked not
+    to be called (only when the model's outcome says so too), voicemail and transferred as the
+    model read them, bought, meeting agreed, callback asked for, declined; else the model's
+    outcome unless its fact was answered false, then ``interested`` or ``answered`` by the
+    interest level.
+
+    Why: the default model picks one of ten outcomes badly (it answered ``converted`` for a
+    demo booked and for a callback asked) but answers yes/no questions about one fact well
+    (its ``callback_requested`` was right on every labelled call) - except
+    ``asked_not_to_call``, which it also answered true for a caller who wanted a person and for
+    a wrong number: a do-not-call needs both readings, and what the caller said is checked by
+    the rule backstop anyway (:func:`backstop`). Figures: docs/analysis.md."""
+    facts: list[tuple[bool, str]] = [
+        (result.wrong_person, "wrong_number"),
+        (result.asked_not_to_call and result.outcome == "do_not_call", "do_not_call"),
+        (result.outcome in ("voicemail", "transferred"), result.outcome),
+        (result.bought, "converted"),
+        (result.meeting_agreed, "demo_scheduled"),
+        (result.callback_requested, "callback_requested"),
+        (result.declined, "not_interested"),
+    ]
+    outcome = next((name for true, name in facts if true), None)
+    if outcome is None:
+        # An outcome whose fact was answered false is not taken (not_interested is: turning
+        # an offer down and having no interest are close enough).
+        factual = {"do_not_call", "wrong_number", "converted", "demo_scheduled"}
+        factual.add("callback_requested")
+        if result.outcome not in factual:
+            outcome = result.outcome
+        else:
+            outcome = "answered" if result.interest_level == "cold" else "interested"
+    if outcome == result.outcome:
+        return result
+    return msgspec.structs.replace(result, outcome=outcome)  # type: ignore[arg-type]
+
+
+def do_not_call_said(call: CallForAnalysis) -> str | None:
+    """The caller's words that ask not to be called again, by the in-call rule backstop
+    (``dialog/intents.py``); None when no caller turn does."""
+    from callagent.dialog.intents import Intent, detect
+
+    for speaker, text in call.transcript:
+        if speaker != "caller":
+            continue
+        for match in detect(text):
+            if match.intent == Intent.DO_NOT_CALL:
+                return match.matched
+    return None
+
+
+def backstop(call: CallForAnalysis, result: CallAnalysis) -> tuple[CallAnalysis, str | None]:
+    """A caller who asked not to be called again makes the outcome ``do_not_call``, whatever
+    the model read (its recall must be 100 %, docs/analysis.md; the default model was seen
+    summarising "asked to be taken off the list" and answering ``not_interested``): no
+    callback, interest cold. Returns the result and the words that decided, if any."""
+    said = do_not_call_said(call)
+    if said is None or result.outcome == "do_not_call":
+        return result, None
+    changed = msgspec.structs.replace(
+        result,
+        asked_not_to_call=True,
+        outcome="do_not_call",
+        interest_level="cold",
+        callback_requested=False,
+        callback_time="",
+        probability=0,
+    )
+    return changed, said
 
 
 @dataclass
@@ -503,7 +584,12 @@ async def analyse_call(
             reasons.append(str(error)[:300])
             log.warning("analysis of call %s: answer %d invalid: %s", call.call_id, attempt, error)
             continue
-        return AnalysisRun(result=result, answers=answers, seconds=clock() - started)
+        result, said = backstop(call, decide_outcome(result))
+        if said is not None:
+            # The caller's words are personal data: only at DEBUG.
+            log.info("analysis of call %s: do-not-call by the rule backstop", call.call_id)
+            log.debug("do-not-call words: %r", said)
+        return AnalysisRun(result=result, answers=answers, seconds=clock() - started, backstop=said)
     raise AnalysisFailed(reasons, answers)
 
 

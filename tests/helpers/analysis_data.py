@@ -85,6 +85,11 @@ def analysis(**changes: Any) -> CallAnalysis:
     """A valid analysis: an interested caller who wants a callback; ``changes`` override."""
     fields: dict[str, Any] = {
         "summary": "The caller likes the solar offer but finds it expensive; call back Tuesday.",
+        "asked_not_to_call": False,
+        "wrong_person": False,
+        "bought": False,
+        "meeting_agreed": False,
+        "declined": False,
         "outcome": "callback_requested",
         "sentiment": "positive",
         "interest_level": "warm",

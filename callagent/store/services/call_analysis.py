@@ -113,6 +113,14 @@ class CallAnalysis(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     JSON schema the model is held to is ``dialog.analysis.ANALYSIS_SCHEMA``)."""
 
     summary: Annotated[str, Meta(min_length=1, max_length=600)]
+    # Facts the outcome is decided from (``dialog.analysis.decide_outcome``): a small model
+    # answers such yes/no questions better than it picks one of ten outcomes (measured on the
+    # labelled calls, docs/analysis.md).
+    asked_not_to_call: bool
+    wrong_person: bool
+    bought: bool
+    meeting_agreed: bool
+    declined: bool
     outcome: AnalysedOutcome
     sentiment: Sentiment
     interest_level: Literal["cold", "warm", "hot"]
