@@ -25,6 +25,7 @@ from callagent.store.db import Database
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.asterisk.server import AudioSocketServer
+from callagent.telephony.call_actions import ActionParams
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
@@ -159,10 +160,16 @@ async def start_telephony(
     profiles = ProfileCache(database, warm=engines.llm.warm_up)
     ami: AmiClient | None = None
     placer: CallPlacer = NoTelephonyPlacer()
+    # Without AMI a hand-over the agent decides is only recorded (docs/dialog.md).
+    actions = ActionParams()
     unsubscribe = None
     if settings.asterisk.ami_secret:
         ami = AmiClient.from_settings(settings.asterisk)
-        placer = AmiCallPlacer(AmiDialer.from_settings(ami, settings.asterisk))
+        dialer = AmiDialer.from_settings(ami, settings.asterisk)
+        placer = AmiCallPlacer(dialer)
+        actions = ActionParams(
+            transfer=dialer.transfer, transfer_targets=tuple(settings.asterisk.transfer_map())
+        )
         unsubscribe = ami.subscribe(journals.on_call_event)
         await ami.start()  # connects in the background, with backoff: Asterisk may start later
         log.info("AMI: connecting to %s:%d", settings.asterisk.ami_host, settings.asterisk.ami_port)
@@ -196,6 +203,7 @@ async def start_telephony(
         recordings=recordings,
         router=router,
         journals=journals,
+        actions=actions,
     )
     server = AudioSocketServer(
         runner,

@@ -330,6 +330,10 @@ class CallSession(Base):
     # and what of it was applied; null until the call was analysed.
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     analyzed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # What the agent did while the call was live (migration 0005; docs/dialog.md "In-call
+    # actions"): [{"type": "schedule_callback", "source": "model"|"rule", ..., "taken_at":
+    # ISO-8601, "result": "done"|"skipped: …"}], written by call_state.apply_call_action.
+    actions_taken: Mapped[list[Any]] = mapped_column(JsonType, default=list)
 
     customer: Mapped[CustomerProfile] = relationship(lazy="raise")
 

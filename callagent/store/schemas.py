@@ -377,6 +377,8 @@ class CallDetail(CallView):
     # until the call was analysed.
     analysis: JsonObject | None = None
     analyzed_at: dt.datetime | None = None
+    # What the agent did while the call was live (docs/dialog.md "In-call actions"), in order.
+    actions_taken: list[JsonObject] = msgspec.field(default_factory=list)
 
 
 class CallPage(Output):

@@ -3,7 +3,8 @@
 docs/telephony.md "Persistence as the call goes" lists what is written when.
 
 Everything the store should learn about a call - its status, each finished turn, latency
-figures, AMD's verdict, key presses, a hand-over, the hang-up cause, the recording - becomes a
+figures, AMD's verdict, key presses, a hand-over, the hang-up cause, the recording, what the
+agent did (an in-call action: do-not-call, a callback, …) - becomes a
 small write queued on that call's :class:`CallJournal`. One writer task per call applies them in
 order, each in its own short transaction (DESIGN.md practice 11: one session per write, ids not
 ORM objects). The audio loop only appends to a queue; a database that is slow or down delays or
@@ -51,8 +52,10 @@ from callagent.store.models import utcnow
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import telephony as store
 from callagent.store.services.call_state import (
+    CallAction,
     CallUpdate,
     append_turns,
+    apply_call_action,
     apply_call_update,
     touch_calls,
 )
@@ -119,12 +122,14 @@ class _Wake:
     """Wakes an idle writer so it notices it was released."""
 
 
-_Write = CallUpdate | _Turns | _Wake
+_Write = CallUpdate | CallAction | _Turns | _Wake
 
 
 def _name(write: _Write) -> str:
     if isinstance(write, _Turns):
         return f"{len(write.turns)} transcript turn(s)"
+    if isinstance(write, CallAction):
+        return f"the action {write.record.get('type', '?')}"
     return "a call update"
 
 
@@ -204,13 +209,20 @@ class CallJournal:
         """Queue utterances for the transcript (and the latency figures so far)."""
         self._put(_Turns(turns, latency))
 
+    def action(self, action: CallAction) -> None:
+        """Queue an in-call action: recorded on the call and applied (a do-not-call at once,
+        ahead of nothing but the writes queued before it)."""
+        self._put(action)
+
     def _put(self, write: _Write) -> None:
         if self.task.done():
             if not isinstance(write, _Wake):
                 self.dropped += 1
                 log.error("call %s: journal closed; a write was lost", self.call_id)
             return
-        if self._queue.qsize() >= MAX_PENDING and not isinstance(write, _Wake):
+        # An action is never dropped (a do-not-call must be kept); a caller turn makes one at
+        # most, so they cannot grow the queue without bound.
+        if self._queue.qsize() >= MAX_PENDING and not isinstance(write, _Wake | CallAction):
             self.dropped += 1
             log.error("call %s: %d writes pending; one was dropped", self.call_id, MAX_PENDING)
             return
@@ -296,7 +308,13 @@ class CallJournal:
                 log.info("call %s is not a stored call; its events are not kept", self.call_id)
         if self.client_id is None:
             return
-        if isinstance(write, _Turns):
+        if isinstance(write, CallAction):
+            entry = await apply_call_action(
+                self.db, self.client_id, self.call_id, write, self._clock()
+            )
+            if entry["result"] != "done":
+                log.warning("call %s: %s %s", self.call_id, _name(write), entry["result"])
+        elif isinstance(write, _Turns):
             await append_turns(
                 self.db,
                 self.client_id,

@@ -26,6 +26,7 @@ from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
 from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
+from callagent.telephony.call_actions import ActionParams, CallActions
 from callagent.telephony.call_journal import CallJournal, CallJournals, JournalObserver
 from callagent.telephony.connection import CallConnection
 from callagent.telephony.recording import CallRecorder
@@ -65,6 +66,8 @@ class CallReport:
     started_at: float = 0.0
     ended_at: float = 0.0
     recording: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    """What the agent did during the call (docs/dialog.md "In-call actions")."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape of ``callagent call --json``."""
@@ -84,6 +87,7 @@ class CallReport:
             "barge_in_stop_ms": [b.stop_ms for b in self.log.barge_ins],
             "duration_s": round(self.ended_at - self.started_at, 2),
             "recording": self.recording,
+            "actions": list(self.actions),
         }
 
 
@@ -131,8 +135,10 @@ class CallRunner:
         *,
         router: CallRouter | None = None,
         journals: CallJournals | None = None,
+        actions: ActionParams | None = None,
     ) -> None:
         self._recordings = recordings
+        self._actions = actions or ActionParams()
         self._engines = engines
         self._profile = profile
         self._clock = clock
@@ -165,7 +171,7 @@ class CallRunner:
         async with self._journals.hold(route.call_id, route.client_id) as journal:
             await self._converse(connection, route, report, journal)
 
-    def _responder(self, route: Route) -> Responder:
+    def _responder(self, route: Route, actions: CallActions) -> Responder:
         if route.kind == "message":
             return MessageResponder(route.message)
         return Conversation(
@@ -173,6 +179,7 @@ class CallRunner:
             self._engines.llm,
             context=route.context,
             greeting=route.greeting,
+            actions=actions,
         )
 
     async def _converse(
@@ -189,14 +196,28 @@ class CallRunner:
             journal.update(CallUpdate(status=CallStatus.IN_PROGRESS))
             writer = JournalObserver(journal, self._clock)
             observer = _Tee(report.log, writer)
+        # What the agent decides during the call is carried out here: stored through the
+        # call's journal, a hand-over over AMI at the end (telephony/call_actions.py).
+        actions = CallActions(
+            connection.call_id,
+            self._actions,
+            journal=journal,
+            client_id=route.client_id,
+            via_ami=route.via_ami,
+        )
+        actions.start()
         pipeline = VoicePipeline(
             self._engines.stt,
             self._engines.tts,
-            self._responder(route),
+            self._responder(route, actions),
             self._clock,
             self._settings,
             observer,
         )
+
+        async def hang_up() -> None:
+            await actions.end_call(connection.hang_up, lambda: connection.closed)
+
         recorder = CallRecorder(self._recordings, connection.call_id) if self._recordings else None
         if recorder is not None:
             # From the start: the agent greets before the caller's first frame, which may
@@ -217,11 +238,13 @@ class CallRunner:
         failure: str | None = None
         try:
             frames = self._frames(connection, recorder, keys)
-            await pipeline.run(frames, send, connection.hang_up, sample_rate=connection.sample_rate)
+            await pipeline.run(frames, send, hang_up, sample_rate=connection.sample_rate)
         except Exception as error:
             failure = f"call handler error: {type(error).__name__}"
             raise
         finally:
+            await actions.close()
+            report.actions = list(actions.taken)
             if recorder is not None:
                 recorder.close()
                 report.recording = recorder.reference

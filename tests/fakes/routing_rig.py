@@ -32,6 +32,7 @@ from callagent.telephony.asterisk.config import render_asterisk_config
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.asterisk.server import AudioSocketConnection, AudioSocketServer
 from callagent.telephony.asterisk.transfer import TransferAllowList
+from callagent.telephony.call_actions import ActionParams
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.telephony.routing import CallRouter, ProfileCache, UnknownNumberPolicy
@@ -232,6 +233,11 @@ async def routing_rig(
                 unknown_message="Sorry, this number is not in service.",
                 ami=ami,
             )
+            dialer = AmiDialer(
+                ami,
+                transfers=TransferAllowList(settings.asterisk.transfer_map()),
+                ring_timeout_s=ring_timeout_s,
+            )
             runner = CallRunner(
                 VoiceEngines(stt, tts, llm),
                 fallback,
@@ -240,11 +246,11 @@ async def routing_rig(
                 recordings=recordings,
                 router=router,
                 journals=journals,
-            )
-            dialer = AmiDialer(
-                ami,
-                transfers=TransferAllowList(settings.asterisk.transfer_map()),
-                ring_timeout_s=ring_timeout_s,
+                # As serve wires it: a hand-over the agent decides goes through this AMI.
+                actions=ActionParams(
+                    transfer=dialer.transfer,
+                    transfer_targets=tuple(settings.asterisk.transfer_map()),
+                ),
             )
             rig = Rig(
                 db=db,

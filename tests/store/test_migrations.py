@@ -55,7 +55,7 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
             diff, tables, revision = await connection.run_sync(check)
         assert diff == [], "models and migrations differ: add a migration"
         assert set(Base.metadata.tables) <= tables
-        assert revision == "0004"
+        assert revision == "0005"
     finally:
         await database.dispose()
 
@@ -194,5 +194,25 @@ async def test_0004_leaves_existing_calls_unanalysed_and_customers_with_no_memor
         assert (call.analysis, call.analyzed_at) == (None, None)
         assert customer.conversation_memory == []
         assert jobs == 0
+    finally:
+        await database.dispose()
+
+
+async def test_0005_gives_existing_calls_no_actions(backend: str) -> None:
+    """Migration 0005 (in-call actions, docs/dialog.md): existing calls took none."""
+    database = Database(fresh_url(backend))
+    try:
+        await database.migrate("0004")
+        ids = {name: uuid.uuid4() for name in ("client", "agent", "customer", "call")}
+        now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+        rows = _rows_0001(ids, now)
+        rows["call_sessions"] |= {"last_activity_at": now}
+        rows["customer_profiles"] |= {"conversation_memory": []}
+        await _insert(database, rows)
+        await database.migrate()
+        async with database.read() as session:
+            call = await session.get(CallSession, ids["call"])
+        assert call is not None
+        assert call.actions_taken == []
     finally:
         await database.dispose()

@@ -3,8 +3,9 @@ per aggregate, "one for a call's state").
 
 Whatever reports on a live call - the call journal (AMI events, the call runner, every finished
 turn), a test, a future scheduler - changes it through :func:`apply_call_update` (status, the
-phone system's facts, outcome) and :func:`append_turns` (transcript and latency figures). Each is
-one short transaction (DESIGN.md practice 11) that takes ids and returns plain values.
+phone system's facts, outcome), :func:`append_turns` (transcript and latency figures) and
+:func:`apply_call_action` (what the agent did during the call: do-not-call, a callback, …). Each
+is one short transaction (DESIGN.md practice 11) that takes ids and returns plain values.
 
 The rules are those a real call needs. Status changes go through ``CALL_TRANSITIONS``: a call
 only moves forward, an update that arrives late (Asterisk's "ringing" after the AudioSocket call
@@ -38,6 +39,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
+from callagent.store import counters
 from callagent.store.db import Database
 from callagent.store.errors import IllegalTransition, NotFound
 from callagent.store.models import CallSession, CustomerProfile, utcnow
@@ -45,10 +47,17 @@ from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import analysis_jobs
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import get_scoped
+from callagent.store.services.customers import (
+    customer_counts,
+    merge,
+    set_do_not_call,
+    set_interest,
+)
 from callagent.store.states import (
     UNREACHED_OUTCOMES,
     CallOutcome,
     CallStatus,
+    InterestLevel,
     check_transition,
 )
 
@@ -73,6 +82,8 @@ MACHINE = "MACHINE"
 #: A call's transcript keeps its newest turns up to this many (a stuck call cannot grow a row
 #: without bound; an hour of conversation is a few hundred turns).
 MAX_TRANSCRIPT_TURNS = 2000
+#: A call's ``actions_taken`` keeps its newest entries up to this many (a call takes a few).
+MAX_CALL_ACTIONS = 50
 
 
 @dataclass(frozen=True)
@@ -289,3 +300,79 @@ async def _set_outcome(
     customer.last_outcome = outcome
     customer.last_call_at = now
     await callback_service.settle_for_call(session, call.client_id, call.callback_id, outcome, now)
+
+
+@dataclass(frozen=True)
+class CallAction:
+    """One action the agent took during a call (docs/dialog.md "In-call actions"), as the
+    store records and applies it. ``record`` is its entry for ``actions_taken`` (its type,
+    source and arguments, plain JSON); the other fields are what it changes, ``None`` / false
+    changing nothing:
+
+    * ``do_not_call`` puts the call's customer on the do-not-call list at once and cancels
+      their scheduled callbacks (start-call refuses them from then on);
+    * ``callback_at`` schedules a callback (an appointment too: ``expected_outcome`` names it)
+      to the customer, made by this call - not for a do-not-call customer;
+    * ``interest`` moves the customer's interest level, if its transitions allow;
+    * ``transferred_to`` names the hand-over target on the call.
+    """
+
+    record: dict[str, Any]
+    do_not_call: bool = False
+    callback_at: dt.datetime | None = None
+    callback_reason: str = ""
+    expected_outcome: str = ""
+    interest: InterestLevel | None = None
+    transferred_to: str | None = None
+
+
+async def apply_call_action(
+    db: Database,
+    client_id: uuid.UUID,
+    call_id: uuid.UUID,
+    action: CallAction,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Record ``action`` on the call and apply what it changes, in one transaction; the entry
+    it added to ``actions_taken`` (with ``taken_at`` and ``result``: "done", or "skipped: why").
+    Raises NotFound (no such call for this client)."""
+    async with db.write() as session:
+        call = await get_scoped(session, CallSession, client_id, call_id, "call", for_update=True)
+        _alive(call, now)
+        customer = await get_scoped(
+            session, CustomerProfile, client_id, call.customer_id, "customer", for_update=True
+        )
+        entry: dict[str, Any] = {**action.record, "taken_at": now.isoformat()}
+        skipped: list[str] = []
+        before = customer_counts(customer, -1)
+        if action.do_not_call:
+            set_do_not_call(customer, True)
+            await callback_service.cancel_open_callbacks(session, client_id, customer.id)
+        if action.interest is not None:
+            try:
+                set_interest(customer, action.interest)
+            except IllegalTransition as error:
+                skipped.append(str(error))
+        await counters.bump(session, client_id, merge(before, customer_counts(customer)))
+        if action.callback_at is not None:
+            if customer.do_not_call:
+                skipped.append("the customer is on the do-not-call list")
+            elif action.callback_at <= now:
+                skipped.append("the time has passed")
+            else:
+                callback = await callback_service.new_callback(
+                    session,
+                    client_id,
+                    customer.id,
+                    scheduled_at=action.callback_at,
+                    reason=action.callback_reason[:500],
+                    expected_outcome=action.expected_outcome[:500],
+                    priority=2,
+                    origin_call_id=call.id,
+                )
+                entry["callback_id"] = str(callback.id)
+        if action.transferred_to is not None:
+            call.transferred_to = action.transferred_to[:32]
+        entry["result"] = f"skipped: {'; '.join(skipped)}" if skipped else "done"
+        call.actions_taken = [*(call.actions_taken or []), entry][-MAX_CALL_ACTIONS:]
+        return entry

@@ -28,6 +28,7 @@ from callagent.store.models import (
     AIAgent,
     CallSession,
     Client,
+    CustomerProfile,
     PhoneNumber,
 )
 from callagent.store.schemas import AgentView, TrainingView
@@ -198,6 +199,40 @@ async def placed_call(db: Database, call_id: uuid.UUID) -> PlacedCall | None:
         purpose=call.purpose,
         context=dict(call.context or {}),
     )
+
+
+@dataclass(frozen=True)
+class CallClock:
+    """What a live call needs to read a time its customer says (``dialog/when.py``): the
+    customer's number and stored zone, the agent's zone and working hours."""
+
+    phone_number: str
+    customer_timezone: str | None
+    agent_timezone: str
+    working_hours: tuple[dt.time, dt.time]
+
+
+async def call_clock(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> CallClock | None:
+    """:class:`CallClock` of one of the client's calls, or None when there is no such call."""
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(
+                    CallSession.phone_number,
+                    CustomerProfile.timezone,
+                    AIAgent.timezone,
+                    AIAgent.working_hours_start,
+                    AIAgent.working_hours_end,
+                )
+                .join(CustomerProfile, CustomerProfile.id == CallSession.customer_id)
+                .join(AIAgent, AIAgent.id == CallSession.agent_id)
+                .where(CallSession.id == call_id, CallSession.client_id == client_id)
+            )
+        ).one_or_none()
+    if row is None:
+        return None
+    phone, customer_zone, agent_zone, start, end = row
+    return CallClock(phone, customer_zone, agent_zone, (start, end))
 
 
 async def call_owner(db: Database, call_id: uuid.UUID) -> uuid.UUID | None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from callagent.store.db import Database
-from callagent.store.errors import IllegalTransition, NotFound
+from callagent.store.errors import CallRefused, IllegalTransition, NotFound
 from callagent.store.schemas import (
     CallbackCreate,
     CallOutcomeReport,
@@ -19,7 +19,7 @@ from callagent.store.schemas import (
 )
 from callagent.store.services import call_state, callbacks, calls, customers
 from callagent.store.services.call_state import CallUpdate
-from callagent.store.states import CallbackStatus, CallOutcome, CallStatus
+from callagent.store.states import CallbackStatus, CallOutcome, CallStatus, InterestLevel
 
 from helpers.store_data import NOW, new_client, number, ready_agent, ready_client
 
@@ -181,3 +181,61 @@ async def test_the_transcript_keeps_its_newest_turns(
     assert detail.latency == latency
     with pytest.raises(NotFound):
         await call_state.append_turns(db, await ready_client(db), prepared.call_id, turns)
+
+
+async def test_in_call_actions_are_recorded_on_the_call_and_applied_at_once(
+    db: Database,
+) -> None:
+    """docs/dialog.md "In-call actions": a callback with its resolved time made by the call,
+    interest, a hand-over target, and do-not-call - which cancels the callback, and after
+    which start-call refuses the number and no callback can be made."""
+    client_id = await ready_client(db)
+    phone = number()
+    prepared = await calls.prepare_call(db, client_id, StartCall(phone_number=phone), NOW)
+    call_id = prepared.call_id
+    at = NOW + dt.timedelta(days=1)
+    entry = await call_state.apply_call_action(
+        db,
+        client_id,
+        call_id,
+        call_state.CallAction(
+            record={"type": "schedule_callback", "source": "model", "when": "tomorrow"},
+            callback_at=at,
+            callback_reason="asked on the call: tomorrow",
+        ),
+        NOW,
+    )
+    assert entry["result"] == "done"
+    (callback,) = (await callbacks.list_callbacks(db, client_id, NOW)).items
+    assert (callback.scheduled_at, callback.origin_call_id) == (at, call_id)
+    assert str(callback.id) == entry["callback_id"]
+    interest = call_state.CallAction(record={"type": "set_interest"}, interest=InterestLevel.HOT)
+    await call_state.apply_call_action(db, client_id, call_id, interest, NOW)
+    handed = call_state.CallAction(record={"type": "transfer"}, transferred_to="sales")
+    await call_state.apply_call_action(db, client_id, call_id, handed, NOW)
+    dnc = call_state.CallAction(
+        record={"type": "set_do_not_call", "source": "rule"}, do_not_call=True
+    )
+    await call_state.apply_call_action(db, client_id, call_id, dnc, NOW)
+    late = call_state.CallAction(record={"type": "schedule_callback"}, callback_at=at)
+    skipped = await call_state.apply_call_action(db, client_id, call_id, late, NOW)
+    assert skipped["result"] == "skipped: the customer is on the do-not-call list"
+
+    detail = await calls.get_call(db, client_id, call_id)
+    assert [a["type"] for a in detail.actions_taken] == [
+        "schedule_callback",
+        "set_interest",
+        "transfer",
+        "set_do_not_call",
+        "schedule_callback",
+    ]
+    assert detail.actions_taken[3]["taken_at"] == NOW.isoformat()
+    assert detail.transferred_to == "sales"
+    profile = await customers.get_customer(db, client_id, detail.customer_id)
+    assert profile.do_not_call
+    assert profile.interest_level == InterestLevel.HOT
+    cancelled = await callbacks.get_callback(db, client_id, callback.id, NOW)
+    assert cancelled.status == CallbackStatus.CANCELLED
+    with pytest.raises(CallRefused) as refused:
+        await calls.prepare_call(db, client_id, StartCall(phone_number=phone), NOW)
+    assert refused.value.code == "do_not_call"
