@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import platform
 import re
 import socket
@@ -193,6 +194,8 @@ async def _database_state(url: str) -> tuple[str | None, str | None]:
 
     from callagent.store.db import alembic_config
 
+    # Alembic announces every plugin and context at INFO: noise in a one-line finding.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     engine = create_async_engine(url)
     try:
