@@ -64,6 +64,9 @@ def print_call(report: CallReport) -> None:
         print(f"agent : {turn['agent_text']}{cut}")
         latency = ", ".join(f"{k} {v:.0f}" for k, v in turn["latency_ms"].items() if v is not None)
         print(f"        ({latency} ms)")
+    for action in data["actions"]:
+        details = ", ".join(f"{k}={v}" for k, v in action.items() if k not in ("type", "source"))
+        print(f"action: {action['type']} ({action['source']}){': ' + details if details else ''}")
     print(f"barge-ins: {data['barge_ins']}, call length {data['duration_s']} s")
 
 
