@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the labelled calls' loader and scorer
@@ -87,7 +89,7 @@ async def bench_profile(profile: str, calls: list[LabelledCall], repeat: int) ->
                         "seconds": run.seconds,
                         "tries": len(run.answers),
                         "scores": scores,
-                        "answer": json.loads(run.answers[-1]),
+                        "answer": msgspec.to_builtins(run.result),
                         "callback_at": callback_at.isoformat() if callback_at else None,
                     }
                 )

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_models import Contention  # noqa: E402
+from bench_models import Contention, wait_idle  # noqa: E402
 
 from callagent.dialog.agent_profile import DEFAULT_AGENT  # noqa: E402
 from callagent.dialog.analysis import (  # noqa: E402
@@ -128,6 +128,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default")
     parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument(
+        "--wait-idle", type=float, default=120.0, help="wait up to this long for a quiet CPU"
+    )
     args = parser.parse_args()
     paths = resolve_profile(args.profile, REPO / "models")
     print(f"profile {args.profile}: {paths.llm_model}, live model and analysis on 1 thread each")
@@ -140,6 +143,7 @@ async def main() -> None:
         f"private {live_private - base_private:.0f} MB"
     )
 
+    wait_idle(args.wait_idle)
     with Contention():
         firsts, rates = await live_turns(llm, args.turns)
         show("live turns alone", firsts, rates)
@@ -155,12 +159,14 @@ async def main() -> None:
                 f"memory: + analysis model after one analysis: Pss +{pss - live_pss:.0f} MB, "
                 f"private +{private - live_private:.0f} MB"
             )
+        wait_idle(args.wait_idle)
         with Contention():
             firsts, rates, done = await with_analyses(llm, analysis, args.turns)
             show(f"live turns during analyses at nice {nice} ({done} analyses)", firsts, rates)
         results[nice] = statistics.median(firsts)
         await analysis.close()
 
+    wait_idle(args.wait_idle)
     with Contention():
         firsts, rates = await live_turns(llm, args.turns)
         show("live turns after the analyses (prefix cache kept)", firsts, rates)

@@ -215,7 +215,7 @@ async def test_the_ci_model_answers_schema_valid_analyses(ci_models: ModelProfil
             run = await analyse_call(model, labelled.call)
             assert isinstance(run.result, CallAnalysis)
             assert run.result.summary
-            assert json.loads(run.answers[-1]).keys() == set(ANALYSIS_SCHEMA["properties"])
+            assert set(msgspec.structs.asdict(run.result)) == set(ANALYSIS_SCHEMA["properties"])
     finally:
         await model.close()
 
