@@ -15,7 +15,11 @@ call is a fact and is never overwritten:
   (``analysis.result``) and changes neither interest level nor learning counts;
 * a customer who is on the do-not-call list gets no callback and no opportunity from the
   analysis, whatever the model read; one put on the list during this call makes the outcome
-  ``do_not_call``, and a call that was handed over to a person is ``transferred``;
+  ``do_not_call``, a call that was handed over to a person is ``transferred``, an appointment
+  the agent booked makes it ``demo_scheduled`` (unless the model read a sale) and a callback
+  it scheduled ``callback_requested`` (unless the model read a sale or a meeting) - the
+  in-call actions done, from the call's ``actions_taken`` (docs/dialog.md);
+* an interest level the agent set during the call stays;
 * a callback the call already produced (an in-call action, ``call-outcome``) is not doubled,
   and a summary note the CRM wrote for the call is not doubled either;
 * a CRM that reports ``call-outcome`` *after* the analysis replaces the analysis's outcome
@@ -224,6 +228,20 @@ MEMORY_ENTRIES: Final = 5
 """Calls a customer's ``conversation_memory`` keeps (newest last)."""
 _MAX_CUSTOMER_OBJECTIONS: Final = 50
 _ALREADY_SCHEDULED: Final = "callback: the call already scheduled one"
+_STRONGER_THAN_MEETING: Final = frozenset({CallOutcome.CONVERTED, CallOutcome.DO_NOT_CALL})
+_STRONGER_THAN_CALLBACK: Final = _STRONGER_THAN_MEETING | {CallOutcome.DEMO_SCHEDULED}
+
+
+def live_actions(call: CallSession) -> list[str]:
+    """The in-call actions carried out on the call (``actions_taken`` entries whose result is
+    "done"), by type, in order."""
+    return [
+        str(entry.get("type"))
+        for entry in call.actions_taken or []
+        if isinstance(entry, dict) and entry.get("result") == "done" and entry.get("type")
+    ]
+
+
 _POSITIVE: Final = frozenset(
     {
         CallOutcome.INTERESTED,
@@ -356,10 +374,17 @@ async def _apply(
             applied.skipped.append(f"outcome {read.value}: the call has {call.outcome.value}")
     else:
         outcome = read
+        done = live_actions(call)
         if dnc_this_call:
             outcome = CallOutcome.DO_NOT_CALL
         elif call.transferred_to and read != CallOutcome.DO_NOT_CALL:
             outcome = CallOutcome.TRANSFERRED
+        elif "book_appointment" in done and read not in _STRONGER_THAN_MEETING:
+            outcome = CallOutcome.DEMO_SCHEDULED
+        elif "schedule_callback" in done and read not in _STRONGER_THAN_CALLBACK:
+            outcome = CallOutcome.CALLBACK_REQUESTED
+        if outcome != read:
+            applied.skipped.append(f"outcome {read.value}: {outcome.value} was done live")
         call.outcome = outcome
         customer.last_outcome = outcome
         customer.last_call_at = max(customer.last_call_at or now, call.ended_at or now)
@@ -381,13 +406,15 @@ async def _apply(
         set_do_not_call(customer, True)
         await callback_service.cancel_open_callbacks(session, call.client_id, customer.id)
         applied.do_not_call_set = True
-    if applied.outcome is not None:
+    interest_set_live = "set_interest" in live_actions(call)
+    if applied.outcome is not None and not interest_set_live:
         target = _interest(customer, applied.outcome, result)
         if target != customer.interest_level:
             set_interest(customer, target)
             applied.interest_level = target
     elif result.interest_level != customer.interest_level.value:
-        applied.skipped.append(f"interest {result.interest_level}: the call's outcome was live")
+        why = "the agent set it during the call" if interest_set_live else "the outcome was live"
+        applied.skipped.append(f"interest {result.interest_level}: {why}")
     if result.preferred_call_time.strip():
         customer.call_preference_time = result.preferred_call_time.strip()[:100]
     preferences = dict(customer.preferences or {})
@@ -591,8 +618,9 @@ def _rank(stage: OpportunityStage, open_stages: list[OpportunityStage]) -> int:
 def _actions_taken(
     call: CallSession, result: CallAnalysis, dnc_this_call: bool, applied: AppliedAnalysis
 ) -> list[str]:
-    """What the agent did on the call: what the model read, plus the facts the store knows."""
-    actions = list(result.actions_taken)
+    """What the agent did on the call: what was carried out live (``actions_taken`` of the
+    call), what the model read, and the facts the store knows."""
+    actions = [*live_actions(call), *result.actions_taken]
     if call.transferred_to:
         actions.append("transfer")
     if dnc_this_call:

@@ -318,3 +318,37 @@ async def test_the_memory_keeps_the_newest_calls(own_db: Database) -> None:
     page = await customers.list_customers(db, client_id, phone_number=phone)
     memory = page.items[0].conversation_memory
     assert [entry["summary"] for entry in memory] == [f"Call {i}." for i in range(2, 7)]
+
+
+async def test_in_call_actions_done_live_win_over_the_models_reading(own_db: Database) -> None:
+    """An appointment the agent booked and an interest level it set during the call
+    (call_state.apply_call_action, docs/dialog.md) are facts; the model's reading is not."""
+    db = own_db
+    client_id = await ready_client(db)
+    call_id = await finished_call(db, client_id)
+    booked = call_state.CallAction(
+        record={"type": "book_appointment", "source": "model", "when": "Tuesday at two"},
+        callback_at=TUESDAY_3PM,
+        expected_outcome="demo",
+    )
+    interest = call_state.CallAction(
+        record={"type": "set_interest", "source": "model", "level": "hot"},
+        interest=InterestLevel.HOT,
+    )
+    for action in (booked, interest):
+        await call_state.apply_call_action(db, client_id, call_id, action, DONE)
+    applied = await call_analysis.apply_analysis(
+        db,
+        await leased(db),
+        analysis(outcome="interested", interest_level="warm", callback_requested=False),
+        DONE,
+    )
+    assert applied.outcome == CallOutcome.DEMO_SCHEDULED
+    assert "outcome interested: demo_scheduled was done live" in applied.skipped
+    assert "interest warm: the agent set it during the call" in applied.skipped
+    assert applied.actions_taken[:2] == ["book_appointment", "set_interest"]
+    detail = await calls.get_call(db, client_id, call_id)
+    customer = await customers.get_customer(db, client_id, detail.customer_id)
+    assert customer.interest_level == InterestLevel.HOT
+    [opportunity] = (await opportunities.list_opportunities(db, client_id)).items
+    assert opportunity.stage == OpportunityStage.QUALIFICATION
