@@ -245,9 +245,16 @@ async def test_serve_answers_health_checks_and_audiosocket_calls_then_stops_clea
     try:
         health = await wait_for_health(http_port, server)
         assert health["status"] == "ok"
+        # As a real Asterisk on the default dialplan (c(slin16)) would: 16 kHz both ways.
         result = await simulate_call(
-            "127.0.0.1", audio_port, [], max_wait_for_agent_s=20, final_wait_s=0.5
+            "127.0.0.1",
+            audio_port,
+            [],
+            sample_rate=16_000,
+            max_wait_for_agent_s=20,
+            final_wait_s=0.5,
         )
+        assert result.error is None, result.error
         assert rms(result.agent_pcm) > 100  # the agent greeted the caller
     finally:
         if server.returncode is None:
