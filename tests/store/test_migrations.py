@@ -16,6 +16,7 @@ from callagent.store.models import (
     Base,
     CallAnalysisJob,
     CallSession,
+    ContactNote,
     CustomerProfile,
     PhoneNumber,
 )
@@ -214,5 +215,35 @@ async def test_0005_gives_existing_calls_no_actions(backend: str) -> None:
             call = await session.get(CallSession, ids["call"])
         assert call is not None
         assert call.actions_taken == []
+    finally:
+        await database.dispose()
+
+
+async def test_upgrades_keep_every_link_to_a_call(backend: str) -> None:
+    """A migration that rebuilds ``call_sessions`` on SQLite (batch "move and copy") drops the
+    old table with foreign keys on, and ``ON DELETE SET NULL`` then empties every note's link
+    to its call: upgrades must not rebuild it."""
+    database = Database(fresh_url(backend))
+    try:
+        await database.migrate("0002")
+        now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+        ids = {name: uuid.uuid4() for name in ("client", "agent", "customer", "call")}
+        note_id = uuid.uuid4()
+        await _insert(database, _rows_0001(ids, now))
+        note = {
+            "id": note_id,
+            "client_id": ids["client"],
+            "customer_id": ids["customer"],
+            "call_id": ids["call"],
+            "kind": "call_summary",
+            "body": "called about the roof",
+            "created_at": now,
+        }
+        await _insert(database, {"contact_notes": note})
+        await database.migrate()
+        async with database.read() as session:
+            stored = await session.get(ContactNote, note_id)
+        assert stored is not None
+        assert stored.call_id == ids["call"]
     finally:
         await database.dispose()

@@ -22,12 +22,26 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# SQLite adds a NOT NULL column only with a constant default, and any other change of a column
+# makes Alembic rebuild the table ("move and copy"): dropping the old call_sessions with foreign
+# keys on fires ON DELETE SET NULL and empties every note's link to its call
+# (tests/store/test_migrations.py). So: one ADD COLUMN with a placeholder default, overwritten at
+# once by each row's latest known time; PostgreSQL then drops the default, SQLite keeps it
+# (every write of callagent sets the column).
+_PLACEHOLDER = "1970-01-01 00:00:00"
+
+
 def upgrade() -> None:
     """Upgrade schema."""
-    with op.batch_alter_table("call_sessions", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=True)
-        )
+    op.add_column(
+        "call_sessions",
+        sa.Column(
+            "last_activity_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=_PLACEHOLDER,
+        ),
+    )
     calls = sa.table(
         "call_sessions",
         sa.column("last_activity_at", sa.DateTime(timezone=True)),
@@ -37,17 +51,17 @@ def upgrade() -> None:
     )
     latest = sa.func.coalesce(calls.c.ended_at, calls.c.started_at, calls.c.created_at)
     op.execute(calls.update().values(last_activity_at=latest))
-    with op.batch_alter_table("call_sessions", schema=None) as batch_op:
-        batch_op.alter_column(
-            "last_activity_at", existing_type=sa.DateTime(timezone=True), nullable=False
-        )
-        batch_op.create_index(
-            "ix_call_sessions_status_last_activity", ["status", "last_activity_at"], unique=False
-        )
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("call_sessions", "last_activity_at", server_default=None)
+    op.create_index(
+        "ix_call_sessions_status_last_activity",
+        "call_sessions",
+        ["status", "last_activity_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    with op.batch_alter_table("call_sessions", schema=None) as batch_op:
-        batch_op.drop_index("ix_call_sessions_status_last_activity")
-        batch_op.drop_column("last_activity_at")
+    op.drop_index("ix_call_sessions_status_last_activity", table_name="call_sessions")
+    op.drop_column("call_sessions", "last_activity_at")
