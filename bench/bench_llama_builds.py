@@ -44,7 +44,10 @@ from bench_models import SYSTEM_PROMPT, COLD_QUESTION, WARM_QUESTIONS
 import llama_cpp
 from llama_cpp import Llama
 
-llm = Llama(model_path=sys.argv[3], n_ctx=2048, n_threads=int(sys.argv[4]), verbose=False)
+llm = Llama(
+    model_path=sys.argv[3], n_ctx=2048, n_threads=int(sys.argv[4]),
+    n_threads_batch=int(sys.argv[5]) or None, verbose=False,
+)
 
 def ask(question):
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
@@ -82,9 +85,10 @@ def unpack(wheel: Path, into: Path) -> Path:
     return into
 
 
-def measure(folder: Path, model: Path, threads: int) -> dict[str, object]:
-    """One round of one build, in a child process."""
+def measure(folder: Path, model: Path, threads: int, batch: int = 0) -> dict[str, object]:
+    """One round of one build, in a child process (``batch`` 0: llama.cpp's default)."""
     command = [sys.executable, "-c", CHILD, str(folder), str(HERE), str(model), str(threads)]
+    command.append(str(batch))
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode < 0:
         return {"died": signal.Signals(-done.returncode).name}
@@ -98,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="a GGUF file")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--batch-threads",
+        type=int,
+        default=0,
+        help="threads for prompt processing (0: llama-cpp-python's default, every core)",
+    )
     parser.add_argument("builds", nargs="+", help="NAME=WHEEL")
     args = parser.parse_args(argv)
 
@@ -110,12 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[name] = []
         for round_ in range(args.rounds):
             for name, folder in folders.items():
-                results[name].append(measure(folder, args.model, args.threads))
+                results[name].append(measure(folder, args.model, args.threads, args.batch_threads))
                 print(f"round {round_ + 1} {name}: {results[name][-1]}", file=sys.stderr)
 
-    print(
-        f"\nmodel {args.model.name}, {args.threads} thread(s), {args.rounds} rounds, best / median"
-    )
+    batch = args.batch_threads or "every core"
+    print(f"\nmodel {args.model.name}, decode on {args.threads} thread(s), prompts on {batch}")
+    print(f"{args.rounds} rounds, best / median")
     print("| build | prompt tok/s | first token cold ms | first token warm ms | decode tok/s |")
     print("| --- | --- | --- | --- | --- |")
     for name, rounds in results.items():
