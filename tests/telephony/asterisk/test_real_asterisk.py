@@ -490,8 +490,9 @@ async def test_the_hangup_cause_is_stored_whichever_event_comes_first(
     """A rejected call's ``Hangup`` and ``OriginateResponse`` reach callagent's tracker in
     either order: Asterisk sends them in either order (both seen, for busy and for no answer),
     and panoramisk hands the OriginateResponse over through the Originate's future, later than
-    an event. The cause must be stored either way. Busy calls are placed until the tracker gets
-    the OriginateResponse first."""
+    an event. The cause must be stored either way: every busy call placed is checked, and calls
+    are placed until the tracker got the OriginateResponse first (at most 30; the AMI simulator's
+    tests cover both orders deterministically)."""
     ports = AsteriskPorts()
     async with (
         SippCallee(tmp_path / "callee", ports.trunk, reject=(486, "Busy Here")),
@@ -514,16 +515,18 @@ async def test_the_hangup_cause_is_stored_whichever_event_comes_first(
                     if e.call_id == call_id and isinstance(e, OriginateResult | CallEnded)
                 ]
                 orders.append(order)
+                stored = await inst.ended(call_id)
+                assert stored.hangup_cause == 17, (order, stored)
+                assert stored.outcome == CallOutcome.BUSY, (order, stored)
                 if order[0] == "OriginateResult":
-                    response_first = await inst.ended(call_id)
+                    response_first = stored
                     break
         finally:
             unsubscribe()
     print(f"orders the tracker reported: {orders}", file=sys.stderr)
     if response_first is None:
-        pytest.skip(f"the tracker got the Hangup first on all {len(orders)} calls")
-    assert response_first.hangup_cause == 17, response_first
-    assert response_first.outcome == CallOutcome.BUSY, response_first
+        # Not a skip: every call above was checked; only the rarer order did not come up.
+        print("the OriginateResponse never reached the tracker first", file=sys.stderr)
 
 
 @pytest.mark.parametrize("audiosocket_format", ["slin16", "slin"])
