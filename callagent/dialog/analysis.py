@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, get_args
 
 import msgspec
 
@@ -41,33 +41,17 @@ from callagent.dialog.llm import ChatMessage
 from callagent.store.errors import NUL_REASON
 from callagent.store.services.call_analysis import (
     PROBABILITIES,
+    ActionTaken,
+    AnalysedOutcome,
     CallAnalysis,
     CallForAnalysis,
 )
 
 log = logging.getLogger(__name__)
 
-_OUTCOMES: Final = (
-    "answered",
-    "interested",
-    "not_interested",
-    "converted",
-    "callback_requested",
-    "demo_scheduled",
-    "do_not_call",
-    "transferred",
-    "wrong_number",
-    "voicemail",
-)
-_ACTIONS: Final = (
-    "end_call",
-    "schedule_callback",
-    "book_appointment",
-    "set_do_not_call",
-    "transfer",
-    "send_information",
-    "set_interest",
-)
+# The schema's enums are the store's own literals: one list of outcomes and actions.
+_OUTCOMES: Final = get_args(AnalysedOutcome)
+_ACTIONS: Final = get_args(ActionTaken)
 
 
 def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
