@@ -40,6 +40,7 @@ from callagent.store.db import Database
 from callagent.store.errors import Conflict, NotFound
 from callagent.store.ids import new_id
 from callagent.store.models import CallAnalysisJob, CallSession
+from callagent.store.services._common import to_view
 from callagent.store.states import AnalysisStatus
 
 START_DELAY: Final = dt.timedelta(seconds=10)
@@ -88,20 +89,6 @@ class JobView:
     locked_until: dt.datetime | None
     last_error: str
     finished_at: dt.datetime | None
-
-
-def _view(job: CallAnalysisJob) -> JobView:
-    return JobView(
-        job_id=job.id,
-        call_id=job.call_id,
-        status=job.status,
-        attempts=job.attempts,
-        run_after=job.run_after,
-        locked_by=job.locked_by,
-        locked_until=job.locked_until,
-        last_error=job.last_error,
-        finished_at=job.finished_at,
-    )
 
 
 async def enqueue(
@@ -318,7 +305,7 @@ async def job_for_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -
                 CallAnalysisJob.call_id == call_id, CallAnalysisJob.client_id == client_id
             )
         )
-    return None if job is None else _view(job)
+    return None if job is None else to_view(job, JobView, job_id=job.id)
 
 
 def _clip(text: str) -> str:
