@@ -245,7 +245,7 @@ def diagnose(
     engines: bool = True,
     emit: Callable[[Finding], None] = lambda finding: print(finding.render(), flush=True),
 ) -> int:
-    """Print the report line by line (slow checks last) and return the exit code."""
+    """Print the report line by line (the engine lines last) and return the exit code."""
     flags = cpu_flags()
     models_dir = Path(settings.models.models_dir)
     findings: list[Finding] = []
@@ -259,22 +259,18 @@ def diagnose(
     checks: list[EngineCheck] = []
     model_report = model_findings(settings.models.profile, models_dir)
     if engines and all(finding.status != "fail" for finding in model_report):
+        # Run now: the build finding needs what the library says it was compiled for.
         profile = resolve_profile(settings.models.profile, models_dir, verify=False)
-        checks = self_check(profile, llm_threads=settings.models.llm_threads, engines=("llm",))
-    system_info = next(
-        (str(c.data["system_info"]) for c in checks if "system_info" in c.data), None
-    )
-    report(build_findings(system_info, flags))
+        checks = self_check(profile, llm_threads=settings.models.llm_threads)
+    infos = [str(check.data["system_info"]) for check in checks if "system_info" in check.data]
+    report(build_findings(infos[0] if infos else None, flags))
     report(model_report)
     network = settings.network
     audiosocket = (network.audiosocket_bind, network.audiosocket_port)
     report([port_finding(*audiosocket, "AudioSocket", "network.audiosocket_bind")])
     report([port_finding(network.host, network.http_port, "HTTP")])
     report([database_finding(settings.database.url)])
-    if checks:
-        profile = resolve_profile(settings.models.profile, models_dir, verify=False)
-        checks += self_check(profile, engines=("tts", "stt"))
-        report([engine_finding(check) for check in checks])
+    report([engine_finding(check) for check in checks])
     if any(check.crashed and check.advice == REBUILD_ADVICE for check in checks):
         return EXIT_LLAMA_CRASHED
     return EXIT_PROBLEM if any(f.status == "fail" for f in findings) else EXIT_OK
