@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.ports import free_udp_block, free_udp_port
+
 SIPP = shutil.which("sipp")
 
 
@@ -46,13 +48,6 @@ def ulaw_to_pcm(ulaw: bytes) -> bytes:
     exponent = (codes >> 4) & 0x07
     magnitude = ((((codes & 0x0F) << 3) + _BIAS) << exponent) - _BIAS
     return np.where(codes & 0x80, -magnitude, magnitude).astype("<i2").tobytes()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -231,6 +226,8 @@ async def run_sipp(
         "127.0.0.1",
         "-mi",
         "127.0.0.1",
+        "-mp",
+        str(free_udp_block(4)),
         "-p",
         str(free_udp_port()),
         "-m",
@@ -406,7 +403,7 @@ class SippCallee:
             "-mi",
             "127.0.0.1",
             "-mp",
-            str(free_udp_port()),
+            str(free_udp_block(4)),
             "-nostdin",
             "-trace_err",
             "-trace_msg",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -35,24 +34,12 @@ import pytest
 from callagent.app.asterisk_config import write_asterisk_config_files
 from callagent.settings import Settings, load_settings
 
+from helpers.ports import free_tcp_port, free_udp_block, free_udp_port
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build_asterisk.sh"
 AMI_SECRET = "real-asterisk-test-0123456789"
 """The AMI secret of the test configurations (manager.conf wants at least 16 characters)."""
-
-
-def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def installed_asterisk() -> Path | None:
@@ -94,7 +81,7 @@ class AsteriskPorts:
     """callagent's AudioSocket listener, which Asterisk dials."""
     trunk: int = field(default_factory=free_udp_port)
     """The "SIP trunk": a sipp or baresip of the test (outbound calls go there)."""
-    rtp_start: int = field(default_factory=lambda: random.randrange(30000, 39000, 2))
+    rtp_start: int = field(default_factory=lambda: free_udp_block(41))
 
     @property
     def rtp_end(self) -> int:

@@ -312,7 +312,8 @@ Content-Length: 0
 async def test_registration_with_a_trunk_uses_the_configured_credentials(
     tmp_path: Path, password: str, code: int
 ) -> None:
-    from fakes.sipp import SIPP, free_udp_port
+    from fakes.sipp import SIPP
+    from helpers.ports import free_udp_port
 
     assert SIPP is not None
     port = free_udp_port()
@@ -403,7 +404,8 @@ Content-Length: 0
 
 
 async def test_a_call_from_an_address_not_allowed_is_refused_with_403(tmp_path: Path) -> None:
-    from fakes.sipp import SIPP, free_udp_port
+    from fakes.sipp import SIPP
+    from helpers.ports import free_udp_block, free_udp_port
 
     assert SIPP is not None
     agent = ToneAgent()
@@ -415,7 +417,7 @@ async def test_a_call_from_an_address_not_allowed_is_refused_with_403(tmp_path: 
         async with SipEndpoint(settings, agent, clock=MonotonicClock()) as sip:
             stranger = await asyncio.create_subprocess_exec(
                 SIPP, f"127.0.0.1:{sip.port}", "-sf", "stranger.xml", "-s", "agent",
-                "-i", "127.0.0.2", "-mi", "127.0.0.2", "-mp", str(free_udp_port()),
+                "-i", "127.0.0.2", "-mi", "127.0.0.2", "-mp", str(free_udp_block(4, "127.0.0.2")),
                 "-p", str(free_udp_port()), "-m", "1", "-nostdin",
                 "-timeout", "15s", "-timeout_error", "-trace_err",
                 cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
