@@ -23,7 +23,8 @@ import msgspec
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.prompt import build_profile_prompt
 from callagent.store.schemas import AgentView, TrainingView
-from callagent.store.states import TrainingType
+from callagent.store.services import learning
+from callagent.store.states import AgentStatus, TrainingType
 
 MAX_PROMPT_CHARS: Final = 3500
 """About 900 tokens: half a 2048-token context, leaving the rest to the conversation."""
@@ -125,13 +126,21 @@ def _product_facts(trainings: Sequence[TrainingView]) -> list[str]:
     return _unique(facts, _MAX_FACTS)
 
 
-def _objections(trainings: Sequence[TrainingView]) -> dict[str, str]:
+def _objections(
+    trainings: Sequence[TrainingView], agent: AgentView | None = None
+) -> dict[str, str]:
+    """One answer per objection. Every answer trained for an objection is kept (oldest first);
+    which one the prompt carries is ``learning.choose_answer``'s choice: the newest, unless
+    the agent is ``optimizing`` and its calls say another one does better (docs/learning.md)."""
+    metrics = agent.performance_metrics if agent is not None else {}
+    on = agent is not None and agent.status == AgentStatus.OPTIMIZING
+    variants = learning.answer_variants(t.objection_responses for t in trainings)
     answers: dict[str, str] = {}
-    for training in trainings:  # oldest first: a later session's answer replaces an earlier
-        for name, answer in sorted((training.objection_responses or {}).items()):
-            key = clip(name, 40).lower()
-            if key and answer.strip():
-                answers[key] = clip(answer, _ITEM_CHARS)
+    for name in sorted(variants):
+        chosen = learning.choose_answer(variants[name], metrics, learning=on)
+        key = clip(chosen.objection, 40).lower()
+        if key:
+            answers[key] = clip(chosen.text, _ITEM_CHARS)
     return {k: answers[k] for k in sorted(answers)[:_MAX_OBJECTIONS]}
 
 
@@ -153,7 +162,8 @@ def build_agent_profile(
       names (purpose also ``sales_goals.purpose`` / ``primary_goal``);
     - script: ``script`` sessions; product_facts: every session's ``product_details`` and the
       ``product`` sessions' text; objection_answers: every session's ``objection_responses``
-      (a later answer to the same objection wins);
+      (the newest answer to an objection, or the one its calls did best with once it is
+      ``optimizing``: docs/learning.md);
     - goals: ``goals`` sessions and the ``sales_goals`` entries; techniques: every session's
       ``sales_techniques`` and the ``techniques`` sessions' text; instructions: every session's
       ``client_instructions``.
@@ -184,7 +194,7 @@ def build_agent_profile(
         purpose=clip(purpose, 300) or defaults.purpose,
         script=clip("\n".join(_of_type(trainings, TrainingType.SCRIPT)), _SCRIPT_CHARS),
         product_facts=_product_facts(trainings),
-        objection_answers=_objections(trainings),
+        objection_answers=_objections(trainings, agent),
         goals=_unique(goals, _MAX_GOALS),
         company_info=clip(" ".join(c for c in company_info if c), _COMPANY_CHARS),
         techniques=_unique(techniques, _MAX_TECHNIQUES, 100),

@@ -48,6 +48,7 @@ from sqlalchemy.orm import undefer
 from callagent.store import counters
 from callagent.store.db import Database
 from callagent.store.models import (
+    AgentTraining,
     AIAgent,
     CallSession,
     Client,
@@ -57,7 +58,7 @@ from callagent.store.models import (
     ScheduledCallback,
 )
 from callagent.store.schemas import CallOutcomeReport
-from callagent.store.services import analysis_jobs
+from callagent.store.services import analysis_jobs, learning
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services.analysis_jobs import JobLease
 from callagent.store.services.customers import (
@@ -323,6 +324,7 @@ async def apply_analysis(
         call = await session.scalar(
             select(CallSession)
             .where(CallSession.id == lease.call_id, CallSession.client_id == lease.client_id)
+            .options(undefer(CallSession.transcript))  # the learning counts read it
             .with_for_update()
         )
         if call is None or agent is None:
@@ -342,6 +344,7 @@ async def apply_analysis(
             "model": model,
             "seconds": None if seconds is None else round(seconds, 2),
         }
+        await _count_for_learning(session, agent, call, customer)
         call.analyzed_at = now
         analysis_jobs.finish(job, now)
         return applied
@@ -632,6 +635,32 @@ def _actions_taken(
 
 # --- learning counts ------------------------------------------------------------------------
 
+
+async def _count_for_learning(
+    session: AsyncSession, agent: AIAgent, call: CallSession, customer: CustomerProfile
+) -> None:
+    """Count the analysed call, with the outcome it now has (whoever set it), into the agent's
+    learning counts: the objection answers it gave, its opener, its local hour and weekday
+    (``learning.record_call``; docs/learning.md)."""
+    trained = await session.scalars(
+        select(AgentTraining.objection_responses)
+        .where(AgentTraining.agent_id == agent.id, AgentTraining.client_id == call.client_id)
+        .order_by(AgentTraining.created_at, AgentTraining.id)
+    )
+    known = ((agent.performance_metrics or {}).get(learning.METRICS_KEY) or {}).get("openers")
+    observation = learning.observe(
+        [turn for turn in call.transcript or [] if isinstance(turn, dict)],
+        list(trained),
+        inbound=call.call_type == CallType.INBOUND,
+        started_at=call.started_at or call.created_at,
+        timezone=customer.timezone or agent.timezone,
+        customer_name=customer.name,
+        purpose=call.purpose,
+        known_openers=known or {},
+    )
+    learning.record_call(agent, call, observation)
+
+
 #: An active agent with this many handled calls is tuned by its calls (as call-outcome counts).
 OPTIMIZE_AFTER_CALLS: Final = 50
 
@@ -663,13 +692,19 @@ def outcome_from_analysis(call: CallSession) -> bool:
 
 
 async def withdraw_outcome(
-    session: AsyncSession, agent: AIAgent, call: CallSession, *, cancel_callback: bool
+    session: AsyncSession,
+    agent: AIAgent,
+    call: CallSession,
+    *,
+    cancel_callback: bool,
+    replacement: CallOutcome | None = None,
 ) -> None:
     """Take back the outcome the analysis set (a CRM reports one now: ``call-outcome``), with
     the learning counts it made, in the caller's transaction; with ``cancel_callback`` the
     callback the analysis scheduled is cancelled too (the CRM's report schedules its own).
     What the analysis wrote into the customer record stays, except what the report
-    changes."""
+    changes. The call's answer, opener and time counts move to ``replacement``, the outcome
+    the CRM reports (none: they are taken back; docs/learning.md)."""
     assert call.outcome is not None
     outcome = call.outcome
     agent.calls_handled = max(0, agent.calls_handled - 1)
@@ -695,6 +730,7 @@ async def withdraw_outcome(
             )
             applied["callback_cancelled"] = True
     call.analysis = analysis
+    learning.relabel(agent, call, replacement)
     call.outcome = None
 
 

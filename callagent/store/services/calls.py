@@ -331,6 +331,7 @@ async def record_outcome(
                 call,
                 cancel_callback=report.callback_requested
                 or report.outcome == CallOutcome.DO_NOT_CALL,
+                replacement=report.outcome,
             )
         target = CallStatus.FAILED if report.outcome == CallOutcome.FAILED else CallStatus.COMPLETED
         # The telephony layer ends a call when it hangs up (call_state) and leaves the outcome

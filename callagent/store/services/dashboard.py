@@ -32,6 +32,7 @@ from callagent.store.schemas import (
     QuickAction,
     TrainingStatus,
 )
+from callagent.store.services import learning
 from callagent.store.services._common import (
     agent_phone_numbers,
     agent_view,
@@ -96,6 +97,12 @@ def _insights(agent: AIAgent) -> list[Insight]:
                 data={"outcomes": outcomes},
             )
         )
+    # What the learning loop counted: best answers, call times, openers (docs/learning.md).
+    optimizing = agent.status == AgentStatus.OPTIMIZING
+    insights += [
+        Insight(kind=found.kind, message=found.message, data=found.data)
+        for found in learning.insights(metrics, learning=optimizing)
+    ]
     return insights
 
 

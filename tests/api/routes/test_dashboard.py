@@ -6,6 +6,12 @@ import datetime as dt
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from callagent.store.db import Database
+from callagent.store.models import AIAgent
+from callagent.store.services import clients, learning
+from callagent.store.services.learning import AnswerVariant, CallObservation
 
 from helpers.api_fixtures import Headers, train_to
 from helpers.store_fixtures import FixedClock
@@ -120,3 +126,44 @@ async def test_dashboard_is_404_without_agent(client: Client, tenant: Headers) -
         response = await client.get(path, headers=tenant)
         assert response.status_code == 404, path
         assert response.json()["error"] == "not_found"
+
+
+async def test_dashboard_insights_come_from_the_learning_counts(
+    client: Client, db: Database
+) -> None:
+    created = await clients.create_client(db, "Learning Solar")
+    headers = {"Authorization": f"Bearer {created.api_key}"}
+    await train_to(client, headers, 20)
+    finance = AnswerVariant("too expensive", "Most customers finance the system.")
+    starter = AnswerVariant("too expensive", "We can start with a smaller package.")
+    # What analysed calls counted (docs/learning.md): the finance answer 9 good of 12 calls at
+    # 14:00 on Tuesdays, the starter package 2 of 12 at 09:00 on Mondays; one opener.
+    calls: list[tuple[CallObservation, bool]] = []
+    for variant, hour, weekday, good in ((finance, 14, "tue", 9), (starter, 9, "mon", 2)):
+        seen = CallObservation(
+            answers=(variant,), opener="Hi, this is Alex.", hour=hour, weekday=weekday
+        )
+        calls += [(seen, True)] * good + [(seen, False)] * (12 - good)
+    async with db.write() as session:
+        agent = await session.scalar(select(AIAgent).where(AIAgent.client_id == created.client_id))
+        assert agent is not None
+        for seen, good in calls:
+            agent.performance_metrics = learning.count(agent.performance_metrics, seen, good)
+
+    board = (await client.get("/api/dashboard/ai-agent/", headers=headers)).json()
+    insights = {insight["kind"]: insight for insight in board["learning_insights"]}
+    assert insights["learning"]["data"]["calls"] == 24
+    assert insights["learning"]["data"]["learning"] is False  # the agent is not optimizing
+    best = insights["best_answer"]
+    assert best["data"]["objection"] == "too expensive"
+    assert [(a["text"], a["calls"], a["good"]) for a in best["data"]["answers"]] == [
+        (finance.text, 12, 9),
+        (starter.text, 12, 2),
+    ]
+    assert "9 of 12 calls (75%)" in best["message"]
+    times = insights["best_call_time"]["data"]
+    assert [(h["hour"], h["good"]) for h in times["hours"]] == [(14, 9), (9, 2)]
+    assert [d["weekday"] for d in times["weekdays"]] == ["tue", "mon"]
+    assert "14:00-15:00" in insights["best_call_time"]["message"]
+    [opener] = insights["best_opener"]["data"]["openers"]
+    assert (opener["opener"], opener["calls"], opener["good"]) == ("Hi, this is Alex.", 24, 11)
