@@ -19,6 +19,7 @@ from callagent.modelfiles.manifest import (
     load_manifest,
 )
 from callagent.modelfiles.verify import resolve_profile, verify_profiles
+from callagent.modelfiles.voices import Voice, VoiceCatalog, installed_voices
 
 __all__ = [
     "ALL_PROFILES",
@@ -30,7 +31,10 @@ __all__ = [
     "ModelProfile",
     "ModelSpec",
     "PackageMember",
+    "Voice",
+    "VoiceCatalog",
     "download",
+    "installed_voices",
     "load_manifest",
     "resolve_profile",
     "verify_profiles",

@@ -13,7 +13,11 @@ it goes under ``models/``, its size and sha256, and where it comes from:
 * ``{"path": FILE}``: a local file (absolute, or relative to the manifest's folder) that is copied
   and checked, so air-gapped users can bring their own GGUF, Whisper or Piper files.
 
-Profiles name one ``stt``, one ``llm`` and one ``tts`` model each. ``models/README.md`` documents
+Profiles name one ``stt``, one ``llm`` and one ``tts`` model each (the ``tts`` one is the voice an
+agent speaks with unless it chose another), and optionally ``voices``: more ``tts`` models
+installed with the profile, so agents can choose among them (docs/models.md, "Voices"). A ``tts``
+model says its ``engine``: ``piper`` (the default; one ``.onnx`` and its ``.json`` config) or
+``hibari`` (one ``.onnx``; the ``hibari-tts`` package speaks it). ``models/README.md`` documents
 the format.
 """
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, NoReturn, TypeAlias
 
@@ -38,6 +42,8 @@ MANIFEST_FORMAT = 1
 
 Kind: TypeAlias = Literal["stt", "llm", "tts"]
 KINDS: tuple[Kind, ...] = ("stt", "llm", "tts")
+TtsEngine: TypeAlias = Literal["piper", "hibari"]
+TTS_ENGINES: tuple[TtsEngine, ...] = ("piper", "hibari")
 # ``--profile all`` means every model of the manifest; no profile may take that name.
 ALL_PROFILES = "all"
 
@@ -102,6 +108,8 @@ class ModelSpec:
     files: tuple[FileSpec, ...]
     description: str = ""
     license: str = ""
+    engine: str = ""
+    """For ``tts`` models, the engine that speaks it (``piper`` or ``hibari``); else empty."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class Manifest:
     models: Mapping[str, ModelSpec]
     profiles: Mapping[str, Mapping[Kind, str]]
     profile_descriptions: Mapping[str, str]
+    profile_voices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per profile, the ``tts`` models installed besides its ``tts`` (the default voice)."""
 
     def models_for(self, profile_names: Iterable[str]) -> list[ModelSpec]:
         """The models the named profiles use, each once, in profile order.
@@ -123,7 +133,8 @@ class Manifest:
             if profile == ALL_PROFILES:
                 wanted: Iterable[str] = self.models
             else:
-                wanted = (self.profile(profile)[kind] for kind in KINDS)
+                kinds = self.profile(profile)
+                wanted = [*(kinds[kind] for kind in KINDS), *self.profile_voices.get(profile, ())]
             names.extend(name for name in wanted if name not in names)
         return [self.models[name] for name in names]
 
@@ -163,21 +174,28 @@ def load_manifest(models_dir: Path, *, manifest_path: Path | None = None) -> Man
     overlay_dir = path.parent
     if manifest_path is None and not path.is_file():
         path = PACKAGED_MANIFEST
-    models, profiles, descriptions = _read_manifest_file(path)
+    models, profiles, descriptions, voices = _read_manifest_file(path)
     local_path = overlay_dir / LOCAL_MANIFEST_NAME
     if local_path.is_file():
-        local_models, local_profiles, local_descriptions = _read_manifest_file(local_path)
+        local_models, local_profiles, local_descriptions, local_voices = _read_manifest_file(
+            local_path
+        )
         models.update(local_models)
         profiles.update(local_profiles)
         descriptions.update(local_descriptions)
-    manifest = Manifest(path, models, profiles, descriptions)
+        for name in local_profiles:  # a profile the overlay redefines takes its voices too
+            voices.pop(name, None)
+        voices.update(local_voices)
+    manifest = Manifest(path, models, profiles, descriptions, voices)
     _check_cross_references(manifest)
     return manifest
 
 
 def _read_manifest_file(
     path: Path,
-) -> tuple[dict[str, ModelSpec], dict[str, dict[Kind, str]], dict[str, str]]:
+) -> tuple[
+    dict[str, ModelSpec], dict[str, dict[Kind, str]], dict[str, str], dict[str, tuple[str, ...]]
+]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -200,14 +218,21 @@ def _read_manifest_file(
     }
     profiles: dict[str, dict[Kind, str]] = {}
     descriptions: dict[str, str] = {}
+    voices: dict[str, tuple[str, ...]] = {}
     for name, value in where.mapping(top["profiles"], "profiles").items():
         field = f"profiles[{name!r}]"
         if name == ALL_PROFILES:
             where.fail(field, f"{ALL_PROFILES!r} is reserved for every model of the manifest")
-        entry = where.mapping(value, field, required=KINDS, optional=("description",))
+        entry = where.mapping(value, field, required=KINDS, optional=("description", "voices"))
         profiles[name] = {kind: where.string(entry[kind], f"{field}.{kind}") for kind in KINDS}
         descriptions[name] = where.string(entry.get("description", ""), f"{field}.description")
-    return models, profiles, descriptions
+        listed = entry.get("voices", [])
+        if not isinstance(listed, list):
+            where.fail(f"{field}.voices", "must be a list of tts model names")
+        voices[name] = tuple(
+            where.string(item, f"{field}.voices[{index}]") for index, item in enumerate(listed)
+        )
+    return models, profiles, descriptions, voices
 
 
 def _parse_model(where: _Where, name: str, value: object, base_dir: Path) -> ModelSpec:
@@ -215,11 +240,20 @@ def _parse_model(where: _Where, name: str, value: object, base_dir: Path) -> Mod
     if not _PACKAGE_RE.match(name):
         where.fail(field, "model names use letters, digits, '.', '_' and '-'")
     entry = where.mapping(
-        value, field, required=("kind", "files"), optional=("description", "license")
+        value, field, required=("kind", "files"), optional=("description", "license", "engine")
     )
     kind = entry["kind"]
     if kind not in KINDS:
         where.fail(f"{field}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    engine = ""
+    if kind == "tts":
+        engine = where.string(entry.get("engine", "piper"), f"{field}.engine")
+        if engine not in TTS_ENGINES:
+            where.fail(
+                f"{field}.engine", f"must be one of {', '.join(TTS_ENGINES)}, got {engine!r}"
+            )
+    elif "engine" in entry:
+        where.fail(f"{field}.engine", "only tts models name an engine")
     files_raw = entry["files"]
     if not isinstance(files_raw, list) or not files_raw:
         where.fail(f"{field}.files", "must be a non-empty list")
@@ -233,6 +267,7 @@ def _parse_model(where: _Where, name: str, value: object, base_dir: Path) -> Mod
         files=files,
         description=where.string(entry.get("description", ""), f"{field}.description"),
         license=where.string(entry.get("license", ""), f"{field}.license"),
+        engine=engine,
     )
     _check_model_layout(where, field, model)
     return model
@@ -305,6 +340,9 @@ def _check_model_layout(where: _Where, field: str, model: ModelSpec) -> None:
     elif model.kind == "llm":
         if len(paths) != 1 or paths[0].suffix != ".gguf":
             where.fail(f"{field}.files", "an llm model is exactly one .gguf file")
+    elif model.engine == "hibari":
+        if len(paths) != 1 or paths[0].suffix != ".onnx":
+            where.fail(f"{field}.files", "a hibari voice is exactly one .onnx file")
     else:
         onnx = [path for path in paths if path.suffix == ".onnx"]
         config = [path for path in paths if path.suffix == ".json"]
@@ -330,6 +368,31 @@ def _check_cross_references(manifest: Manifest) -> None:
                 where.fail(field, f"names unknown model {model_name!r}")
             if named.kind != kind:
                 where.fail(field, f"{model_name!r} is a {named.kind} model, not {kind}")
+            if kind == "tts" and named.engine != "piper":
+                # The default voice is what the engine self-check speaks (diagnostics/selfcheck).
+                where.fail(field, f"the default voice must be a Piper voice, not {named.engine}")
+        for index, model_name in enumerate(manifest.profile_voices.get(name, ())):
+            field = f"profiles[{name!r}].voices[{index}]"
+            named = manifest.models.get(model_name)
+            if named is None:
+                where.fail(field, f"names unknown model {model_name!r}")
+            if named.kind != "tts":
+                where.fail(field, f"{model_name!r} is a {named.kind} model, not tts")
+    names: dict[str, str] = {}
+    for model in manifest.models.values():
+        if model.kind != "tts":
+            continue
+        voice = voice_name(model)
+        other = names.setdefault(voice.lower(), model.name)
+        if other != model.name:
+            where.fail(f"models[{model.name!r}]", f"voice {voice!r} is also model {other!r}")
+
+
+def voice_name(model: ModelSpec) -> str:
+    """The name a user picks a ``tts`` model by: its ``.onnx`` file's name without the suffix,
+    e.g. ``en_US-joe-medium`` (Piper's own naming: language, speaker, quality)."""
+    onnx = next(spec for spec in model.files if spec.path.endswith(".onnx"))
+    return PurePosixPath(onnx.path).stem
 
 
 class _Where:
