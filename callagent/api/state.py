@@ -9,6 +9,7 @@ from pathlib import Path
 
 from callagent.store.db import Database
 from callagent.store.models import utcnow
+from callagent.store.services.agents import VoiceChoices
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 
 
@@ -23,3 +24,6 @@ class ApiState:
     placer: CallPlacer = field(default_factory=NoTelephonyPlacer)
     clock: Callable[[], dt.datetime] = utcnow
     recordings: Path | None = None
+    voices: VoiceChoices | None = None
+    """The voices installed on this node: an agent's ``voice_model`` must name one of them
+    (docs/api.md); None (an API without models, as in some tests) stores it unchecked."""

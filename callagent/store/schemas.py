@@ -59,6 +59,15 @@ PhoneNumbers = Annotated[
     list[PhoneText],
     Meta(max_length=20, description="numbers (DIDs) this agent answers, E.164"),
 ]
+# An installed voice (docs/models.md, "Voices"): its name or speaker, e.g. "en_US-joe-medium" or
+# "joe"; stored as the voice's name. Empty: the model profile's default voice.
+VoiceName = Annotated[
+    str,
+    Meta(
+        max_length=200,
+        description='an installed voice, e.g. "en_US-joe-medium" or "joe"; "": the default voice',
+    ),
+]
 
 
 class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -77,7 +86,7 @@ class AgentSetup(Input):
 
     agent_name: Name
     personality_type: PersonalityType = PersonalityType.PROFESSIONAL
-    voice_model: Annotated[str, Meta(min_length=1, max_length=200)] = "en_US-lessac-medium"
+    voice_model: VoiceName = ""
     working_hours_start: ClockTime = "09:00"
     working_hours_end: ClockTime = "17:00"
     timezone: TimeZoneName = "UTC"
@@ -92,7 +101,7 @@ class AgentUpdate(Input):
 
     agent_name: Name | UnsetType = UNSET
     personality_type: PersonalityType | UnsetType = UNSET
-    voice_model: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
+    voice_model: VoiceName | UnsetType = UNSET
     working_hours_start: ClockTime | UnsetType = UNSET
     working_hours_end: ClockTime | UnsetType = UNSET
     timezone: TimeZoneName | UnsetType = UNSET
@@ -428,6 +437,10 @@ class CallbackView(Output):
     overdue: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    # The scheduler's (docs/scheduler.md): callback, retry, followup or scheduled; and why a
+    # dial-time rule closed the row ("do_not_call: …") or last moved it ("moved: …").
+    kind: str = "callback"
+    closed_reason: str = ""
 
 
 class CallbackPage(Output):

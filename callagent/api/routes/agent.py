@@ -66,7 +66,7 @@ class AgentController(Controller):
         api: NamedDependency[ApiState],
     ) -> AgentView:
         """Create the client's blank agent (status ``training``, level 0). Once per client."""
-        return await agents.setup_agent(api.db, client_id, data)
+        return await agents.setup_agent(api.db, client_id, data, voices=api.voices)
 
     @get("/", responses=responses(401, 404))
     async def show(
@@ -83,7 +83,7 @@ class AgentController(Controller):
         api: NamedDependency[ApiState],
     ) -> AgentView:
         """Change the agent's settings (name, personality, voice, hours, time zone, info)."""
-        return await agents.update_agent(api.db, client_id, data)
+        return await agents.update_agent(api.db, client_id, data, voices=api.voices)
 
     @post("/training/", status_code=201, responses=responses(400, 401, 404))
     async def train(

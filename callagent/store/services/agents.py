@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Protocol
 
 import msgspec
 from sqlalchemy import select
@@ -89,21 +90,53 @@ async def _set_numbers(session: AsyncSession, agent: AIAgent, numbers: list[str]
     await session.flush()
 
 
+class VoiceChoices(Protocol):
+    """The voices an agent may choose: the ones installed on this node (the composition root
+    passes ``callagent.modelfiles.VoiceCatalog``; docs/models.md, "Voices")."""
+
+    def canonical(self, choice: str) -> str | None:
+        """The name of the installed voice ``choice`` names (name or speaker, any case)."""
+        ...
+
+    def describe(self) -> str:
+        """The installed voices, for an error message."""
+        ...
+
+
+def check_voice(choice: str, voices: VoiceChoices | None) -> str:
+    """What ``voice_model`` stores: ``""`` (the default voice) or an installed voice's name; a
+    voice that is not installed is a 400 listing the ones that are. Without ``voices`` (an API
+    run without models) the choice is stored as given."""
+    text = choice.strip()
+    if not text or voices is None:
+        return text
+    name = voices.canonical(text)
+    if name is None:
+        raise ValidationFailed(
+            "voice_model",
+            f"{text!r} is not an installed voice; installed voices: {voices.describe()}",
+        )
+    return name
+
+
 def _check_hours(start: str, end: str) -> None:
     if parse_hhmm(start) == parse_hhmm(end):
         raise ValidationFailed("working_hours_end", "must differ from working_hours_start")
 
 
-async def setup_agent(db: Database, client_id: uuid.UUID, data: AgentSetup) -> AgentView:
+async def setup_agent(
+    db: Database, client_id: uuid.UUID, data: AgentSetup, voices: VoiceChoices | None = None
+) -> AgentView:
     """Create the client's blank agent (status training, level 0); a second one is a 409."""
     check_timezone(data.timezone)
+    voice = check_voice(data.voice_model, voices)
     _check_hours(data.working_hours_start, data.working_hours_end)
     numbers = normalize_numbers(data.phone_numbers)
     agent = AIAgent(
         client_id=client_id,
         agent_name=data.agent_name,
         personality_type=data.personality_type,
-        voice_model=data.voice_model,
+        voice_model=voice,
         working_hours_start=parse_hhmm(data.working_hours_start),
         working_hours_end=parse_hhmm(data.working_hours_end),
         timezone=data.timezone,
@@ -141,11 +174,15 @@ async def get_agent(db: Database, client_id: uuid.UUID) -> AgentView:
         return agent_view(agent, await agent_phone_numbers(session, agent.id))
 
 
-async def update_agent(db: Database, client_id: uuid.UUID, data: AgentUpdate) -> AgentView:
+async def update_agent(
+    db: Database, client_id: uuid.UUID, data: AgentUpdate, voices: VoiceChoices | None = None
+) -> AgentView:
     """Change the agent's settings; what it learnt (level, status, metrics) is not settable."""
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     if "timezone" in changes:
         check_timezone(changes["timezone"])
+    if "voice_model" in changes:
+        changes["voice_model"] = check_voice(changes["voice_model"], voices)
     numbers = changes.pop("phone_numbers", None)
     if numbers is not None:
         numbers = normalize_numbers(numbers)
