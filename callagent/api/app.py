@@ -38,6 +38,7 @@ from callagent.api.routes.crm import (
     OpportunityController,
 )
 from callagent.api.routes.dashboard import DashboardController
+from callagent.api.routes.webhooks import WebhookController, WebhookDeliveryController
 from callagent.api.state import ApiState
 
 #: JSON bodies larger than this are refused with 413 (the CSV import allows more).
@@ -99,6 +100,8 @@ def api_router(state: ApiState) -> Router:
             CallController,
             CallbackController,
             OpportunityController,
+            WebhookController,
+            WebhookDeliveryController,
         ],
         dependencies={
             "api": Provide(provide_state, sync_to_thread=False),

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from callagent.diagnostics.selfcheck import require_llm_runs
@@ -14,12 +15,12 @@ from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile, load_age
 from callagent.dialog.analysis import JsonModelSettings, LlamaJsonModel
 from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
 from callagent.dialog.prompt import build_system_prompt
-from callagent.modelfiles import resolve_profile
+from callagent.modelfiles import VoiceCatalog, installed_voices, resolve_profile
 from callagent.settings import ModelSettings, Settings
 from callagent.telephony.call_runner import VoiceEngines
 from callagent.voice_pipeline.pipeline import CallLimits, PipelineSettings
 from callagent.voice_pipeline.stt import WhisperSettings, WhisperSpeechToText
-from callagent.voice_pipeline.tts import PiperTextToSpeech
+from callagent.voice_pipeline.tts import PiperTextToSpeech, VoiceFiles, VoiceLibrary
 from callagent.voice_pipeline.turns import TurnSettings
 from callagent.voice_pipeline.vad import VadSettings
 
@@ -43,17 +44,45 @@ def load_engines(settings: ModelSettings) -> VoiceEngines:
     started = time.perf_counter()
     profile = resolve_profile(settings.profile, Path(settings.models_dir), verify="full")
     stt = WhisperSpeechToText(profile.stt_dir, WhisperSettings(cpu_threads=settings.stt_threads))
-    tts = PiperTextToSpeech(profile.tts_model, profile.tts_config)
+    # One synthesis thread for every voice: on 2 cores a second one would take the LLM's core
+    # (DESIGN.md, "Known traps").
+    synthesis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
+    tts = PiperTextToSpeech(profile.tts_model, profile.tts_config, executor=synthesis)
+    voices = voice_library(settings, tts, synthesis)
     llm = LlamaCppLanguageModel(profile.llm_path, LlamaSettings(n_threads=settings.llm_threads))
     log.info(
-        "models of profile %r loaded in %.1f s (stt %s, llm %s, tts %s)",
+        "models of profile %r loaded in %.1f s (stt %s, llm %s, tts %s; voices %s)",
         settings.profile,
         time.perf_counter() - started,
         profile.stt_model,
         profile.llm_model,
         profile.tts_voice,
+        ", ".join(voices.names),
     )
-    return VoiceEngines(stt=stt, tts=tts, llm=llm)
+    return VoiceEngines(stt=stt, tts=tts, llm=llm, voices=voices)
+
+
+def voice_catalog(settings: ModelSettings) -> VoiceCatalog:
+    """The voices installed in the models folder, the profile's ``tts`` the default: what an
+    agent's ``voice_model`` may name (docs/models.md, "Voices")."""
+    return installed_voices(Path(settings.models_dir), settings.profile)
+
+
+def voice_library(
+    settings: ModelSettings, default: PiperTextToSpeech, executor: ThreadPoolExecutor
+) -> VoiceLibrary:
+    """Every installed voice, ``default`` (already loaded) for the profile's; the others load
+    when a call first needs them."""
+    catalog = voice_catalog(settings)
+    return VoiceLibrary(
+        [
+            VoiceFiles(v.name, v.engine, v.model_path, v.config_path, v.aliases)
+            for v in catalog.voices
+        ],
+        default,
+        default_name=catalog.default,
+        executor=executor,
+    )
 
 
 def analysis_model(settings: Settings) -> LlamaJsonModel:

@@ -33,6 +33,7 @@ from callagent.telephony.recording import delete_expired_recordings
 from callagent.telephony.recovery import CallRecovery, RecoveryParams
 from callagent.telephony.routing import CallRouter, ProfileCache
 from callagent.voice_pipeline.clock import Clock, MonotonicClock
+from callagent.webhooks.delivery import WebhookWorker
 
 if TYPE_CHECKING:  # pjsua2 is imported only when direct SIP is enabled
     from callagent.telephony.sip.endpoint import SipEndpoint
@@ -274,6 +275,10 @@ async def serve(settings: Settings) -> int:
         engines, profile = await prepare(settings)
         model = analysis_model(settings) if settings.analysis.enabled else None
         telephony = await start_telephony(settings, database, engines, profile, analysis=model)
+        # Webhook deliveries queued before a restart (or by a node that died) go out from here
+        # (docs/webhooks.md).
+        webhook_worker = WebhookWorker(database)
+        webhook_worker.start()
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal to the handler that
         # was there before it: make that a no-op until the calls are closed below, so the
         # process exits 0 like any service asked to stop.
@@ -281,6 +286,7 @@ async def serve(settings: Settings) -> int:
         try:
             await _serve_http(settings, database, telephony, profile)
         finally:
+            await webhook_worker.close()
             await telephony.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -42,6 +42,9 @@ class AgentProfile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     :meth:`outbound_greeting_text` introduces the agent and the reason for the call and asks
     for the customer by name."""
     goodbye: str = "Thank you for your time. Goodbye!"
+    voice: str = ""
+    """The installed voice the agent speaks with (docs/models.md, "Voices"); empty: the model
+    profile's default voice."""
 
     def __post_init__(self) -> None:
         for field_name in ("name", "company", "greeting", "goodbye"):

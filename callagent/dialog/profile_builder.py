@@ -189,6 +189,7 @@ def build_agent_profile(
     profile = AgentProfile(
         name=clip(agent.agent_name, 100) or defaults.name,
         company=defaults.company,
+        voice=agent.voice_model,
         personality=PERSONALITIES.get(str(agent.personality_type), defaults.personality),
         language=clip(_first_text(info, "language"), 40) or defaults.language,
         purpose=clip(purpose, 300) or defaults.purpose,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -474,3 +475,115 @@ class CallAnalysisJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+# Webhooks (migration 0006; docs/webhooks.md) -------------------------------------------------
+
+
+class DeliveryStatus(StrEnum):
+    """Where one event's delivery to one endpoint stands."""
+
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+# SQLite numbers rows only through an INTEGER PRIMARY KEY; BIGINT would not autoincrement there.
+_Sequence = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class WebhookEndpoint(Base):
+    """A URL of the client's CRM that hears about the events it subscribed to.
+
+    The secret is stored as given: HMAC signing needs it (a hash would not do). It is shown
+    once, when it is made or set, never in a listing."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_client_id_id", "client_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    event_types: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(Base):
+    """The outbox: one event, written in the transaction of the change it reports.
+
+    ``seq`` is the database's own numbering: two events of one call are written under that
+    call's row lock, so the later one has the higher number (the order deliveries keep);
+    ``id`` is the stable event id a receiver dedupes on."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_client_id_seq", "client_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(_Sequence, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(64))
+    # "call:<id>" or "customer:<id>": deliveries with one key go out in ``seq`` order.
+    ordering_key: Mapped[str] = mapped_column(String(80), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its status, retries and the lease of the node sending it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The claim's scan: due pending deliveries and expired leases.
+        Index("ix_webhook_deliveries_status_next_attempt", "status", "next_attempt_at"),
+        # The ordering check: an earlier unfinished delivery of the same key holds later ones.
+        Index("ix_webhook_deliveries_endpoint_key_seq", "endpoint_id", "ordering_key", "event_seq"),
+        Index("ix_webhook_deliveries_client_id_id", "client_id", "id"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    ordering_key: Mapped[str] = mapped_column(String(80), default="")
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=12)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    locked_by: Mapped[str] = mapped_column(String(100), default="")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery, as the log shows it: when, what came back, when the next is."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery_id_attempt", "delivery_id", "attempt"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(100), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(String(1000), default="")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -43,18 +43,26 @@ from callagent.voice_pipeline.pipeline import (
     VoicePipeline,
 )
 from callagent.voice_pipeline.stt import SpeechToText
-from callagent.voice_pipeline.tts import TextToSpeech
+from callagent.voice_pipeline.tts import TextToSpeech, VoiceLibrary
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class VoiceEngines:
-    """The models every call shares."""
+    """The models every call shares. ``tts`` is the default voice; ``voices``, when given,
+    holds every installed voice, so a call speaks with its agent's (docs/models.md, "Voices")."""
 
     stt: SpeechToText
     tts: TextToSpeech
     llm: LanguageModel
+    voices: VoiceLibrary | None = None
+
+    async def tts_for(self, voice: str) -> TextToSpeech:
+        """The engine that speaks with ``voice`` (an agent's choice; ``""``: the default)."""
+        if self.voices is None or not voice.strip():
+            return self.tts
+        return await self.voices.tts_for(voice)
 
 
 @dataclass
@@ -206,9 +214,11 @@ class CallRunner:
             via_ami=route.via_ami,
         )
         actions.start()
+        # The agent's own voice, loaded once per node the first time a call needs it.
+        tts = await self._engines.tts_for((route.profile or self._profile).voice)
         pipeline = VoicePipeline(
             self._engines.stt,
-            self._engines.tts,
+            tts,
             self._responder(route, actions),
             self._clock,
             self._settings,

@@ -100,6 +100,19 @@ PROBES = [
           lambda i: f"/api/opportunities/{i['opportunity']}/"),
     Probe("PATCH", "/api/opportunities/{opportunity_id:uuid}",
           lambda i: f"/api/opportunities/{i['opportunity']}/", lambda i: {"title": "stolen"}),
+    Probe("POST", "/api/webhooks", lambda i: "/api/webhooks/",
+          lambda i: {"url": "http://127.0.0.1:9/b", "event_types": ["*"]}, expect="own"),
+    Probe("GET", "/api/webhooks", lambda i: "/api/webhooks/", expect="list"),
+    Probe("GET", "/api/webhooks/{endpoint_id:uuid}", lambda i: f"/api/webhooks/{i['webhook']}/"),
+    Probe("PATCH", "/api/webhooks/{endpoint_id:uuid}",
+          lambda i: f"/api/webhooks/{i['webhook']}/", lambda i: {"url": "http://127.0.0.1:9/x"}),
+    Probe("DELETE", "/api/webhooks/{endpoint_id:uuid}",
+          lambda i: f"/api/webhooks/{i['webhook']}/"),
+    Probe("GET", "/api/webhook-deliveries", lambda i: "/api/webhook-deliveries/", expect="list"),
+    Probe("GET", "/api/webhook-deliveries/{delivery_id:uuid}",
+          lambda i: f"/api/webhook-deliveries/{i['delivery']}/"),
+    Probe("POST", "/api/webhook-deliveries/{delivery_id:uuid}/redeliver",
+          lambda i: f"/api/webhook-deliveries/{i['delivery']}/redeliver/"),
 ]  # fmt: skip
 
 
@@ -146,7 +159,20 @@ async def _world_of_a(client: Client, headers: Headers, clock: FixedClock) -> Id
             headers=headers,
         )
     ).json()
+    webhook = (
+        await client.post(
+            "/api/webhooks/",
+            json={"url": "http://127.0.0.1:9/a", "event_types": ["customer.updated"]},
+            headers=headers,
+        )
+    ).json()
+    await client.patch(
+        f"/api/customers/{customer['id']}/", json={"company": "A's company"}, headers=headers
+    )
+    delivery = (await client.get("/api/webhook-deliveries/", headers=headers)).json()["items"][0]
     return {
+        "webhook": webhook["id"],
+        "delivery": delivery["id"],
         "customer": customer["id"],
         "phone": "+14155550123",
         "call": call["call_id"],
@@ -167,6 +193,8 @@ async def _snapshot(client: Client, headers: Headers, ids: Ids) -> list[Any]:
         f"/api/notes/{ids['note']}/",
         f"/api/opportunities/{ids['opportunity']}/",
         "/api/agents/ai/training/",
+        f"/api/webhooks/{ids['webhook']}/",
+        f"/api/webhook-deliveries/{ids['delivery']}/",
     ]
     return [(await client.get(path, headers=headers)).json() for path in paths]
 

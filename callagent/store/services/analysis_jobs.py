@@ -40,6 +40,7 @@ from callagent.store.db import Database
 from callagent.store.errors import Conflict, NotFound
 from callagent.store.ids import new_id
 from callagent.store.models import CallAnalysisJob, CallSession
+from callagent.store.services import events
 from callagent.store.services._common import to_view
 from callagent.store.states import AnalysisStatus
 
@@ -183,6 +184,7 @@ async def claim(
                     f"gave up after {job.attempts} runs: the lease of {job.locked_by} ran out"
                 )
                 job.locked_by, job.locked_until = "", None
+                await _announce_unanalysed(session, job)
                 continue
             job.status = AnalysisStatus.RUNNING
             job.attempts += 1
@@ -234,7 +236,9 @@ def finish(job: CallAnalysisJob, now: dt.datetime, note: str = "") -> None:
 async def complete(db: Database, lease: JobLease, now: dt.datetime, note: str = "") -> None:
     """Mark the job ``done`` with nothing else written (e.g. nothing was said on the call)."""
     async with db.write() as session:
-        finish(await hold(session, lease), now, note)
+        job = await hold(session, lease)
+        finish(job, now, note)
+        await _announce_unanalysed(session, job)
 
 
 async def renew(
@@ -267,6 +271,7 @@ async def retry_or_fail(
         if job.attempts >= job.max_attempts:
             job.status = AnalysisStatus.FAILED
             job.finished_at = now
+            await _announce_unanalysed(session, job)
         else:
             pause = backoff[min(job.attempts, len(backoff)) - 1] if backoff else dt.timedelta()
             job.status = AnalysisStatus.QUEUED
@@ -282,6 +287,15 @@ async def fail(db: Database, lease: JobLease, reason: str, now: dt.datetime) -> 
         job.finished_at = job.updated_at = now
         job.locked_by, job.locked_until = "", None
         job.last_error = _clip(reason)
+        await _announce_unanalysed(session, job)
+
+
+async def _announce_unanalysed(session: AsyncSession, job: CallAnalysisJob) -> None:
+    """A job that ends without an analysis written still owes its call's ``call.completed``
+    webhook event, which waits for the analysis (docs/webhooks.md)."""
+    call = await session.get(CallSession, job.call_id)
+    if call is not None and call.analyzed_at is None:
+        await events.call_completed(session, call)
 
 
 async def give_back(

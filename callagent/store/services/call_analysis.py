@@ -58,7 +58,7 @@ from callagent.store.models import (
     ScheduledCallback,
 )
 from callagent.store.schemas import CallOutcomeReport
-from callagent.store.services import analysis_jobs, learning
+from callagent.store.services import analysis_jobs, events, learning
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services.analysis_jobs import JobLease
 from callagent.store.services.customers import (
@@ -337,6 +337,7 @@ async def apply_analysis(
             select(CustomerProfile).where(CustomerProfile.id == call.customer_id).with_for_update()
         )
         assert customer is not None  # a call's customer is deleted with it (foreign key)
+        snapshot = events.customer_snapshot(customer)
         applied = await _apply(session, agent, call, customer, result, now, callback_at)
         call.analysis = {
             "result": msgspec.to_builtins(result),
@@ -347,7 +348,25 @@ async def apply_analysis(
         await _count_for_learning(session, agent, call, customer)
         call.analyzed_at = now
         analysis_jobs.finish(job, now)
+        await _announce(session, call, customer, snapshot, applied)
         return applied
+
+
+async def _announce(
+    session: AsyncSession,
+    call: CallSession,
+    customer: CustomerProfile,
+    snapshot: dict[str, Any],
+    applied: AppliedAnalysis,
+) -> None:
+    """The webhook events of an analysis, in its transaction (docs/webhooks.md): what it
+    changed of the customer, the opportunity it opened, then the call's ``call.completed``."""
+    await events.customer_changed(session, customer, snapshot, call_id=call.id)
+    if applied.opportunity_created and applied.opportunity_id is not None:
+        row = await session.get(Opportunity, applied.opportunity_id)
+        if row is not None:
+            await events.opportunity_created(session, row, call_id=call.id)
+    await events.call_completed(session, call, analysis=call.analysis)
 
 
 async def _apply(

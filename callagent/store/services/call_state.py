@@ -44,7 +44,7 @@ from callagent.store.db import Database
 from callagent.store.errors import IllegalTransition, NotFound
 from callagent.store.models import CallSession, CustomerProfile, utcnow
 from callagent.store.schemas import TranscriptTurn
-from callagent.store.services import analysis_jobs
+from callagent.store.services import analysis_jobs, events
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import get_scoped
 from callagent.store.services.customers import (
@@ -253,6 +253,8 @@ async def _move(
     call.status = _walk(current, target)
     if target == CallStatus.IN_PROGRESS and call.started_at is None:
         call.started_at = now
+        await events.call_started(session, call)
+    analysed = False
     if target in FINAL:
         call.ended_at = now
         if call.started_at is not None:
@@ -276,8 +278,12 @@ async def _move(
             # Its post-call analysis is queued in the transaction that ends it, so no answered
             # call is ever over without one, whichever node or sweep ends it (docs/analysis.md).
             await analysis_jobs.enqueue(session, call, now)
+            analysed = True
     if outcome is not None:
         await _set_outcome(session, call, outcome, now)
+    if target in FINAL and not analysed:
+        # An analysed call is announced when its analysis is written (docs/webhooks.md).
+        await events.call_completed(session, call)
 
 
 async def _caller_spoke(session: AsyncSession, call: CallSession) -> bool:
@@ -344,6 +350,7 @@ async def apply_call_action(
         )
         entry: dict[str, Any] = {**action.record, "taken_at": now.isoformat()}
         skipped: list[str] = []
+        snapshot = events.customer_snapshot(customer)
         before = customer_counts(customer, -1)
         if action.do_not_call:
             set_do_not_call(customer, True)
@@ -360,6 +367,7 @@ async def apply_call_action(
             elif action.callback_at <= now:
                 skipped.append("the time has passed")
             else:
+                booked = action.record.get("type") == "book_appointment"
                 callback = await callback_service.new_callback(
                     session,
                     client_id,
@@ -369,10 +377,23 @@ async def apply_call_action(
                     expected_outcome=action.expected_outcome[:500],
                     priority=2,
                     origin_call_id=call.id,
+                    announce=not booked,
                 )
                 entry["callback_id"] = str(callback.id)
+                if booked:
+                    await events.appointment_booked(
+                        session,
+                        callback,
+                        customer,
+                        kind=action.expected_outcome or "appointment",
+                        said=str(action.record.get("when", "")),
+                    )
         if action.transferred_to is not None:
             call.transferred_to = action.transferred_to[:32]
         entry["result"] = f"skipped: {'; '.join(skipped)}" if skipped else "done"
         call.actions_taken = [*(call.actions_taken or []), entry][-MAX_CALL_ACTIONS:]
+        await events.customer_changed(session, customer, snapshot, call_id=call.id)
+        if action.record.get("type") == "send_information":
+            channel = str(action.record.get("channel", ""))
+            await events.information_requested(session, call, customer, channel)
         return entry

@@ -15,6 +15,7 @@ from callagent.store.errors import Conflict, ValidationFailed
 from callagent.store.models import CustomerProfile, ScheduledCallback
 from callagent.store.pagination import SortKey, cursor_datetime, paginate
 from callagent.store.schemas import CallbackCreate, CallbackPage, CallbackReschedule, CallbackView
+from callagent.store.services import events
 from callagent.store.services._common import callback_view, get_scoped
 from callagent.store.states import UNREACHED_OUTCOMES, CallbackStatus, CallOutcome, check_transition
 
@@ -76,8 +77,11 @@ async def new_callback(
     expected_outcome: str = "",
     max_attempts: int = 3,
     origin_call_id: uuid.UUID | None = None,
+    announce: bool = True,
 ) -> ScheduledCallback:
-    """Add a scheduled callback in the caller's transaction, counters included."""
+    """Add a scheduled callback in the caller's transaction, counters included, and its
+    ``callback.scheduled`` webhook event unless ``announce`` is false (an appointment is
+    announced as ``appointment.booked`` instead)."""
     callback = ScheduledCallback(
         client_id=client_id,
         customer_id=customer_id,
@@ -93,6 +97,10 @@ async def new_callback(
     session.add(callback)
     await counters.bump(session, client_id, {"callbacks.scheduled": 1})
     await session.flush()
+    if announce:
+        customer = await session.get(CustomerProfile, customer_id)
+        if customer is not None:
+            await events.callback_scheduled(session, callback, customer)
     return callback
 
 

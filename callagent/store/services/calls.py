@@ -46,7 +46,7 @@ from callagent.store.schemas import (
     StartCall,
     StartCallResult,
 )
-from callagent.store.services import analysis_jobs, call_analysis
+from callagent.store.services import analysis_jobs, call_analysis, events
 from callagent.store.services import callbacks as callback_service
 from callagent.store.services._common import (
     call_view,
@@ -242,6 +242,7 @@ async def record_placement(
             await callback_service.settle_for_call(
                 session, client_id, call.callback_id, CallOutcome.FAILED, now
             )
+            await events.call_completed(session, call)
         await session.flush()
         return to_view(
             call,
@@ -357,6 +358,7 @@ async def record_outcome(
         customer = await get_scoped(
             session, CustomerProfile, client_id, call.customer_id, "customer", for_update=True
         )
+        snapshot = events.customer_snapshot(customer)
         before = customer_counts(customer, -1)
         set_interest(customer, _interest_after(customer.interest_level, report.outcome))
         customer.last_outcome = report.outcome
@@ -410,6 +412,10 @@ async def record_outcome(
         _learn(agent, report, raised, known)
         if agent.status == AgentStatus.ACTIVE and agent.calls_handled >= OPTIMIZE_AFTER_CALLS:
             agent.status = advance_status(agent.status, AgentStatus.OPTIMIZING)
+        await events.customer_changed(session, customer, snapshot, call_id=call.id)
+        if not ended_by_telephony and call.started_at is None:
+            # Never answered: no analysis will announce it (docs/webhooks.md).
+            await events.call_completed(session, call)
         await session.flush()
         return CallOutcomeResult(
             call=call_view(call),

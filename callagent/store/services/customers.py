@@ -28,6 +28,7 @@ from callagent.store.schemas import (
     ImportResult,
     ImportRowError,
 )
+from callagent.store.services import events
 from callagent.store.services._common import (
     check_timezone,
     customer_view,
@@ -192,6 +193,7 @@ async def update_customer(
         customer = await get_scoped(
             session, CustomerProfile, client_id, customer_id, "customer", for_update=True
         )
+        snapshot = events.customer_snapshot(customer)
         before = customer_counts(customer, -1)
         phone = changes.pop("phone_number", None)
         if phone is not None and phone != customer.phone_number:
@@ -204,6 +206,7 @@ async def update_customer(
         for name, value in changes.items():
             setattr(customer, name, value)
         await counters.bump(session, client_id, merge(before, customer_counts(customer)))
+        await events.customer_changed(session, customer, snapshot)
         await session.flush()
         return customer_view(customer)
 
@@ -217,11 +220,13 @@ async def mark_do_not_call(
         customer = await get_scoped(
             session, CustomerProfile, client_id, customer_id, "customer", for_update=True
         )
+        snapshot = events.customer_snapshot(customer)
         before = customer_counts(customer, -1)
         set_do_not_call(customer, value)
         if value:
             await cancel_open_callbacks(session, client_id, customer.id)
         await counters.bump(session, client_id, merge(before, customer_counts(customer)))
+        await events.customer_changed(session, customer, snapshot)
         await session.flush()
         return customer_view(customer)
 

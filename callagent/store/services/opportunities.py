@@ -16,6 +16,7 @@ from callagent.store.schemas import (
     OpportunityUpdate,
     OpportunityView,
 )
+from callagent.store.services import events
 from callagent.store.services._common import cents, get_scoped, opportunity_view
 from callagent.store.states import OpportunityStage, check_transition
 
@@ -42,6 +43,7 @@ async def create_opportunity(
         )
         session.add(row)
         await session.flush()
+        await events.opportunity_created(session, row)
         return opportunity_view(row)
 
 

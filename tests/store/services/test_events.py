@@ -1,0 +1,269 @@
+"""Webhook events in the outbox (docs/webhooks.md): written by the writers of the changes they
+report, in the same transaction, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from callagent.store.db import Database
+from callagent.store.errors import NotFound
+from callagent.store.models import CustomerProfile, WebhookDelivery, WebhookEvent
+from callagent.store.schemas import CustomerUpdate, OpportunityCreate, StartCall
+from callagent.store.services import (
+    call_state,
+    calls,
+    customers,
+    events,
+    opportunities,
+    webhooks,
+)
+from callagent.store.services.call_state import CallAction, CallUpdate
+from callagent.store.services.webhooks import WebhookEndpointCreate
+from callagent.store.states import CallStatus, InterestLevel
+
+from helpers.store_data import NOW, number, ready_client
+
+
+async def subscribe(db: Database, client_id: uuid.UUID, *types: str, active: bool = True) -> None:
+    await webhooks.create_endpoint(
+        db,
+        client_id,
+        WebhookEndpointCreate(
+            url="http://127.0.0.1:9/hook", event_types=list(types or ["*"]), active=active
+        ),
+    )
+
+
+async def outbox(db: Database, client_id: uuid.UUID) -> list[WebhookEvent]:
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(WebhookEvent)
+            .where(WebhookEvent.client_id == client_id)
+            .order_by(WebhookEvent.seq)
+        )
+        return list(rows)
+
+
+async def new_call(db: Database, client_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    prepared = await calls.prepare_call(db, client_id, StartCall(phone_number=number()), NOW)
+    await calls.record_placement(
+        db, client_id, prepared.call_id, placed=True, reason="", telephony_call_id="t", now=NOW
+    )
+    return prepared.call_id, prepared.customer_id
+
+
+async def test_an_unanswered_call_is_completed_at_hang_up_and_an_answered_one_started(
+    db: Database,
+) -> None:
+    client_id = await ready_client(db)
+    await subscribe(db, client_id)
+    unanswered, _ = await new_call(db, client_id)
+    await call_state.apply_call_update(
+        db, client_id, unanswered, CallUpdate(status=CallStatus.FAILED, outcome="no_answer"), NOW
+    )
+    answered, _ = await new_call(db, client_id)
+    await call_state.apply_call_update(
+        db, client_id, answered, CallUpdate(status=CallStatus.IN_PROGRESS), NOW
+    )
+    rows = await outbox(db, client_id)
+    assert [(row.type, row.ordering_key) for row in rows] == [
+        ("call.completed", f"call:{unanswered}"),
+        ("call.started", f"call:{answered}"),
+    ]
+    completed = rows[0].data
+    assert completed["outcome"] == "no_answer"
+    assert completed["call"]["id"] == str(unanswered)
+    assert completed["analysed"] is False
+    assert rows[1].data["call"]["status"] == "in_progress"
+
+
+async def test_in_call_actions_raise_their_events(db: Database) -> None:
+    client_id = await ready_client(db)
+    await subscribe(db, client_id)
+    call_id, customer_id = await new_call(db, client_id)
+    await customers.update_customer(
+        db, client_id, customer_id, CustomerUpdate(name="Ada Lovelace", email="ada@example.org")
+    )
+    at = NOW + dt.timedelta(days=2)
+    actions = [
+        CallAction(
+            record={"type": "book_appointment", "kind": "demo", "when": "Friday at ten"},
+            callback_at=at,
+            callback_reason="demo booked",
+            expected_outcome="demo",
+        ),
+        CallAction(
+            record={"type": "schedule_callback", "when": "next week"},
+            callback_at=at + dt.timedelta(days=5),
+        ),
+        CallAction(record={"type": "send_information", "channel": "email"}),
+        CallAction(record={"type": "set_interest", "level": "hot"}, interest=InterestLevel.HOT),
+        CallAction(record={"type": "set_do_not_call"}, do_not_call=True),
+    ]
+    for action in actions:
+        await call_state.apply_call_action(db, client_id, call_id, action, NOW)
+    rows = await outbox(db, client_id)
+    assert [row.type for row in rows] == [
+        "customer.updated",  # the name and e-mail, through the API
+        "appointment.booked",  # not also callback.scheduled: one event per booking
+        "callback.scheduled",
+        "information.requested",
+        "customer.updated",  # interest
+        "do_not_call.added",
+        "customer.updated",
+    ]
+    assert rows[0].ordering_key == f"customer:{customer_id}"
+    assert {row.ordering_key for row in rows[1:]} == {f"call:{call_id}"}
+    assert rows[0].data["changed"] == ["name", "email"]
+    booked = rows[1].data
+    assert booked["appointment"]["kind"] == "demo"
+    assert dt.datetime.fromisoformat(booked["appointment"]["starts_at"]) == at
+    event = parse_ics(booked["ics"])
+    assert event["DTSTART"] == at.strftime("%Y%m%dT%H%M%SZ")
+    assert event["UID"] == f"{booked['appointment']['callback_id']}@callagent"
+    assert "Ada Lovelace" in event["SUMMARY"]
+    assert event["ATTENDEE"].endswith("mailto:ada@example.org")
+    assert rows[2].data["callback"]["origin_call_id"] == str(call_id)
+    assert rows[3].data["channel"] == "email"
+    assert rows[3].data["customer"]["email"] == "ada@example.org"
+    assert rows[4].data["changed"] == ["interest_level"]
+    assert rows[5].data["customer"]["do_not_call"] is True
+    assert rows[6].data["changed"] == ["do_not_call"]
+
+
+async def test_the_event_is_written_with_its_change_or_not_at_all(db: Database) -> None:
+    client_id = await ready_client(db)
+    await subscribe(db, client_id, "customer.updated")
+    _, customer_id = await new_call(db, client_id)
+
+    class Refused(Exception):
+        pass
+
+    async def change_then_fail() -> None:
+        async with db.write() as session:
+            customer = await session.get(CustomerProfile, customer_id)
+            assert customer is not None
+            before = events.customer_snapshot(customer)
+            customer.company = "Analytical Engines Ltd"
+            await events.customer_changed(session, customer, before)
+            raise Refused  # the write fails after the event was added: both roll back
+
+    with pytest.raises(Refused):
+        await change_then_fail()
+    assert await outbox(db, client_id) == []
+    assert (await customers.get_customer(db, client_id, customer_id)).company == ""
+    async with db.read() as session:
+        assert (
+            list(
+                await session.scalars(
+                    select(WebhookDelivery).where(WebhookDelivery.client_id == client_id)
+                )
+            )
+            == []
+        )
+
+    await customers.update_customer(
+        db, client_id, customer_id, CustomerUpdate(company="Analytical Engines Ltd")
+    )
+    rows = await outbox(db, client_id)
+    assert [row.data["customer"]["company"] for row in rows] == ["Analytical Engines Ltd"]
+    # A refused write (another client's customer) leaves no event either.
+    with pytest.raises(NotFound):
+        await customers.update_customer(
+            db, await ready_client(db), customer_id, CustomerUpdate(company="x")
+        )
+    assert len(await outbox(db, client_id)) == 1
+
+
+async def test_only_subscribed_active_endpoints_get_deliveries(db: Database) -> None:
+    nobody = await ready_client(db)
+    _, customer_id = await new_call(db, nobody)
+    await customers.update_customer(db, nobody, customer_id, CustomerUpdate(name="B"))
+    assert await outbox(db, nobody) == []  # no endpoint: nothing written
+
+    client_id = await ready_client(db)
+    await subscribe(db, client_id, "opportunity.created")
+    await subscribe(db, client_id, "*", active=False)
+    await subscribe(db, client_id, "customer.updated", "opportunity.created")
+    _, customer_id = await new_call(db, client_id)
+    created = await opportunities.create_opportunity(
+        db, client_id, OpportunityCreate(customer_id=customer_id, title="Roof")
+    )
+    rows = await outbox(db, client_id)
+    assert [row.type for row in rows] == ["opportunity.created"]
+    assert rows[0].data["opportunity"]["id"] == str(created.id)
+    async with db.read() as session:
+        deliveries = list(
+            await session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.event_id == rows[0].id)
+            )
+        )
+    assert len(deliveries) == 2  # the two active endpoints that want it
+    assert {d.event_seq for d in deliveries} == {rows[0].seq}
+
+
+def parse_ics(text: str) -> dict[str, str]:
+    """A strict reading of an RFC 5545 calendar holding one VEVENT: CRLF line ends, content
+    lines of at most 75 octets, folding undone, components nested; the VEVENT's properties."""
+    assert text.endswith("\r\n")
+    raw_lines = text[:-2].split("\r\n")
+    for line in raw_lines:
+        assert len(line.encode()) <= 75, line
+        assert "\n" not in line
+        assert "\r" not in line
+    lines: list[str] = []
+    for line in raw_lines:
+        if line.startswith(" "):
+            lines[-1] += line[1:]
+        else:
+            lines.append(line)
+    stack: list[str] = []
+    properties: dict[str, dict[str, str]] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        assert value != "" or name in ("BEGIN", "END"), line
+        if name == "BEGIN":
+            stack.append(value)
+            properties.setdefault(value, {})
+        elif name == "END":
+            assert stack.pop() == value
+        else:
+            key = name.split(";", 1)[0]
+            properties[stack[-1]][key if key != "ATTENDEE" else "ATTENDEE"] = (
+                value if key != "ATTENDEE" else line
+            )
+    assert stack == []
+    calendar = properties["VCALENDAR"]
+    assert calendar["VERSION"] == "2.0"
+    assert calendar["PRODID"]
+    event = properties["VEVENT"]
+    for required in ("UID", "DTSTAMP", "DTSTART", "DTEND"):
+        assert required in event
+    for stamp in ("DTSTAMP", "DTSTART", "DTEND"):
+        dt.datetime.strptime(event[stamp], "%Y%m%dT%H%M%SZ")
+    return event
+
+
+def test_the_calendar_entry_escapes_and_folds_text() -> None:
+    text = events.vevent(
+        uid="abc@callagent",
+        starts=NOW,
+        ends=NOW + dt.timedelta(minutes=30),
+        summary="Demo with Zoë; Müller, \\ & Co",
+        description='Said: "Friday"\nnext line ' + "ü" * 60,
+        stamp=NOW,
+        attendee_email="zoe@example.org",
+        attendee_name='Zoë "Z" Müller',
+    )
+    event: dict[str, Any] = parse_ics(text)
+    assert event["SUMMARY"] == "Demo with Zoë\\; Müller\\, \\\\ & Co"
+    assert event["DESCRIPTION"].startswith('Said: "Friday"\\nnext line üü')
+    assert event["DESCRIPTION"].endswith("ü")
+    assert event["ATTENDEE"] == (
+        'ATTENDEE;CN="Zoë Z Müller";ROLE=REQ-PARTICIPANT:mailto:zoe@example.org'
+    )

@@ -1,0 +1,208 @@
+"""The delivery worker against a real HTTP receiver (docs/webhooks.md): signatures, timestamps,
+per-call order, retries after 500s and timeouts, redelivery, and - on PostgreSQL - two workers
+that never send one delivery twice. Each test runs on SQLite and PostgreSQL; workers only take
+the test's own client's deliveries (the database is shared by the suite)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from callagent.store.db import Database
+from callagent.store.models import DeliveryStatus
+from callagent.store.services import events, webhooks
+from callagent.store.services.webhooks import WebhookEndpointCreate
+from callagent.webhooks.delivery import WebhookParams, WebhookWorker, backoff_s
+
+from helpers import store_fixtures
+from helpers.store_data import NOW, new_client
+from helpers.webhook_receiver import Receiver, webhook_receiver
+
+backend = store_fixtures.backend
+database_url = store_fixtures.database_url
+db = store_fixtures.db
+
+FAST = WebhookParams(
+    workers=3,
+    poll_interval_s=0.02,
+    connect_timeout_s=2.0,
+    timeout_s=0.5,
+    lease_s=30.0,
+    backoff_base_s=0.05,
+    backoff_max_s=0.2,
+)
+
+
+async def endpoint(db: Database, client_id: uuid.UUID, url: str) -> tuple[uuid.UUID, str]:
+    created = await webhooks.create_endpoint(
+        db, client_id, WebhookEndpointCreate(url=url, event_types=["*"])
+    )
+    return created.id, created.secret
+
+
+async def emit_calls(db: Database, client_id: uuid.UUID, calls: int, per_call: int) -> None:
+    """``per_call`` events for each of ``calls`` calls, interleaved, one transaction each."""
+    call_ids = [uuid.uuid4() for _ in range(calls)]
+    for n in range(per_call):
+        for call_id in call_ids:
+            async with db.write() as session:
+                await events.emit(
+                    session,
+                    client_id,
+                    "call.started",
+                    {"call_id": str(call_id), "n": n},
+                    ordering_key=events.call_key(call_id),
+                )
+
+
+async def until(check: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait for ``check`` (a deadline against a hang, not a timing assertion)."""
+    async with asyncio.timeout(seconds):
+        while not check():  # noqa: ASYNC110 - a counter the worker's tasks move
+            await asyncio.sleep(0.02)
+
+
+async def drive(worker: WebhookWorker, done: Callable[[], bool]) -> None:
+    """Run the worker's claims by hand (no loops) until ``done``."""
+    async with asyncio.timeout(30):
+        while not done():
+            if not await worker.run_once():
+                await asyncio.sleep(0.02)
+
+
+def verify(secret: str, received: Receiver, path: str = "/hook") -> None:
+    """What a CRM checks (docs/webhooks.md "Checking a delivery")."""
+    for item in received.on(path):
+        timestamp = item.headers["x-callagent-timestamp"]
+        expected = hmac.new(
+            secret.encode(), timestamp.encode() + b"." + item.body, hashlib.sha256
+        ).hexdigest()
+        assert hmac.compare_digest(item.headers["x-callagent-signature"], f"v1={expected}")
+        assert abs(time.time() - int(timestamp)) < 300
+        body = item.json()
+        assert item.headers["x-callagent-event-id"] == body["id"]
+        assert item.headers["x-callagent-event-type"] == body["type"]
+
+
+async def test_events_arrive_signed_and_in_order_per_call(db: Database) -> None:
+    client_id = await new_client(db)
+    with webhook_receiver() as receiver:
+        _, secret = await endpoint(db, client_id, receiver.url())
+        await emit_calls(db, client_id, calls=3, per_call=4)
+        worker = WebhookWorker(db, FAST, client_id=client_id)
+        worker.start()
+        try:
+            await until(lambda: worker.sent["delivered"] >= 12)
+        finally:
+            await worker.close()
+    verify(secret, receiver)
+    bodies = [item.json() for item in receiver.received]
+    assert len({body["id"] for body in bodies}) == 12
+    for call in {body["data"]["call_id"] for body in bodies}:
+        assert [b["data"]["n"] for b in bodies if b["data"]["call_id"] == call] == [0, 1, 2, 3]
+    page = await webhooks.list_deliveries(db, client_id, status=DeliveryStatus.DELIVERED)
+    assert len(page.items) == 12
+    assert all(item.attempts == 1 and item.last_status_code == 200 for item in page.items)
+
+
+async def test_a_failing_endpoint_is_retried_and_holds_back_the_calls_later_events(
+    db: Database,
+) -> None:
+    client_id = await new_client(db)
+    with webhook_receiver() as receiver:
+        receiver.script["/flaky"] = ["500", "sleep:2", "503", "200"]
+        _, secret = await endpoint(db, client_id, receiver.url("/flaky"))
+        await emit_calls(db, client_id, calls=1, per_call=3)
+        worker = WebhookWorker(db, FAST, client_id=client_id)
+        worker.start()
+        try:
+            await until(lambda: worker.sent["delivered"] >= 3)
+        finally:
+            await worker.close()
+    verify(secret, receiver, "/flaky")
+    got = [item.json() for item in receiver.on("/flaky")]
+    # The first event is tried four times (500, no answer in time, 503, 200) before the
+    # second is sent at all: a call's events never overtake each other.
+    assert [body["data"]["n"] for body in got] == [0, 0, 0, 0, 1, 2]
+    assert len({body["id"] for body in got[:4]}) == 1  # the same event id on every retry
+    assert [item.headers["x-callagent-attempt"] for item in receiver.on("/flaky")[:4]] == [
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
+    first = (await webhooks.list_deliveries(db, client_id, event_id=uuid.UUID(got[0]["id"]))).items
+    detail = await webhooks.get_delivery(db, client_id, first[0].id)
+    assert detail.status == DeliveryStatus.DELIVERED
+    log = [(a.attempt, a.status_code) for a in detail.attempt_log]
+    assert log == [(1, 500), (2, None), (3, 503), (4, 200)]
+    assert "no answer within" in detail.attempt_log[1].error
+    assert all(a.next_attempt_at is not None for a in detail.attempt_log[:3])
+    assert detail.attempt_log[3].next_attempt_at is None
+
+
+async def test_a_delivery_fails_after_its_attempts_and_can_be_redelivered(db: Database) -> None:
+    client_id = await new_client(db)
+    params = WebhookParams(**{**FAST.__dict__, "workers": 1})
+    with webhook_receiver() as receiver:
+        receiver.script["/down"] = ["500"]
+        await endpoint(db, client_id, receiver.url("/down"))
+        async with db.write() as session:
+            await events.emit(session, client_id, "campaign.progress", {"n": 1}, max_attempts=2)
+        worker = WebhookWorker(db, params, client_id=client_id)
+        try:
+            await drive(worker, lambda: worker.sent["failed"] >= 1)
+            failed = (await webhooks.list_deliveries(db, client_id)).items[0]
+            assert failed.status == DeliveryStatus.FAILED
+            assert failed.attempts == 2
+            assert failed.last_error == "the endpoint answered 500"
+            receiver.script["/down"] = ["200"]
+            again = await webhooks.redeliver(db, client_id, failed.id, NOW)
+            assert again.status == DeliveryStatus.PENDING
+            await drive(worker, lambda: worker.sent["delivered"] >= 1)
+        finally:
+            await worker.close()
+    detail = await webhooks.get_delivery(db, client_id, failed.id)
+    assert detail.status == DeliveryStatus.DELIVERED
+    assert [a.status_code for a in detail.attempt_log] == [500, 500, 200]
+    assert len({item.json()["id"] for item in receiver.on("/down")}) == 1
+
+
+async def test_two_workers_never_send_one_delivery_twice(db: Database, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("several nodes share PostgreSQL; SQLite is the one-node embedded mode")
+    client_id = await new_client(db)
+    with webhook_receiver() as receiver:
+        await endpoint(db, client_id, receiver.url())
+        await emit_calls(db, client_id, calls=8, per_call=5)
+        first = WebhookWorker(db, FAST, client_id=client_id, name="node-a")
+        second = WebhookWorker(db, FAST, client_id=client_id, name="node-b")
+        first.start()
+        second.start()
+        try:
+            await until(lambda: first.sent["delivered"] + second.sent["delivered"] >= 40)
+            await asyncio.sleep(0.3)  # anything sent twice would have arrived by now
+        finally:
+            await first.close()
+            await second.close()
+    ids = [item.json()["id"] for item in receiver.received]
+    assert len(ids) == 40
+    assert len(set(ids)) == 40
+    bodies = [item.json() for item in receiver.received]
+    for call in {body["data"]["call_id"] for body in bodies}:
+        assert [b["data"]["n"] for b in bodies if b["data"]["call_id"] == call] == list(range(5))
+    assert first.sent["delivered"] > 0
+    assert second.sent["delivered"] > 0
+
+
+def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    low = [backoff_s(n, 15, 3600, rand=lambda: 0.0) for n in range(1, 11)]
+    high = [backoff_s(n, 15, 3600, rand=lambda: 1.0) for n in range(1, 11)]
+    assert high == [15, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert low == [h / 2 for h in high]
