@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callagent.app.analysis_worker import AnalysisParams, AnalysisWorker
-from callagent.app.components import analysis_model, pipeline_settings, prepare
+from callagent.app.components import analysis_model, pipeline_settings, prepare, voice_catalog
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.analysis import JsonModel
 from callagent.settings import Settings
@@ -312,7 +312,13 @@ async def _serve_http(
         uvicorn.Config(
             create_app(
                 status,
-                ApiState(database, placer=telephony.placer, recordings=telephony.recordings),
+                ApiState(
+                    database,
+                    placer=telephony.placer,
+                    recordings=telephony.recordings,
+                    # An agent's voice must be one installed here (docs/api.md, voice_model).
+                    voices=voice_catalog(settings.models),
+                ),
             ),
             host=network.host,
             port=network.http_port,
