@@ -11,6 +11,7 @@ from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.profile_builder import MAX_PROMPT_CHARS, build_agent_profile, clip
 from callagent.dialog.prompt import build_profile_prompt, build_system_prompt
 from callagent.store.schemas import AgentView, TrainingView
+from callagent.store.services import learning
 from callagent.store.states import AgentStatus, PersonalityType, TrainingType
 
 NOW = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
@@ -159,3 +160,35 @@ def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> No
 def test_clip_cuts_at_a_word() -> None:
     assert clip("one two   three", 100) == "one two three"
     assert clip("one two three", 9) == "one two…"
+
+
+def test_an_optimizing_agent_carries_the_answer_its_calls_did_best_with() -> None:
+    sessions = [
+        training(
+            TrainingType.OBJECTIONS, objection_responses={"too busy": "It takes twenty minutes."}
+        ),
+        training(TrainingType.OBJECTIONS, objection_responses={"Too busy": "Only 20 minutes."}),
+    ]
+    # What analysed calls counted (docs/learning.md): the older answer 8 good of 12, the newer
+    # 2 of 12.
+    counts = {
+        learning.variant_id(text): {
+            "calls": 12,
+            "good": good,
+            "objection": "too busy",
+            "text": text,
+        }
+        for text, good in (("It takes twenty minutes.", 8), ("Only 20 minutes.", 2))
+    }
+    metrics = {"learning": {"calls": 24, "good": 10, "answers": counts}}
+    learnt = agent(status=AgentStatus.OPTIMIZING, performance_metrics=metrics)
+    profile = build_agent_profile(learnt, sessions, "Bravo")
+    assert profile.objection_answers == {"too busy": "It takes twenty minutes."}
+    assert build_system_prompt(build_agent_profile(learnt, sessions, "Bravo")) == (
+        build_system_prompt(profile)
+    )
+    # Not optimizing: the newest answer, whatever the counts.
+    active = agent(status=AgentStatus.ACTIVE, performance_metrics=metrics)
+    assert build_agent_profile(active, sessions, "Bravo").objection_answers == {
+        "too busy": "Only 20 minutes."
+    }
