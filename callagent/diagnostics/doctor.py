@@ -2,10 +2,10 @@
 
 It looks, in order, at the machine (Python, CPU and the instruction-set level it can run), the
 llama.cpp build (which instruction sets it was compiled for, and whether this CPU has them all),
-the model files of the profile (present, size, sha256), the ports callagent listens on, the
-database (reachable, schema at the newest migration) and, last, the engine self-check
-(:mod:`.selfcheck`: each model does one real job in a child process). Each finding is ok, warn
-or fail, with what to do. docs/install.md explains each line.
+the model files of the profile (present, size, sha256) and the voices installed, the ports
+callagent listens on, the database (reachable, schema at the newest migration) and, last, the
+engine self-check (:mod:`.selfcheck`: each model does one real job in a child process). Each
+finding is ok, warn or fail, with what to do. docs/install.md explains each line.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Literal
 
 from callagent.diagnostics.cpu_levels import best_level, cpu_flags
 from callagent.diagnostics.selfcheck import REBUILD_ADVICE, EngineCheck, self_check
-from callagent.modelfiles import ModelFileError, load_manifest, resolve_profile
+from callagent.modelfiles import ModelFileError, installed_voices, load_manifest, resolve_profile
 from callagent.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -160,7 +160,12 @@ def model_findings(profile: str, models_dir: Path) -> list[Finding]:
         resolve_profile(profile, models_dir, verify="full")
     except ModelFileError as error:
         return [Finding("fail", f"models ({profile})", str(error).splitlines()[0], _fix(error))]
-    return [Finding("ok", f"models ({profile})", f"{files} files in {models_dir}, sha256 verified")]
+    # The voices an agent's voice_model may name (docs/models.md, "Voices").
+    voices = installed_voices(models_dir, profile).describe()
+    return [
+        Finding("ok", f"models ({profile})", f"{files} files in {models_dir}, sha256 verified"),
+        Finding("ok", f"voices ({profile})", voices),
+    ]
 
 
 def _fix(error: ModelFileError) -> str:

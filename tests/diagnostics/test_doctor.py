@@ -70,6 +70,14 @@ def test_missing_models_name_the_file_and_the_fix(tmp_path: Path) -> None:
     assert "download_models.sh" in finding.advice
 
 
+def test_the_report_lists_the_installed_voices() -> None:
+    models = Path(__file__).resolve().parents[2] / "models"
+    findings = {finding.topic: finding for finding in model_findings("ci", models)}
+    voices = findings["voices (ci)"]
+    assert voices.status == "ok"
+    assert voices.detail == "en_US-joe-medium (joe, default), en_US-heart-hibari (heart)"
+
+
 def test_ports_free_and_taken() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
