@@ -15,6 +15,8 @@ from callagent.store.errors import NotFound
 from callagent.store.models import CustomerProfile, WebhookDelivery, WebhookEvent
 from callagent.store.schemas import CustomerUpdate, OpportunityCreate, StartCall
 from callagent.store.services import (
+    analysis_jobs,
+    call_analysis,
     call_state,
     calls,
     customers,
@@ -22,11 +24,15 @@ from callagent.store.services import (
     opportunities,
     webhooks,
 )
+from callagent.store.services.analysis_jobs import START_DELAY
 from callagent.store.services.call_state import CallAction, CallUpdate
 from callagent.store.services.webhooks import WebhookEndpointCreate
 from callagent.store.states import CallStatus, InterestLevel
 
+from helpers.analysis_data import START, TALK, analysis, finished_call
 from helpers.store_data import NOW, number, ready_client
+
+LEASE = dt.timedelta(minutes=5)
 
 
 async def subscribe(db: Database, client_id: uuid.UUID, *types: str, active: bool = True) -> None:
@@ -267,3 +273,50 @@ def test_the_calendar_entry_escapes_and_folds_text() -> None:
     assert event["ATTENDEE"] == (
         'ATTENDEE;CN="Zoë Z Müller";ROLE=REQ-PARTICIPANT:mailto:zoe@example.org'
     )
+
+
+async def test_an_answered_call_is_completed_once_its_analysis_is_written(
+    own_db: Database,
+) -> None:
+    """docs/webhooks.md: ``call.completed`` waits for the post-call analysis and carries it;
+    the analysis's callback, customer changes and opportunity come before it, in its order."""
+    db = own_db
+    client_id = await ready_client(db)
+    await subscribe(db, client_id)
+    call_id = await finished_call(db, client_id, purpose="Solar panels")
+    assert [row.type for row in await outbox(db, client_id)] == ["call.started"]
+    lease = await analysis_jobs.claim(db, "test", START + TALK + START_DELAY, LEASE)
+    assert lease is not None
+    await call_analysis.apply_analysis(
+        db,
+        lease,
+        analysis(outcome="interested", callback_requested=False),
+        START + TALK + START_DELAY,
+    )
+    rows = await outbox(db, client_id)
+    assert [row.type for row in rows] == [
+        "call.started",
+        "customer.updated",
+        "opportunity.created",
+        "call.completed",
+    ]
+    assert {row.ordering_key for row in rows} == {f"call:{call_id}"}
+    completed = rows[-1].data
+    assert completed["analysed"] is True
+    assert completed["outcome"] == "interested"
+    assert completed["summary"] == analysis().summary
+    assert completed["analysis"]["applied"]["outcome"] == "interested"
+    assert rows[2].data["call_id"] == str(call_id)
+
+
+async def test_an_analysis_that_fails_still_completes_the_call(own_db: Database) -> None:
+    db = own_db
+    client_id = await ready_client(db)
+    await subscribe(db, client_id, "call.completed")
+    call_id = await finished_call(db, client_id)
+    lease = await analysis_jobs.claim(db, "test", START + TALK + START_DELAY, LEASE)
+    assert lease is not None
+    await analysis_jobs.fail(db, lease, "the model's answer stayed invalid", START + TALK)
+    rows = await outbox(db, client_id)
+    assert [(row.type, row.data["analysed"]) for row in rows] == [("call.completed", False)]
+    assert rows[0].data["call"]["id"] == str(call_id)
