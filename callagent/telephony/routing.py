@@ -10,6 +10,9 @@ For each call the :class:`CallRouter` decides, from what the call itself or AMI 
   ``in_progress`` whose id is the call id (the AudioSocket UUID);
 * **outbound** (AMI tracked an Originate with this id, or a call session has it): the call
   session that ``start-call`` created - its id *is* the AudioSocket UUID (``AmiCallPlacer``);
+* **announced in-process** (:meth:`CallRouter.announce`: ``callagent call --simulate --client``
+  without AMI): routed like an inbound call from what the announcement says - the same DID and
+  caller id the dialplan's ``CallagentInbound`` event carries;
 * **no routing information** (the embedded mode: AudioSocket without AMI, ``callagent call
   --simulate``): the configured file agent answers and nothing is stored.
 
@@ -39,6 +42,7 @@ from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.customer_context import Direction, customer_context
 from callagent.dialog.profile_builder import build_agent_profile
 from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.purposes import CallPurpose, parse_purpose
 from callagent.store.db import Database
 from callagent.store.errors import DomainError, ValidationFailed
 from callagent.store.models import utcnow
@@ -77,6 +81,9 @@ class Route:
     """AMI reports this call's events (AMD, DTMF, hang-up); else the line itself does."""
     greeting: str | None = None
     """The agent's first words, when not the profile's greeting (a call the agent placed)."""
+    purpose: CallPurpose | None = None
+    """What a placed call is for (``dialog/purposes.py``: its objective and allowed actions);
+    None: the agent's general job."""
 
 
 def e164(number: str) -> str | None:
@@ -171,6 +178,14 @@ class CallRouter:
         self._ami = ami
         self._ami_wait_s = ami_wait_s
         self._clock = clock
+        self._announced: dict[uuid.UUID, tuple[str, str]] = {}
+
+    def announce(self, call_id: uuid.UUID, did: str, caller: str) -> None:
+        """Expect inbound call ``call_id`` to ``did`` from ``caller``: what the dialplan's
+        ``CallagentInbound`` event tells AMI, for a node without AMI (a simulated call,
+        ``callagent call --simulate --client``). The call is routed by it once, when it
+        connects; with AMI, announce through AMI instead (the call is then AMI's to report)."""
+        self._announced[call_id] = (did, caller)
 
     async def route(self, connection: CallConnection) -> Route:
         """How ``connection`` is answered. A routing failure (the database is down) is
@@ -196,6 +211,9 @@ class CallRouter:
         call_id = connection.call_id
         if isinstance(connection, AddressedCall):  # direct SIP: the call names both numbers
             return await self._inbound(call_id, connection.dialed, connection.caller, "", False)
+        announced = self._announced.pop(call_id, None)
+        if announced is not None:
+            return await self._inbound(call_id, *announced, "", False)
         if self._ami is None:
             return Route(kind="file_agent", reason="no routing information", profile=self._fallback)
         state = await self._ami.wait_for_call(call_id, timeout_s=self._ami_wait_s)
@@ -270,6 +288,9 @@ class CallRouter:
                 greeting=self._fallback.outbound_greeting_text(),
             )
         customer = await self._customer(placed.client_id, placed.customer_id)
+        # "follow_up: the quote" → the follow-up purpose, about "the quote"; free text is what
+        # the call is about, with the call type's default purpose (docs/dialog.md).
+        brief = parse_purpose(placed.purpose, placed.call_type.value)
         return Route(
             kind="agent",
             reason=f"call session of client {placed.client_id}",
@@ -277,7 +298,7 @@ class CallRouter:
             context=customer_context(
                 customer,
                 direction="outbound",
-                purpose=placed.purpose,
+                purpose=brief.about,
                 call_context=placed.context,
             ),
             client_id=placed.client_id,
@@ -285,8 +306,9 @@ class CallRouter:
             direction="outbound",
             via_ami=True,
             greeting=profile.outbound_greeting_text(
-                customer.name if customer is not None else "", placed.purpose
+                customer.name if customer is not None else "", brief.spoken_reason
             ),
+            purpose=brief.purpose,
         )
 
     async def _customer(
