@@ -193,19 +193,24 @@ _OPENER_CHARS: Final = 200
 
 
 def opener_key(first_turn: str, *, customer_name: str = "", purpose: str = "") -> str:
-    """The opener of a call, as a key: the agent's first words with the customer's name and
-    the call's purpose (its first sentence, as ``AgentProfile.outbound_greeting_text`` says it)
-    replaced by ``{customer}`` and ``{reason}``, so the same opening on calls to different
-    people is one opener."""
+    """The opener of a call, as a key: the agent's first words with the customer's name (as a
+    whole word) replaced by ``{customer}`` and the call's purpose where the outbound opening
+    says it ("calling about <purpose>", "calling to <purpose>": its first sentence, as
+    ``AgentProfile.outbound_greeting_text`` puts it) by ``{reason}``, so the same opening on
+    calls to different people about different things is one opener. The purpose is replaced
+    only there: a short one ("Solar") may also be a word of the company's name."""
     text = " ".join(first_turn.split())
     reason = " ".join(purpose.split())
     for stop in (". ", "! ", "? "):
         reason = reason.split(stop, 1)[0]
     reason = reason.rstrip(" .!?;:,")
+    if reason:
+        said = re.compile(r"(calling (?:about|to) )" + re.escape(reason), re.IGNORECASE)
+        text = said.sub(lambda m: m.group(1) + "{reason}", text)
     name = " ".join(customer_name.split())
-    for value, placeholder in ((reason, "{reason}"), (name, "{customer}")):
-        if len(value) >= 2:
-            text = re.sub(re.escape(value), placeholder, text, flags=re.IGNORECASE)
+    if len(name) >= 2:
+        whole = re.compile(r"(?<!\w)" + re.escape(name) + r"(?!\w)", re.IGNORECASE)
+        text = whole.sub("{customer}", text)
     return text[:_OPENER_CHARS]
 
 

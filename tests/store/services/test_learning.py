@@ -109,6 +109,25 @@ def test_an_opener_is_the_same_whoever_is_called_about_whatever() -> None:
     assert first == "Hello, this is Alex from Brightline, calling about {reason}. " + (
         "Am I speaking with {customer}?"
     )
+    # A purpose or a name that is also a word elsewhere is replaced only where it is said as
+    # the purpose or as the name.
+    custom = opener_key(
+        "Hi Ann, Alex from Brightline Solar here. Is Annabel Solar in?",
+        customer_name="Ann",
+        purpose="Solar",
+    )
+    assert custom == "Hi {customer}, Alex from Brightline Solar here. Is Annabel Solar in?"
+
+
+def test_a_greeting_the_caller_cut_short_counts_as_the_opener_it_begins() -> None:
+    cut = [{"speaker": "agent", "text": "Hello, this is Alex from", "interrupted": True}]
+    known = ["Hello, this is Alex from Brightline. How can I help?", "Hi, Alex here."]
+    seen = learning.observe(
+        cut, [], inbound=True, started_at=START, timezone="UTC", known_openers=known
+    )
+    assert seen.opener == known[0]
+    unknown = learning.observe(cut, [], inbound=True, started_at=START, timezone="UTC")
+    assert unknown.opener == ""
 
 
 def test_the_call_time_is_the_customers_local_hour_and_weekday() -> None:
