@@ -18,20 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from callagent.app.analysis_worker import AnalysisParams, AnalysisWorker
 from callagent.app.components import analysis_model, pipeline_settings, prepare, voice_catalog
-from callagent.app.scheduling import dial_policy, scheduler_params
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.analysis import JsonModel
-from callagent.scheduler.service import Scheduler
 from callagent.settings import Settings
 from callagent.store.db import Database
-from callagent.telephony.admission import BusyPrompt, CallAdmission
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.asterisk.server import AudioSocketServer
 from callagent.telephony.call_actions import ActionParams
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
-from callagent.telephony.metrics import CallMetrics
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 from callagent.telephony.recording import delete_expired_recordings
 from callagent.telephony.recovery import CallRecovery, RecoveryParams
@@ -73,9 +69,6 @@ class Telephony:
     recovery: CallRecovery | None = None
     analysis: AnalysisWorker | None = None
     analysis_model: JsonModel | None = None
-    scheduler: Scheduler | None = None
-    admission: CallAdmission | None = None
-    metrics: CallMetrics | None = None
     router: CallRouter | None = None
     """Routes every call; a simulated call without AMI is announced to it."""
 
@@ -89,7 +82,6 @@ class Telephony:
             "sip": None if self.sip is None else f"port {self.sip.port}",
             "recordings": str(self.recordings) if self.recordings else None,
             "analysis": None if self.analysis is None else dict(self.analysis.results),
-            "capacity": None if self.admission is None else self.admission.status(),
         }
 
     def busy(self) -> bool:
@@ -98,8 +90,6 @@ class Telephony:
 
     async def close(self) -> None:
         """Stop taking calls, let live calls finish and their writes land, then disconnect."""
-        if self.scheduler is not None:
-            await self.scheduler.close()  # first: no new dial while the node winds down
         if self.recovery is not None:
             await self.recovery.close()  # first: no sweep while AMI and the calls wind down
         if self.analysis is not None:
@@ -207,17 +197,6 @@ async def start_telephony(
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
     finished: list[CallReport] = []
     clock = clock or MonotonicClock()
-    # One count for AudioSocket, direct SIP and start-call (docs/telephony.md "Capacity"); the
-    # busy prompt is rendered now, so a refusal costs the full node no TTS time.
-    admission = CallAdmission(settings.routing.max_active_calls)
-    busy = BusyPrompt(engines.tts, settings.routing.busy_message)
-    await busy.prepare()
-    metrics = CallMetrics()
-    metrics.watch_admission(admission)
-    if ami is not None:
-        # Never unsubscribed: both live as long as the node, and AMI closes with it.
-        ami.subscribe(admission.on_call_event)
-        ami.subscribe(metrics.on_call_event)
     runner = CallRunner(
         engines,
         profile,
@@ -228,9 +207,6 @@ async def start_telephony(
         router=router,
         journals=journals,
         actions=actions,
-        admission=admission,
-        busy=busy,
-        metrics=metrics,
     )
     server = AudioSocketServer(
         runner,
@@ -256,8 +232,6 @@ async def start_telephony(
         unsubscribe_ami=unsubscribe,
         recovery=recovery,
         analysis_model=analysis,
-        admission=admission,
-        metrics=metrics,
         router=router,
     )
     if analysis is not None and settings.analysis.enabled:
@@ -286,11 +260,6 @@ async def start_telephony(
         if telephony.analysis is not None:
             # Jobs queued before a restart (or by a node that died) are taken up from here.
             telephony.analysis.start()
-        if settings.scheduler.enabled and ami is not None:
-            # Due callbacks, retries and follow-ups are dialled from here (docs/scheduler.md).
-            # Without a phone line nothing is dialled: due rows wait instead of failing.
-            telephony.scheduler = Scheduler(database, placer, scheduler_params(settings))
-            telephony.scheduler.start()
     except BaseException:
         await telephony.close()
         raise
@@ -336,7 +305,7 @@ async def _serve_http(
     import uvicorn
 
     from callagent.api.app import create_app
-    from callagent.api.state import ApiState, start_call_rule
+    from callagent.api.state import ApiState
 
     def status() -> dict[str, Any]:
         return {"agent": profile.name, "models": settings.models.profile, **telephony.status()}
@@ -350,12 +319,9 @@ async def _serve_http(
                     database,
                     placer=telephony.placer,
                     recordings=telephony.recordings,
-                    admission=telephony.admission,
-                    dial_rule=start_call_rule(dial_policy(settings)),
                     # An agent's voice must be one installed here (docs/api.md, voice_model).
                     voices=voice_catalog(settings.models),
                 ),
-                metrics=telephony.metrics,
             ),
             host=network.host,
             port=network.http_port,
