@@ -53,10 +53,30 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="CALLER.wav",
         help="the caller's recording(s), one per caller turn, played like a real caller",
     )
-    call.add_argument("--rate", type=int, default=8000, choices=(8000, 16000), help="wire rate")
+    call.add_argument(
+        "--rate",
+        type=int,
+        choices=(8000, 16000),
+        help="wire rate (default 8000; with --client the dialplan's, asterisk.audiosocket_format)",
+    )
     call.add_argument("--out", type=Path, help="write the agent's audio to this wav file")
     call.add_argument("--recording", type=Path, help="write the call (caller L, agent R)")
     call.add_argument("--json", action="store_true", help="print one JSON object")
+    call.add_argument(
+        "--client",
+        metavar="CLIENT_ID",
+        help="a client's inbound call: routed to its agent, stored, acted on and analysed",
+    )
+    call.add_argument(
+        "--caller-number", metavar="+1…", help="with --client: the number the caller calls from"
+    )
+    call.add_argument(
+        "--did", help="with --client: the number called (default: the client's first number)"
+    )
+    call.add_argument(
+        "--no-analysis", action="store_true", help="with --client: skip the post-call analysis"
+    )
+    call.add_argument("--database-url", help="with --client: the database (as for serve)")
 
     clients_parser = sub.add_parser("clients", help="manage clients and their API keys")
     clients_parser.add_argument("--database-url", help="database (as for serve)")
@@ -139,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out=args.out,
                 recording=args.recording,
                 as_json=args.json,
+                client=args.client,
+                caller_number=args.caller_number,
+                did=args.did,
+                analyse=not args.no_analysis,
             )
         )
     except (
