@@ -45,6 +45,8 @@ class ActionKind(enum.StrEnum):
     SET_INTEREST = "set_interest"
 
 
+ALL_ACTIONS: Final = frozenset(ActionKind)
+
 #: Each action's arguments in positional order (``schedule_callback("tomorrow", "busy")``).
 PARAMETERS: Final[Mapping[ActionKind, tuple[str, ...]]] = {
     ActionKind.END_CALL: (),
@@ -73,6 +75,9 @@ class Action:
     source: ActionSource = "model"
     at: dt.datetime | None = None
     """A callback's or appointment's time, resolved from ``when`` (aware, customer's zone)."""
+    skipped: str = ""
+    """Why the action was not carried out ("" - it is): e.g. the call's purpose does not allow
+    it (``dialog/purposes.py``). A skipped action is only recorded."""
 
     @classmethod
     def make(
@@ -104,7 +109,13 @@ class Action:
         record.update(self.arguments)
         if self.at is not None:
             record["at"] = self.at.isoformat()
+        if self.skipped:
+            record["skipped"] = self.skipped
         return record
+
+    def skip(self, why: str) -> Action:
+        """This action, not to be carried out, with why."""
+        return replace(self, skipped=why)
 
     def __str__(self) -> str:
         args = ", ".join(f'{k}="{v}"' for k, v in self.arguments)
@@ -397,22 +408,45 @@ def _through_line_end(text: str, end: int) -> int:
     return end
 
 
-ACTION_INSTRUCTIONS: Final = """\
-Actions: when the caller asks for one of these, begin your reply with one line \
-"ACTION: name(arguments)" and then say your answer. The actions:
-schedule_callback(when, reason) - the caller wants to be called back at another time
-book_appointment(when, kind) - the caller agrees to a demo, a survey or a meeting at a time
-set_do_not_call() - the caller wants no more calls
-transfer(target) - the caller wants to talk to a person
-send_information(channel) - the caller wants information by email, sms or post
-set_interest(level) - the caller shows how interested they are: cold, warm or hot
-end_call() - the caller says goodbye
-Write "when" in the caller's own words. Most replies need no action: then write no ACTION line. \
-Never read an action out and never talk about it.
-Example:
-Caller: I'm busy, call me back tomorrow at ten.
-You: ACTION: schedule_callback(when="tomorrow at ten", reason="busy")
-Sure, I'll call you back tomorrow at ten."""
+_ACTION_LINES: Final[Mapping[ActionKind, str]] = {
+    ActionKind.SCHEDULE_CALLBACK: (
+        "schedule_callback(when, reason) - the caller wants to be called back at another time"
+    ),
+    ActionKind.BOOK_APPOINTMENT: (
+        "book_appointment(when, kind) - the caller agrees to a demo, a survey or a meeting at a "
+        "time"
+    ),
+    ActionKind.SET_DO_NOT_CALL: "set_do_not_call() - the caller wants no more calls",
+    ActionKind.TRANSFER: "transfer(target) - the caller wants to talk to a person",
+    ActionKind.SEND_INFORMATION: (
+        "send_information(channel) - the caller wants information by email, sms or post"
+    ),
+    ActionKind.SET_INTEREST: (
+        "set_interest(level) - the caller shows how interested they are: cold, warm or hot"
+    ),
+    ActionKind.END_CALL: "end_call() - the caller says goodbye",
+}
+
+
+def action_instructions(allowed: frozenset[ActionKind] | None = None) -> str:
+    """What the system prompt tells the model about actions: only the ``allowed`` ones (None:
+    all, which is :data:`ACTION_INSTRUCTIONS`). Fixed text per set of actions, so the prompt of
+    an (agent, call purpose) pair stays byte-stable."""
+    lines = [line for kind, line in _ACTION_LINES.items() if allowed is None or kind in allowed]
+    return (
+        'Actions: when the caller asks for one of these, begin your reply with one line "ACTION: '
+        'name(arguments)" and then say your answer. The actions:\n'
+        + "\n".join(lines)
+        + '\nWrite "when" in the caller\'s own words. Most replies need no action: then write '
+        "no ACTION line. Never read an action out and never talk about it.\n"
+        "Example:\n"
+        "Caller: I'm busy, call me back tomorrow at ten.\n"
+        'You: ACTION: schedule_callback(when="tomorrow at ten", reason="busy")\n'
+        "Sure, I'll call you back tomorrow at ten."
+    )
+
+
+ACTION_INSTRUCTIONS: Final = action_instructions()
 """What the system prompt tells the model about actions (docs/dialog.md). Fixed text, so the
 system prompt stays byte-stable (DESIGN.md "Known traps": the prefix cache)."""
 

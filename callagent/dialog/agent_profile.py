@@ -8,7 +8,9 @@ a silent default.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Final
 
 import msgspec
 import yaml
@@ -45,31 +47,128 @@ class AgentProfile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     voice: str = ""
     """The installed voice the agent speaks with (docs/models.md, "Voices"); empty: the model
     profile's default voice."""
+    value_proposition: str = ""
+    """Why customers choose the company (``business_info.value_proposition``)."""
+    disclose_ai: bool = True
+    """The first words of every call say the caller speaks with an AI assistant
+    (docs/dialog.md "Compliance"); ``business_info.ai_disclosure: false`` turns it off."""
+    ai_disclosure: str = "I'm an AI assistant."
+    """The sentence of the greeting that says so (``business_info.ai_disclosure``)."""
+    ai_answer: str = "Yes, I'm an AI assistant for {company}."
+    """The answer to "are you a robot?" (``business_info.ai_answer``): it must say the agent is
+    an AI (:func:`admits_ai`); ``{name}`` and ``{company}`` fill in."""
+    recording_notice: str = "This call is recorded."
+    """Said in the greeting when calls are recorded (``business_info.recording_notice``)."""
 
     def __post_init__(self) -> None:
         for field_name in ("name", "company", "greeting", "goodbye"):
             if not getattr(self, field_name).strip():
                 raise AgentProfileError(f"agent field '{field_name}' must not be empty")
+        if not admits_ai(self.ai_answer):
+            raise AgentProfileError(
+                "agent field 'ai_answer' must say that the agent is an AI "
+                f"(one of: {', '.join(AI_WORDS)})"
+            )
+        if self.disclose_ai and not admits_ai(self.ai_disclosure):
+            raise AgentProfileError(
+                "agent field 'ai_disclosure' must say that the agent is an AI "
+                f"(one of: {', '.join(AI_WORDS)})"
+            )
 
-    def greeting_text(self) -> str:
-        """The greeting with the agent's name and company filled in."""
-        return self.greeting.format(name=self.name, company=self.company)
+    def greeting_text(self, *, recording: bool = False) -> str:
+        """The greeting with the agent's name and company filled in, the AI disclosure and
+        (``recording``) the recording notice before its closing question."""
+        text = self.greeting.format(name=self.name, company=self.company, customer="")
+        return self.with_notices(_tidy(text), recording=recording)
 
-    def outbound_greeting_text(self, customer: str = "", reason: str = "") -> str:
+    def outbound_greeting_text(
+        self, customer: str = "", reason: str = "", *, recording: bool = False
+    ) -> str:
         """The first words of a call the agent placed: the person who picks up did not call
         and may not be the customer, so the agent says who it is and why it calls, and asks
         for ``customer`` by name (or whether this is a good moment, when the name is not
-        known). ``reason`` is the call's purpose as start-call gave it."""
+        known). ``reason`` is the call's purpose in words (start-call's text, or the call
+        purpose's own reason, ``dialog/purposes.py``). The AI disclosure (and the recording
+        notice) come before the question."""
+        name = " ".join(customer.split())[:_MAX_NAME_CHARS]
         if self.outbound_greeting:
-            return self.outbound_greeting.format(name=self.name, company=self.company)
+            text = self.outbound_greeting.format(
+                name=self.name, company=self.company, customer=name
+            )
+            return self.with_notices(_tidy(text), recording=recording)
         opening = f"Hello, this is {self.name} from {self.company}"
         spoken = _spoken_reason(reason)
         if spoken:
             first = spoken.split(" ", 1)[0].lower()
             opening += f", calling {'to' if first in _REASON_VERBS else 'about'} {spoken}"
-        name = " ".join(customer.split())[:_MAX_NAME_CHARS]
         question = f"Am I speaking with {name}?" if name else "Do you have a moment?"
-        return f"{opening}. {question}"
+        return self.with_notices(f"{opening}. {question}", recording=recording)
+
+    def with_notices(self, greeting: str, *, recording: bool = False) -> str:
+        """``greeting`` with what a caller must hear first put before its closing question:
+        that this is an AI assistant (unless the greeting already says so, or the client
+        turned it off) and, when the call is recorded, the recording notice."""
+        notices: list[str] = []
+        if self.disclose_ai and not admits_ai(greeting):
+            notices.append(self.ai_disclosure.strip())
+        notice = self.recording_notice.strip()
+        if recording and notice and notice.lower() not in greeting.lower():
+            notices.append(notice)
+        if not notices:
+            return greeting
+        head, question = _split_question(greeting)
+        return " ".join(part for part in (head, *notices, question) if part)
+
+    def ai_answer_text(self) -> str:
+        """The answer to "are you a robot?", filled in."""
+        return self.ai_answer.format(name=self.name, company=self.company)
+
+
+AI_WORDS: Final = (
+    "AI",
+    "artificial intelligence",
+    "virtual assistant",
+    "automated",
+    "bot",
+    "robot",
+    "computer",
+    "machine",
+)
+"""What a disclosure or an answer to "are you a robot?" must name (any one of them)."""
+_AI_WORDS_RX = re.compile(
+    r"\b(?:A\.?I\.?|artificial intelligence|virtual (?:assistant|agent)|automated|(?:ro)?bot|"
+    r"computer|machine)\b",
+    re.IGNORECASE,
+)
+_DENIAL_RX = re.compile(
+    r"^\W*no\b|\b(?:not|n't|never)\s+(?:an?\s+)?(?:A\.?I\.?|(?:ro)?bot|machine|computer|"
+    r"automated)\b|\bI(?:'m| am)\s+(?:a\s+)?(?:real|human|person)\b",
+    re.IGNORECASE,
+)
+
+
+def admits_ai(text: str) -> bool:
+    """Whether ``text`` says the speaker is an AI and does not deny it ("No, I'm a real
+    person" and "I'm not a robot" do not count)."""
+    return bool(_AI_WORDS_RX.search(text)) and not _DENIAL_RX.search(text)
+
+
+def _split_question(text: str) -> tuple[str, str]:
+    """``text`` as what comes before its closing question, and that question ("" when it does
+    not end with one)."""
+    stripped = text.strip()
+    if not stripped.endswith("?"):
+        return stripped, ""
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", stripped)]
+    if not ends:
+        return "", stripped
+    return stripped[: ends[-1]].strip(), stripped[ends[-1] :].strip()
+
+
+def _tidy(text: str) -> str:
+    """A filled-in template without the gaps an empty placeholder leaves ("Hi , this")."""
+    text = re.sub(r"[ \t]+([,.!?;:])", r"\1", " ".join(text.split()))
+    return re.sub(r"([,;:])(?=[,.!?;:])", "", text)
 
 
 _MAX_NAME_CHARS = 60

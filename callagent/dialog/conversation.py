@@ -15,6 +15,12 @@ Tuesday the 8th at 2 pm"). docs/dialog.md has the design and its measurements.
 The agent says goodbye and hangs up only when the caller ended the conversation or an action
 did (do-not-call, a hand-over, abuse after a warning); a goodbye the model makes up on its own
 is not spoken.
+
+A call may have a purpose (``dialog/purposes.py``): its objective is in the system prompt, and
+an action the model writes that the purpose does not allow is recorded as skipped, with why,
+and not carried out. The first words say that the caller speaks with an AI assistant, and that
+the call is recorded when it is (docs/dialog.md "Compliance"); an objection the client trained
+an answer for is answered with that answer (``intents.match_objection``).
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from callagent.dialog.actions import (
     ActionTextFilter,
 )
 from callagent.dialog.agent_profile import AgentProfile
-from callagent.dialog.intents import Intent, detect, is_lone_bye, is_yes
+from callagent.dialog.intents import Intent, detect, is_lone_bye, is_yes, match_objection
 from callagent.dialog.intents import is_farewell as is_farewell
 from callagent.dialog.llm import ChatMessage, LanguageModel
 from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.purposes import ALWAYS_ALLOWED, PURPOSES, CallPurpose
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +73,6 @@ class AgentLines:
     confirm_do_not_call: str = (
         "Just to be sure: would you like me to take your number off our call list?"
     )
-    ai_disclosure: str = "Yes, I'm an AI assistant for {company}."
     ai_offer_person: str = "I can also put you through to a person if you prefer."
     ai_follow_up: str = "How can I help you?"
     transfer: str = "Of course. I'll put you through to a colleague now, please hold."
@@ -84,6 +90,10 @@ class AgentLines:
     appointment_ask: str = "Great. What day and time would suit you for the {kind}?"
     information: str = "Sure, I'll have the information sent to you by {channel}."
     bye_check: str = "Sorry, I didn't quite catch that. Did you want to end the call?"
+    bye_check_again: str = "Sorry, the line isn't very clear. How can I help you?"
+    not_on_this_call: str = (
+        "I'm sorry, I can't arrange that on this call. Is there anything else I can help with?"
+    )
     how_can_i_help: str = "How can I help you?"
     say_again: str = "Sorry, could you say that again?"
 
@@ -208,13 +218,20 @@ class Conversation:
         greeting: str | None = None,
         actions: ActionSink | None = None,
         lines: AgentLines | None = None,
+        purpose: CallPurpose | None = None,
+        recording: bool = False,
     ) -> None:
         self.profile = profile
+        # What the call is for (dialog/purposes.py); None: the agent's general job, every
+        # action allowed. Its prompt is byte-stable per (agent, purpose).
+        self.purpose = purpose
+        # The call is recorded: the greeting says so (docs/dialog.md "Compliance").
+        self._recording = recording
         # The opening line of this call: a call the agent placed opens differently from one it
         # answers (AgentProfile.outbound_greeting_text); None: the profile's greeting.
         self._greeting = greeting
         self._llm = llm
-        self._system_prompt = build_system_prompt(profile)
+        self._system_prompt = build_system_prompt(profile, purpose)
         # What this call is about and what the records say about the caller
         # (``customer_context``, docs/telephony.md "Routing"). It changes per call, so it goes
         # *after* the byte-stable system prompt: the model's prefix cache still covers the
@@ -235,6 +252,7 @@ class Conversation:
         self._awaiting: Literal["do_not_call", "bye"] | None = None
         self._abuse_warned = False
         self._caller_said_something = False
+        self._objections_answered: set[str] = set()
 
     @property
     def history(self) -> list[ChatMessage]:
@@ -246,9 +264,17 @@ class Conversation:
         return self._end_call
 
     def greeting(self) -> str:
+        """The first words of the call: the route's opening (a call the agent placed) or the
+        profile's greeting, with the AI disclosure and, when recorded, the recording notice."""
         if self._greeting is not None:
-            return self._greeting
-        return self.profile.greeting_text()
+            return self.profile.with_notices(self._greeting, recording=self._recording)
+        return self.profile.greeting_text(recording=self._recording)
+
+    def allows(self, kind: ActionKind) -> bool:
+        """Whether this call's purpose allows an action of ``kind`` (dialog/purposes.py)."""
+        if self.purpose is None:
+            return True
+        return kind in ALWAYS_ALLOWED or kind in PURPOSES[self.purpose].allowed
 
     def messages_for(self, caller_text: str) -> list[ChatMessage]:
         """The LLM request for a caller turn: system prompt first (byte-stable), then the
@@ -298,12 +324,9 @@ class Conversation:
         if Intent.DO_NOT_CALL in found or (awaiting == "do_not_call" and is_yes(caller_text)):
             action = Action.make(ActionKind.SET_DO_NOT_CALL, source="rule")
             return _Decision(lines.do_not_call, [action], ends_call=True)
-        # "Are you a robot?" is answered truthfully before anything else is said.
-        disclosure = (
-            lines.ai_disclosure.format(company=self.profile.company)
-            if Intent.AI_QUESTION in found
-            else ""
-        )
+        # "Are you a robot?" is answered truthfully before anything else is said, in the
+        # client's words if it set them (AgentProfile.ai_answer, which must admit it).
+        disclosure = self.profile.ai_answer_text() if Intent.AI_QUESTION in found else ""
         if Intent.TRANSFER_REQUEST in found:
             return self._transfer(disclosure, "rule")
         if Intent.ABUSE in found:
@@ -313,14 +336,28 @@ class Conversation:
             self._abuse_warned = True
             return _Decision(_join(disclosure, lines.abuse_warning))
         if Intent.FAREWELL in found or (awaiting == "bye" and is_yes(caller_text)):
-            if is_lone_bye(caller_text) and not self._caller_said_something and awaiting is None:
-                # Possibly a "Hi." Whisper heard as "Bye." (intents.is_lone_bye): ask.
-                return _Decision(_join(disclosure, lines.bye_check), awaiting="bye")
+            if is_lone_bye(caller_text) and not self._caller_said_something:
+                # Possibly a "Hi." Whisper heard as "Bye." (intents.is_lone_bye): ask - and a
+                # second one is no answer to the question ("Hi." said twice), so the call goes
+                # on; only a yes or a goodbye in more words ends it.
+                check = lines.bye_check if awaiting is None else lines.bye_check_again
+                return _Decision(_join(disclosure, check), awaiting="bye")
             action = Action.make(ActionKind.END_CALL, source="rule")
             return _Decision(self.profile.goodbye, [action], ends_call=True)
         if disclosure:
             offer = lines.ai_offer_person if self._actions.can_transfer else ""
             return _Decision(_join(disclosure, offer, lines.ai_follow_up))
+        if not found:
+            # The client trained an answer to this objection: it is what the agent says, the
+            # first time it is raised on the call (later, the model answers in its own words).
+            pending = (
+                k for k in self.profile.objection_answers if k not in self._objections_answered
+            )
+            objection = match_objection(caller_text, pending)
+            if objection is not None:
+                self._objections_answered.add(objection)
+                log.info("rules: trained objection answer")
+                return _Decision(self.profile.objection_answers[objection])
         return None
 
     def _transfer(
@@ -405,6 +442,16 @@ class Conversation:
         lines = self._lines
         for action in actions:
             kind = action.kind
+            if not self.allows(kind):
+                # Enforced here, not only asked for in the prompt: the model may write any
+                # action. Recorded as skipped, with why; the caller hears it cannot be done.
+                assert self.purpose is not None
+                why = f"not allowed on a {PURPOSES[self.purpose].label} call"
+                log.info("the model wanted %s: %s", kind.value, why)
+                self._take(action.skip(why))
+                if kind is ActionKind.SET_INTEREST:
+                    continue  # nothing the caller was told: the model's words go on
+                return _Decision(lines.not_on_this_call)
             if kind is ActionKind.SET_INTEREST:
                 if action.get("level"):
                     self._take(action)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -90,6 +91,9 @@ _JUST = r"(?:an? |even |actually |really |just )*"
 _AI_QUESTION = _rx(
     rf"\bare you {_JUST}(?:{_MACHINE}|artificial|automated|real|human|person|program|"
     r"(?:real|live) (?:person|human))\b",
+    # "you're not a real person, are you?", "you aren't human"
+    r"\byou(?:'re| are|\s+aren'?t)(?: not)? (?:an? )?(?:real|human|person|live person)\b",
+    r"\b(?:is|are) (?:this|you) (?:even )?(?:a )?(?:real|live) (?:person|human|people)\b",
     rf"\bis (?:this|that|it) {_JUST}(?:{_MACHINE}|automated|recorded|real person|human|"
     r"live person)\b",
     r"\b(?:am i|are we) (?:talking|speaking|chatting) (?:to|with) (?:an? |the |some )?"
@@ -156,6 +160,44 @@ class RuleMatch:
     matched: str
 
 
+_STOP_WORDS: Final = frozenset(
+    re.findall(
+        r"\S+",
+        "a an the i i'm im it it's its is are was to of we you your my me that this just so "
+        "and or but very really too",
+    )
+)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def match_objection(caller_text: str, objections: Iterable[str]) -> str | None:
+    """The trained objection (its name as taught) the caller raises in this turn, or None.
+
+    A turn raises an objection when it holds the objection's words in order ("that's too
+    expensive for us" - "too expensive"), or, for a name of two or more words that carry
+    meaning, all of those words ("the price is too high" - "price too high"). A question
+    ("isn't that too expensive?") is left to the model, which may answer it differently;
+    the first objection taught wins when several match.
+    """
+    if caller_text.strip().endswith("?"):
+        return None
+    said = _words(caller_text)
+    text = f" {' '.join(said)} "
+    for name in objections:
+        key = _words(name)
+        if not key:
+            continue
+        if f" {' '.join(key)} " in text:
+            return name
+        meaning = [word for word in key if word not in _STOP_WORDS]
+        if len(meaning) >= 2 and all(word in said for word in meaning):
+            return name
+    return None
+
+
 def detect(caller_text: str) -> list[RuleMatch]:
     """Every intent the rules find in one caller turn, most serious first."""
     text = " ".join(caller_text.split())
@@ -182,13 +224,32 @@ def _do_not_call(text: str) -> str | None:
     return match.group()
 
 
+# What may follow a goodbye in the same breath ("goodbye and thanks for your help", "bye for
+# now"). Anything else after it means the turn goes on: "Bye, this is Jo" and "Bye there" are
+# how Whisper tiny.en hears a synthetic "Hi, this is Jo" and "Hi there" (docs/dialog.md).
+_CLOSING_WORDS: Final = frozenset(
+    re.findall(
+        r"\S+",
+        "and thanks thank you so much very really for your the help time now then take care "
+        "see ya later cheers again all best bye goodbye okay ok alright talk soon have a good "
+        "nice great lovely day evening weekend night one sir madam ma'am everyone folks mate",
+    )
+)
+
+
 def is_farewell(caller_text: str) -> bool:
     """True when the caller is saying goodbye: a farewell among the last few words, and no
-    question after it ("bye - oh wait, how much is it?" is not the end of the call)."""
+    question after it ("bye - oh wait, how much is it?" is not the end of the call) nor
+    anything but closing words ("bye, this is Jo" is not a goodbye)."""
     text = caller_text.strip()
     if not text or text.endswith("?"):
         return False
-    return _FAREWELL.search(" ".join(text.split()[-_CLOSING_TAIL_WORDS:])) is not None
+    tail = " ".join(text.split()[-_CLOSING_TAIL_WORDS:])
+    matches = list(_FAREWELL.finditer(tail))
+    if not matches:
+        return False
+    after = re.findall(r"[A-Za-z']+", tail[matches[-1].end() :].lower())
+    return all(word in _CLOSING_WORDS for word in after)
 
 
 def is_lone_bye(caller_text: str) -> bool:

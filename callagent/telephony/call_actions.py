@@ -138,7 +138,12 @@ class CallActions:
     def take(self, action: Action) -> None:
         record = action.to_record()
         change = CallAction(record=record)
-        if action.kind is ActionKind.SET_DO_NOT_CALL:
+        if action.skipped:
+            # Not carried out (the call's purpose does not allow it, dialog/purposes.py): only
+            # recorded, with why (the store writes it as the entry's "skipped: …" result).
+            if self._journal is None:
+                record["result"] = f"skipped: {record.pop('skipped')}"
+        elif action.kind is ActionKind.SET_DO_NOT_CALL:
             change = CallAction(record=record, do_not_call=True)
         elif action.kind in (ActionKind.SCHEDULE_CALLBACK, ActionKind.BOOK_APPOINTMENT):
             change = self._timed(action, record)

@@ -188,6 +188,9 @@ class CallRunner:
             context=route.context,
             greeting=route.greeting,
             actions=actions,
+            purpose=route.purpose,
+            # The greeting says the call is recorded when it is (docs/dialog.md "Compliance").
+            recording=self._recordings is not None,
         )
 
     async def _converse(

@@ -42,6 +42,7 @@ from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.customer_context import Direction, customer_context
 from callagent.dialog.profile_builder import build_agent_profile
 from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.purposes import CallPurpose, parse_purpose
 from callagent.store.db import Database
 from callagent.store.errors import DomainError, ValidationFailed
 from callagent.store.models import utcnow
@@ -80,6 +81,9 @@ class Route:
     """AMI reports this call's events (AMD, DTMF, hang-up); else the line itself does."""
     greeting: str | None = None
     """The agent's first words, when not the profile's greeting (a call the agent placed)."""
+    purpose: CallPurpose | None = None
+    """What a placed call is for (``dialog/purposes.py``: its objective and allowed actions);
+    None: the agent's general job."""
 
 
 def e164(number: str) -> str | None:
@@ -284,6 +288,9 @@ class CallRouter:
                 greeting=self._fallback.outbound_greeting_text(),
             )
         customer = await self._customer(placed.client_id, placed.customer_id)
+        # "follow_up: the quote" → the follow-up purpose, about "the quote"; free text is what
+        # the call is about, with the call type's default purpose (docs/dialog.md).
+        brief = parse_purpose(placed.purpose, placed.call_type.value)
         return Route(
             kind="agent",
             reason=f"call session of client {placed.client_id}",
@@ -291,7 +298,7 @@ class CallRouter:
             context=customer_context(
                 customer,
                 direction="outbound",
-                purpose=placed.purpose,
+                purpose=brief.about,
                 call_context=placed.context,
             ),
             client_id=placed.client_id,
@@ -299,8 +306,9 @@ class CallRouter:
             direction="outbound",
             via_ami=True,
             greeting=profile.outbound_greeting_text(
-                customer.name if customer is not None else "", placed.purpose
+                customer.name if customer is not None else "", brief.spoken_reason
             ),
+            purpose=brief.purpose,
         )
 
     async def _customer(

@@ -22,7 +22,10 @@ def test_json_works_like_yaml(tmp_path: Path) -> None:
     path = tmp_path / "agent.json"
     path.write_text('{"name": "Sam", "company": "Acme", "product_facts": ["We sell anvils."]}')
     profile = load_agent_profile(path)
-    assert profile.greeting_text() == "Hello, this is Sam from Acme. How can I help you today?"
+    assert (
+        profile.greeting_text()
+        == "Hello, this is Sam from Acme. I'm an AI assistant. How can I help you today?"
+    )
     assert "We sell anvils." in build_system_prompt(profile)
 
 
@@ -59,33 +62,45 @@ SAM = AgentProfile(name="Sam", company="Acme")
             "Jane Doe",
             "follow up on the roof quote",
             "Hello, this is Sam from Acme, calling to follow up on the roof quote."
-            " Am I speaking with Jane Doe?",
+            " I'm an AI assistant. Am I speaking with Jane Doe?",
         ),
         (
             "",
             "Your solar enquiry. She asked for prices!",
-            "Hello, this is Sam from Acme, calling about your solar enquiry. Do you have a moment?",
+            "Hello, this is Sam from Acme, calling about your solar enquiry."
+            " I'm an AI assistant. Do you have a moment?",
         ),
-        ("Jane  Doe ", "", "Hello, this is Sam from Acme. Am I speaking with Jane Doe?"),
-        ("", "", "Hello, this is Sam from Acme. Do you have a moment?"),
+        (
+            "Jane  Doe ",
+            "",
+            "Hello, this is Sam from Acme. I'm an AI assistant. Am I speaking with Jane Doe?",
+        ),
+        ("", "", "Hello, this is Sam from Acme. I'm an AI assistant. Do you have a moment?"),
         # An acronym keeps its capitals; a purpose too long to say is left to the dialog.
         (
             "",
             "HVAC service visit",
-            "Hello, this is Sam from Acme, calling about HVAC service visit. Do you have a moment?",
+            "Hello, this is Sam from Acme, calling about HVAC service visit."
+            " I'm an AI assistant. Do you have a moment?",
         ),
-        ("", "x" * 101, "Hello, this is Sam from Acme. Do you have a moment?"),
+        ("", "x" * 101, "Hello, this is Sam from Acme. I'm an AI assistant. Do you have a moment?"),
     ],
 )
 def test_a_call_the_agent_placed_opens_with_who_calls_why_and_for_whom(
     customer: str, reason: str, expected: str
 ) -> None:
     assert SAM.outbound_greeting_text(customer, reason) == expected
-    assert SAM.greeting_text() == "Hello, this is Sam from Acme. How can I help you today?"
+    assert (
+        SAM.greeting_text()
+        == "Hello, this is Sam from Acme. I'm an AI assistant. How can I help you today?"
+    )
 
 
 def test_an_agents_own_outbound_greeting_wins() -> None:
     profile = AgentProfile(
         name="Sam", company="Acme", outbound_greeting="Hi, {name} of {company} here."
     )
-    assert profile.outbound_greeting_text("Jane", "a quote") == "Hi, Sam of Acme here."
+    assert (
+        profile.outbound_greeting_text("Jane", "a quote")
+        == "Hi, Sam of Acme here. I'm an AI assistant."
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from callagent.dialog.actions import ActionKind, ActionLog
 from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import AgentLines, Conversation, is_farewell, speakable
+from callagent.dialog.purposes import CallPurpose
 from callagent.voice_pipeline.clock import FakeClock
 
 from helpers.fakes import FakeLanguageModel
@@ -317,3 +319,118 @@ async def test_information_is_recorded_and_confirmed(llm: FakeLanguageModel) -> 
     said = await collect(conversation, "Send me a brochure by email.")
     assert said == "Sure, I'll have the information sent to you by email."
     assert [str(a) for a in actions.taken] == ['send_information(channel="email")']
+
+
+# --- call purposes, compliance, the trained answers (docs/dialog.md) -------------------------
+
+
+async def test_an_action_the_calls_purpose_does_not_allow_is_skipped_with_why(
+    llm: FakeLanguageModel,
+) -> None:
+    """A support call books no demo, whatever the model writes: recorded as skipped, and the
+    caller is told it cannot be arranged - never that it was."""
+    llm.replies = ['ACTION: book_appointment(when="Tuesday at ten", kind="demo")\nBooked!']
+    actions = sink()
+    conversation = Conversation(
+        DEFAULT_AGENT, llm, actions=actions, purpose=CallPurpose.CUSTOMER_SUPPORT
+    )
+    said = await collect(conversation, "Fine, show me the new panels on Tuesday at ten.")
+    assert said == AgentLines().not_on_this_call
+    (action,) = actions.taken
+    assert action.kind is ActionKind.BOOK_APPOINTMENT
+    assert action.skipped == "not allowed on a customer support call"
+    assert action.to_record()["skipped"] == "not allowed on a customer support call"
+    assert not conversation.end_call_requested
+    assert "book_appointment" not in llm.requests[0][0]["content"]
+
+
+async def test_a_skipped_interest_note_lets_the_models_words_go_on(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = ['ACTION: set_interest(level="hot")\nGlad it works again!']
+    actions = sink()
+    conversation = Conversation(
+        DEFAULT_AGENT, llm, actions=actions, purpose=CallPurpose.CUSTOMER_SUPPORT
+    )
+    assert (await collect(conversation, "Great, it works now.")).strip() == "Glad it works again!"
+    assert [(a.kind, bool(a.skipped)) for a in actions.taken] == [(ActionKind.SET_INTEREST, True)]
+
+
+async def test_do_not_call_and_a_person_are_allowed_on_every_purpose(
+    llm: FakeLanguageModel,
+) -> None:
+    for purpose in CallPurpose:
+        actions = sink()
+        conversation = Conversation(DEFAULT_AGENT, llm, actions=actions, purpose=purpose)
+        assert await collect(conversation, "Put me through to your manager.") == (
+            AgentLines().transfer
+        )
+        actions = sink()
+        conversation = Conversation(DEFAULT_AGENT, llm, actions=actions, purpose=purpose)
+        await collect(conversation, "Take me off your list.")
+        assert [(a.kind, a.skipped) for a in actions.taken] == [(ActionKind.SET_DO_NOT_CALL, "")]
+    llm.replies = ['ACTION: transfer(target="billing")']
+    actions = sink()
+    support = Conversation(
+        DEFAULT_AGENT, llm, actions=actions, purpose=CallPurpose.CUSTOMER_SUPPORT
+    )
+    assert await collect(support, "The invoice people, please.") == AgentLines().transfer
+    assert [a.skipped for a in actions.taken] == [""]
+
+
+async def test_the_first_words_say_it_is_an_ai_and_that_the_call_is_recorded(
+    llm: FakeLanguageModel,
+) -> None:
+    recorded = Conversation(DEFAULT_AGENT, llm, recording=True)
+    assert recorded.greeting() == (
+        "Hello, this is Alex from Brightline Solar. I'm an AI assistant. This call is recorded. "
+        "How can I help you today?"
+    )
+    opening = DEFAULT_AGENT.outbound_greeting_text("Jane Doe", "follow up on the survey")
+    placed = Conversation(DEFAULT_AGENT, llm, greeting=opening, recording=True)
+    assert placed.greeting() == (
+        "Hello, this is Alex from Brightline Solar, calling to follow up on the survey. "
+        "I'm an AI assistant. This call is recorded. Am I speaking with Jane Doe?"
+    )
+    assert "recorded" not in Conversation(DEFAULT_AGENT, llm).greeting()
+
+
+async def test_the_answer_to_are_you_a_robot_is_the_agents_own(llm: FakeLanguageModel) -> None:
+    profile = msgspec.structs.replace(
+        DEFAULT_AGENT, ai_answer="Yes - I'm {name}, a virtual assistant, not a person."
+    )
+    conversation = Conversation(profile, llm, actions=sink(can_transfer=False))
+    assert await collect(conversation, "You're not a real person, are you?") == (
+        "Yes - I'm Alex, a virtual assistant, not a person. How can I help you?"
+    )
+    assert llm.requests == []
+
+
+async def test_a_caller_whose_hi_is_heard_as_bye_twice_is_not_told_goodbye(
+    llm: FakeLanguageModel,
+) -> None:
+    """Whisper tiny.en hears a synthetic "Hi." as "Bye." and "Hi there." as "Bye there."
+    (measured, docs/dialog.md): none of it may end the call."""
+    llm.replies = ["Hi! How can I help?"]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    assert await collect(conversation, "Bye.") == AgentLines().bye_check
+    assert await collect(conversation, "Bye.") == AgentLines().bye_check_again
+    assert await collect(conversation, "Bye there.") == "Hi! How can I help?"
+    assert actions.taken == []
+    assert not conversation.end_call_requested
+    assert await collect(conversation, "Yes, goodbye.") == DEFAULT_AGENT.goodbye
+    assert conversation.end_call_requested
+
+
+async def test_a_trained_objection_is_answered_with_the_trained_answer(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = ["Well, prices vary a lot.", "I hear you."]
+    conversation = Conversation(DEFAULT_AGENT, llm)
+    trained = DEFAULT_AGENT.objection_answers["too expensive"]
+    assert await collect(conversation, "Honestly it's all too expensive for us.") == trained
+    assert llm.requests == []
+    # A question about it is the model's to answer; a second time, the model's own words.
+    assert await collect(conversation, "Why is it too expensive?") == "Well, prices vary a lot."
+    assert await collect(conversation, "Still too expensive.") == "I hear you."

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from callagent.dialog.intents import Intent, detect, is_farewell, is_lone_bye, is_yes
+from callagent.dialog.intents import (
+    Intent,
+    detect,
+    is_farewell,
+    is_lone_bye,
+    is_yes,
+    match_objection,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "intents.json"
 
@@ -203,3 +210,53 @@ def test_the_labelled_set_has_every_do_not_call_caught_and_no_false_one() -> Non
     others = [u for u in utterances if u["expect"] != "set_do_not_call"]
     false = [u["id"] for u in others if Intent.DO_NOT_CALL in intents(u["text"])]
     assert false == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bye there.",  # "Hi there." as Whisper tiny.en heard it
+        "Bye, this is Jo from number twelve.",
+        "Goodbye to the old bills, that's what I want.",
+    ],
+)
+def test_a_bye_followed_by_more_than_closing_words_is_no_goodbye(text: str) -> None:
+    assert not is_farewell(text)
+    assert Intent.FAREWELL not in intents(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["Goodbye and thanks for your help.", "Bye for now.", "Okay bye, take care!"]
+)
+def test_a_goodbye_with_closing_words_after_it_is_still_one(text: str) -> None:
+    assert is_farewell(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["You're not a real person, are you?", "You aren't human.", "Is this a real person?"],
+)
+def test_more_ways_of_asking_whether_the_agent_is_human_are_caught(text: str) -> None:
+    assert Intent.AI_QUESTION in intents(text)
+
+
+OBJECTIONS = ["too expensive", "price too high", "not interested", "need to think"]
+
+
+@pytest.mark.parametrize(
+    ("text", "objection"),
+    [
+        ("That's way too expensive for us.", "too expensive"),
+        ("Honestly the price is just too high.", "price too high"),
+        ("I'm not interested, thanks.", "not interested"),
+        ("Let me see, I need to think about it.", "need to think"),
+        ("Isn't that too expensive?", None),  # a question: the model answers it
+        ("How much is the price?", None),
+        ("I'm interested in the battery.", None),
+        ("We think it looks good.", None),
+    ],
+)
+def test_a_trained_objection_is_recognised_in_the_callers_words(
+    text: str, objection: str | None
+) -> None:
+    assert match_objection(text, OBJECTIONS) == objection

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 import pytest
 
@@ -11,6 +12,7 @@ from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
 from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.purposes import CallPurpose
 from callagent.modelfiles import ModelProfile
 
 pytestmark = pytest.mark.real_models
@@ -42,3 +44,28 @@ async def test_leaving_the_stream_stops_generation_and_frees_the_model(
     async with contextlib.aclosing(llm.stream(messages)) as again:
         first = await asyncio.wait_for(anext(again), timeout=30)
     assert first
+
+
+async def test_every_call_purposes_prompt_fits_the_model_and_gets_a_spoken_answer(
+    llm: LlamaCppLanguageModel,
+) -> None:
+    """The real ``ci`` model takes each purpose's system prompt with room to spare for the
+    conversation (half its context at most), and what the caller hears of its reply is words,
+    never action syntax (docs/dialog.md "Call purposes")."""
+    short = LlamaCppLanguageModel.__new__(LlamaCppLanguageModel)
+    short.__dict__.update(llm.__dict__)  # the same loaded model and worker, shorter replies
+    short.settings = dataclasses.replace(llm.settings, max_tokens=20)
+    llm = short
+    for purpose in CallPurpose:
+        conversation = Conversation(
+            DEFAULT_AGENT, llm, purpose=purpose, context="- Name: Jane Doe.", recording=True
+        )
+        messages = conversation.messages_for("Hello?")
+        prompt = "".join(m["content"] for m in messages).encode()
+        tokens = llm._llama.tokenize(prompt)  # the model's own tokenizer
+        assert len(tokens) < llm.settings.n_ctx // 2, purpose
+        said = "".join([d async for d in conversation.reply("Hello, who is this?")])
+        assert sum(c.isalpha() for c in said) > 3, purpose
+        assert "ACTION" not in said
+        assert "_" not in said
+        assert "AI assistant" in conversation.greeting()

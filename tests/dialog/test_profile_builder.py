@@ -7,8 +7,16 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from callagent.dialog.agent_profile import AgentProfile
-from callagent.dialog.profile_builder import MAX_PROMPT_CHARS, build_agent_profile, clip
+import pytest
+
+from callagent.dialog.agent_profile import AgentProfile, admits_ai
+from callagent.dialog.profile_builder import (
+    MAX_PROMPT_CHARS,
+    BusinessInfoError,
+    build_agent_profile,
+    check_business_info,
+    clip,
+)
 from callagent.dialog.prompt import build_profile_prompt, build_system_prompt
 from callagent.store.schemas import AgentView, TrainingView
 from callagent.store.services import learning
@@ -123,18 +131,21 @@ def test_the_client_name_is_the_company_when_business_info_has_none() -> None:
 def test_a_clients_greeting_with_stray_braces_cannot_break_formatting() -> None:
     info = {"greeting": "Hi {name} at {company} {oops} }{", "goodbye": "Bye!"}
     profile = build_agent_profile(agent(business_info=info), [], "Acme")
-    assert profile.greeting_text() == "Hi Bea at Acme {oops} }{"
+    assert profile.greeting_text() == "Hi Bea at Acme {oops} }{ I'm an AI assistant."
     assert profile.goodbye == "Bye!"
 
 
 def test_a_clients_outbound_greeting_opens_the_calls_its_agent_places() -> None:
     plain = build_agent_profile(agent(), [], "Acme")
     assert plain.outbound_greeting_text("Jo") == (
-        f"Hello, this is Bea from {plain.company}. Am I speaking with Jo?"
+        f"Hello, this is Bea from {plain.company}. I'm an AI assistant. Am I speaking with Jo?"
     )
     info = {"company_name": "Acme", "outbound_greeting": "Hi, {name} from {company} {customer}"}
     profile = build_agent_profile(agent(business_info=info), [], "Acme")
-    assert profile.outbound_greeting_text("Jo", "a quote") == "Hi, Bea from Acme {customer}"
+    assert (
+        profile.outbound_greeting_text("Jo", "a quote")
+        == "Hi, Bea from Acme {customer} I'm an AI assistant."
+    )
 
 
 def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> None:
@@ -160,6 +171,90 @@ def test_huge_training_is_trimmed_to_the_prompt_budget_deterministically() -> No
 def test_clip_cuts_at_a_word() -> None:
     assert clip("one two   three", 100) == "one two three"
     assert clip("one two three", 9) == "one two…"
+
+
+def test_every_business_info_field_reaches_the_prompt() -> None:
+    """``product_description`` and ``value_proposition`` were dropped once; every other key a
+    client writes is company information (docs/api.md "What the agent is taught")."""
+    info = {
+        "company_name": "Bravo Roofing",
+        "description": "Roofs since 1990.",
+        "product_description": "Drone roof inspections with a written report.",
+        "value_proposition": "We find leaks before they cost you a ceiling.",
+        "industry": "roofing",
+        "service_area": ["Leeds", "York"],
+        "employees": 12,
+    }
+    profile = build_agent_profile(agent(business_info=info), [], "Bravo Ltd")
+    prompt = build_system_prompt(profile)
+    assert profile.product_facts[0] == "Drone roof inspections with a written report."
+    assert profile.value_proposition == "We find leaks before they cost you a ceiling."
+    assert "Why customers choose Bravo Roofing: We find leaks before" in prompt
+    for said in ("industry: roofing", "service area: Leeds, York", "employees: 12", "1990"):
+        assert said in prompt
+
+
+def test_script_placeholders_are_filled_and_the_customers_name_stays_out_of_the_prompt() -> None:
+    script = training(
+        TrainingType.SCRIPT,
+        "Hi [CUSTOMER_NAME], this is [AGENT_NAME] from [COMPANY]. [NAME], do you own your "
+        "home? Mention [PROMO_CODE] if asked.",
+    )
+    plain = training(TrainingType.SCRIPT, "Say: hello, this is [NAME] from [Company Name].")
+    profile = build_agent_profile(agent(), [script], "Bravo Ltd")
+    assert profile.script.startswith(
+        "Hi the customer, this is Bea from Bravo Roofing. the customer, do you own"
+    )
+    assert "[PROMO_CODE]" in profile.script  # not a known placeholder: left as written
+    # A bare [NAME] after "this is" is the agent introducing itself.
+    introduced = build_agent_profile(agent(), [plain], "Bravo Ltd")
+    assert introduced.script == "Say: hello, this is Bea from Bravo Roofing."
+
+
+def test_a_greetings_customer_placeholder_is_the_name_on_a_placed_call() -> None:
+    info = {"outbound_greeting": "Hi [CUSTOMER_NAME], it's [AGENT_NAME] from [COMPANY]."}
+    profile = build_agent_profile(agent(business_info=info), [], "Acme")
+    assert profile.outbound_greeting_text("Jo") == (
+        "Hi Jo, it's Bea from Acme. I'm an AI assistant."
+    )
+    assert profile.outbound_greeting_text("") == ("Hi, it's Bea from Acme. I'm an AI assistant.")
+
+
+def test_the_disclosure_and_the_answer_about_being_an_ai_are_the_clients_words() -> None:
+    info = {
+        "ai_disclosure": "I'm Bravo's virtual assistant.",
+        "ai_answer": "I am an AI, yes - {name}, Bravo's assistant.",
+        "recording_notice": "We record calls for training.",
+    }
+    profile = build_agent_profile(agent(business_info=info), [], "Acme")
+    assert profile.greeting_text(recording=True) == (
+        "Hello, this is Bea from Acme. I'm Bravo's virtual assistant. "
+        "We record calls for training. How can I help you today?"
+    )
+    assert profile.ai_answer_text() == "I am an AI, yes - Bea, Bravo's assistant."
+    off = build_agent_profile(agent(business_info={"ai_disclosure": False}), [], "Acme")
+    assert off.greeting_text() == "Hello, this is Bea from Acme. How can I help you today?"
+
+
+@pytest.mark.parametrize(
+    ("info", "field"),
+    [
+        ({"ai_answer": "No, I'm a real person."}, "business_info.ai_answer"),
+        ({"ai_answer": "I'm Bea from Bravo."}, "business_info.ai_answer"),
+        ({"ai_disclosure": "Hello!"}, "business_info.ai_disclosure"),
+        ({"ai_disclosure": 1}, "business_info.ai_disclosure"),
+        ({"value_proposition": ["cheap"]}, "business_info.value_proposition"),
+    ],
+)
+def test_business_info_the_agent_cannot_use_is_an_error_naming_the_key(
+    info: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(BusinessInfoError) as caught:
+        check_business_info(info)
+    assert caught.value.field == field
+    # Rows stored before the check cannot make the agent deny being an AI.
+    profile = build_agent_profile(agent(business_info=info), [], "Acme")
+    assert admits_ai(profile.ai_answer_text())
 
 
 def test_an_optimizing_agent_carries_the_answer_its_calls_did_best_with() -> None:

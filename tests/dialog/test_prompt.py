@@ -7,8 +7,10 @@ from pathlib import Path
 
 import msgspec
 
+from callagent.dialog.actions import ACTION_INSTRUCTIONS
 from callagent.dialog.agent_profile import DEFAULT_AGENT, load_agent_profile
-from callagent.dialog.prompt import build_system_prompt
+from callagent.dialog.prompt import build_profile_prompt, build_system_prompt
+from callagent.dialog.purposes import PURPOSES, CallPurpose
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,3 +27,35 @@ def test_agent_files_keep_their_exact_prompt() -> None:
     empty = msgspec.structs.replace(DEFAULT_AGENT, company_info="", techniques=[], instructions=[])
     assert build_system_prompt(empty) == build_system_prompt(DEFAULT_AGENT)
     assert "Techniques" not in build_system_prompt(DEFAULT_AGENT)
+
+
+def test_each_purpose_has_its_own_byte_stable_prompt_after_the_shared_agent_part() -> None:
+    """One stable prompt per (agent, purpose), every one starting with the same agent part:
+    llama.cpp's prefix cache keeps that part across calls of any purpose (docs/dialog.md)."""
+    general = build_system_prompt(DEFAULT_AGENT)
+    agent_part = build_profile_prompt(DEFAULT_AGENT)
+    prompts = {purpose: build_system_prompt(DEFAULT_AGENT, purpose) for purpose in CallPurpose}
+    assert len(set(prompts.values())) == len(CallPurpose)
+    for purpose, prompt in prompts.items():
+        assert prompt == build_system_prompt(DEFAULT_AGENT, purpose)
+        assert prompt.startswith(agent_part + "\n\n")
+        assert PURPOSES[purpose].objective in prompt
+    assert general == f"{agent_part}\n\n{ACTION_INSTRUCTIONS}"
+
+
+def test_a_purpose_prompt_lists_only_the_actions_the_purpose_allows() -> None:
+    support = build_system_prompt(DEFAULT_AGENT, CallPurpose.CUSTOMER_SUPPORT)
+    assert "book_appointment" not in support
+    assert "set_interest" not in support
+    for always in ("set_do_not_call()", "transfer(target)", "schedule_callback(when"):
+        assert always in support
+    booking = build_system_prompt(DEFAULT_AGENT, CallPurpose.APPOINTMENT_BOOKING)
+    assert "book_appointment(when, kind)" in booking
+
+
+def test_the_prompt_tells_the_model_it_is_an_ai_and_to_use_what_it_was_taught() -> None:
+    prompt = build_system_prompt(DEFAULT_AGENT)
+    assert "You are an AI assistant, not a human" in prompt
+    assert "never claim to be a person" in prompt
+    assert "When the caller raises one of these objections, give this answer:" in prompt
+    assert "never make up other prices or figures" in prompt

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import AgentLines, Conversation
+from callagent.dialog.purposes import CallPurpose
 from callagent.store.services.call_state import CallAction
 from callagent.telephony.call_actions import ActionParams, CallActions
 from callagent.voice_pipeline.clock import FakeClock
@@ -48,6 +49,7 @@ class Call:
         *,
         targets: tuple[str, ...] = ("sales", "support"),
         ami: bool = True,
+        purpose: CallPurpose | None = None,
     ) -> None:
         self.clock = FakeClock()
         self.line = FakeCall(self.clock)
@@ -74,7 +76,7 @@ class Call:
         self.pipeline = VoicePipeline(
             self.stt,
             self.tts,
-            Conversation(DEFAULT_AGENT, self.llm, actions=self.actions),
+            Conversation(DEFAULT_AGENT, self.llm, actions=self.actions, purpose=purpose),
             self.clock,
             PipelineSettings(turns=TurnSettings(end_silence_s=0.4)),
             self.log,
@@ -270,4 +272,23 @@ async def test_a_goodbye_the_model_makes_up_is_never_said_and_ends_nothing() -> 
     assert "bye" not in spoken
     assert "nice day" not in spoken
     assert [t.agent_text for t in call.log.turns] == ["Hi!", "Hello again."]
+    assert call.hung_up_at is None
+
+
+async def test_an_action_the_calls_purpose_forbids_is_recorded_as_skipped_and_not_done() -> None:
+    """docs/dialog.md "Call purposes": a support call books no demo. The record reaches the
+    call's journal with why, and nothing a booking would change comes with it."""
+    call = Call(
+        ["Sure, show me a demo on Tuesday at ten."],
+        ['ACTION: book_appointment(when="Tuesday at ten", kind="demo")'],
+        purpose=CallPurpose.CUSTOMER_SUPPORT,
+    )
+    async with running(call):
+        await say(call)
+        await call.line.wait(2.0)
+    assert call.log.turns[-1].agent_text == AgentLines().not_on_this_call
+    ((_, change),) = call.journal.actions
+    assert change.record["type"] == "book_appointment"
+    assert change.record["skipped"] == "not allowed on a customer support call"
+    assert change.callback_at is None
     assert call.hung_up_at is None

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from callagent.dialog.purposes import CallPurpose
 from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.schemas import CustomerCreate, StartCall, TrainingCreate
@@ -165,10 +166,47 @@ async def test_a_call_the_agent_placed_opens_by_asking_for_the_customer(db: Data
     assert (route.kind, route.direction, route.call_id) == ("agent", "outbound", line.call_id)
     assert route.greeting == (
         "Hello, this is Alma from Alpha Roofing, calling to follow up on the roof quote."
-        " Am I speaking with Jane Doe?"
+        " I'm an AI assistant. Am I speaking with Jane Doe?"
     )
+    # Free text is what the call is about; an outbound call's default purpose is sales.
+    assert route.purpose is CallPurpose.SALES_OUTREACH
     inbound = await router.route(SipLine(tenant.did, CALLER))
     assert inbound.greeting is None  # an answered call opens with the agent's own greeting
+    assert inbound.purpose is None
+
+
+async def test_a_named_call_purpose_reaches_the_dialog_and_its_words_the_opening(
+    db: Database,
+) -> None:
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    phone = number()
+    await customers.create_customer(
+        db, tenant.client_id, CustomerCreate(phone_number=phone, name="Jane Doe")
+    )
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, ami=AmiWithoutState())  # type: ignore[arg-type]
+    openings = {}
+    for purpose in ("customer_support", "renewal_reminder: your roof warranty"):
+        prepared = await calls.prepare_call(
+            db,
+            tenant.client_id,
+            StartCall(phone_number=phone, purpose=purpose, ignore_working_hours=True),
+            utcnow(),
+        )
+        line = Line()
+        line.call_id = prepared.call_id
+        route = await router.route(line)
+        openings[route.purpose] = (route.greeting, route.context or "")
+    support, renewal = (
+        openings[CallPurpose.CUSTOMER_SUPPORT],
+        openings[CallPurpose.RENEWAL_REMINDER],
+    )
+    assert support[0] == (
+        "Hello, this is Alma from Alpha Roofing, calling to check on your support request."
+        " I'm an AI assistant. Am I speaking with Jane Doe?"
+    )
+    assert "customer_support" not in support[1]
+    assert "calling about your roof warranty." in str(renewal[0])
+    assert "Reason for this call: your roof warranty." in renewal[1]
 
 
 class AmiWithState:

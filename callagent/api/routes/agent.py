@@ -13,6 +13,9 @@ from litestar.params import JSONBody
 
 from callagent.api.errors import responses
 from callagent.api.state import ApiState
+from callagent.dialog.profile_builder import BusinessInfoError, check_business_info
+from callagent.dialog.purposes import check_purpose
+from callagent.store.errors import ValidationFailed
 from callagent.store.schemas import (
     AgentSetup,
     AgentUpdate,
@@ -52,6 +55,15 @@ async def place(placer: CallPlacer, prepared: calls.PreparedCall) -> PlacementRe
         return PlacementResult(placed=False, reason=f"telephony error: {type(error).__name__}")
 
 
+def _check_info(info: dict[str, object]) -> None:
+    """``business_info`` keys the agent reads must be usable (docs/api.md "What the agent is
+    taught"): a 400 naming the key otherwise, before anything is written."""
+    try:
+        check_business_info(info)
+    except BusinessInfoError as error:
+        raise ValidationFailed(error.field, error.reason) from None
+
+
 class AgentController(Controller):
     """The client's one agent."""
 
@@ -66,6 +78,7 @@ class AgentController(Controller):
         api: NamedDependency[ApiState],
     ) -> AgentView:
         """Create the client's blank agent (status ``training``, level 0). Once per client."""
+        _check_info(data.business_info)
         return await agents.setup_agent(api.db, client_id, data, voices=api.voices)
 
     @get("/", responses=responses(401, 404))
@@ -83,6 +96,8 @@ class AgentController(Controller):
         api: NamedDependency[ApiState],
     ) -> AgentView:
         """Change the agent's settings (name, personality, voice, hours, time zone, info)."""
+        if isinstance(data.business_info, dict):
+            _check_info(data.business_info)
         return await agents.update_agent(api.db, client_id, data, voices=api.voices)
 
     @post("/training/", status_code=201, responses=responses(400, 401, 404))
@@ -113,6 +128,12 @@ class AgentController(Controller):
         """Place a call. Refused (409) while the agent is under 20 %, for do-not-call numbers,
         and outside working hours unless ``ignore_working_hours``. Without telephony the call
         session is created and comes back ``failed``: "no telephony configured"."""
+        try:
+            # "follow_up: …" names a call purpose (docs/api.md "start-call"); a misspelt one
+            # must not silently become a sales call.
+            check_purpose(data.purpose)
+        except ValueError as error:
+            raise ValidationFailed("purpose", str(error)) from None
         prepared = await calls.prepare_call(api.db, client_id, data, now)
         result = await place(api.placer, prepared)
         recorded = await calls.record_placement(

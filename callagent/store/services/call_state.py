@@ -349,7 +349,9 @@ async def apply_call_action(
             session, CustomerProfile, client_id, call.customer_id, "customer", for_update=True
         )
         entry: dict[str, Any] = {**action.record, "taken_at": now.isoformat()}
-        skipped: list[str] = []
+        # An action the dialog decided not to carry out (the call's purpose does not allow it,
+        # docs/dialog.md "Call purposes") comes with why; nothing else of it is applied.
+        skipped: list[str] = [str(entry.pop("skipped"))] if entry.get("skipped") else []
         snapshot = events.customer_snapshot(customer)
         before = customer_counts(customer, -1)
         if action.do_not_call:

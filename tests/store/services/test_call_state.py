@@ -220,6 +220,13 @@ async def test_in_call_actions_are_recorded_on_the_call_and_applied_at_once(
     late = call_state.CallAction(record={"type": "schedule_callback"}, callback_at=at)
     skipped = await call_state.apply_call_action(db, client_id, call_id, late, NOW)
     assert skipped["result"] == "skipped: the customer is on the do-not-call list"
+    # What the dialog did not carry out (the call's purpose forbids it) says why.
+    refused = call_state.CallAction(
+        record={"type": "book_appointment", "skipped": "not allowed on a customer support call"}
+    )
+    entry = await call_state.apply_call_action(db, client_id, call_id, refused, NOW)
+    assert entry["result"] == "skipped: not allowed on a customer support call"
+    assert "skipped" not in entry
 
     detail = await calls.get_call(db, client_id, call_id)
     assert [a["type"] for a in detail.actions_taken] == [
@@ -228,6 +235,7 @@ async def test_in_call_actions_are_recorded_on_the_call_and_applied_at_once(
         "transfer",
         "set_do_not_call",
         "schedule_callback",
+        "book_appointment",
     ]
     assert detail.actions_taken[3]["taken_at"] == NOW.isoformat()
     assert detail.transferred_to == "sales"
