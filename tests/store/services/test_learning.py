@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.prompt import build_system_prompt
 from callagent.store.db import Database
 from callagent.store.models import AIAgent, CallSession
@@ -26,10 +28,10 @@ from callagent.store.services.learning import (
     opener_key,
 )
 from callagent.store.states import AgentStatus, CallOutcome, TrainingType
-from callagent.telephony.routing import ProfileCache
+from callagent.telephony.routing import CallRouter, ProfileCache
 
 from helpers.analysis_data import START, TALK, analysis, finished_call
-from helpers.store_data import ready_client
+from helpers.store_data import number, ready_client
 
 FINANCE = (
     "Most customers finance the system and pay less per month than their old electricity bill."
@@ -260,10 +262,12 @@ SAID_FINANCE = (
 SAID_STARTER = "agent: We can start you on a smaller starter package that fits a tighter budget."
 
 
-async def trained_to_active(db: Database) -> tuple[uuid.UUID, uuid.UUID]:
+async def trained_to_active(
+    db: Database, phone_numbers: list[str] | None = None
+) -> tuple[uuid.UUID, uuid.UUID]:
     """A client whose agent is ``active`` (level 80) and was taught two answers to "too
     expensive": the finance one first, the starter package later."""
-    client_id = await ready_client(db)  # the script: 25
+    client_id = await ready_client(db, phone_numbers)  # the script: 25
     sessions = [
         TrainingCreate(
             training_type=TrainingType.PRODUCT,
@@ -314,10 +318,34 @@ async def analyse_all(db: Database, outcomes: dict[uuid.UUID, str]) -> list[JobL
     return leases
 
 
-async def routed_prompt(db: Database, client_id: uuid.UUID, agent_id: uuid.UUID) -> str:
-    profile = await ProfileCache(db).get(client_id, agent_id)
-    assert profile is not None
-    return build_system_prompt(profile)
+class SipLine:
+    """A direct-SIP call as the router sees it: its ids and the numbers it names (routing
+    looks at nothing else)."""
+
+    def __init__(self, dialed: str) -> None:
+        self.call_id = uuid.uuid4()
+        self.remote = "test"
+        self.sample_rate = 16000
+        self.dialed = dialed
+        self.caller = number()
+
+    async def frames(self) -> AsyncIterator[Any]:
+        return
+        yield
+
+    async def send_audio(self, pcm: bytes) -> None:
+        pass
+
+    async def hang_up(self) -> None:
+        pass
+
+
+async def routed_prompt(db: Database, did: str) -> str:
+    """The system prompt of an inbound call to ``did`` as the router answers it."""
+    route = await CallRouter(db, ProfileCache(db), fallback=DEFAULT_AGENT).route(SipLine(did))
+    assert route.kind == "agent"
+    assert route.profile is not None
+    return build_system_prompt(route.profile)
 
 
 async def test_an_analysed_call_counts_its_answer_opener_and_time_once(own_db: Database) -> None:
@@ -380,8 +408,9 @@ async def test_a_crm_report_after_the_analysis_moves_the_calls_counts(own_db: Da
 
 async def test_earlier_outcomes_change_the_answer_a_routed_call_uses(own_db: Database) -> None:
     db = own_db
-    client_id, agent_id = await trained_to_active(db)
-    before = await routed_prompt(db, client_id, agent_id)
+    did = number()
+    client_id, _ = await trained_to_active(db, [did])
+    before = await routed_prompt(db, did)
     assert STARTER in before  # the newest answer, as taught
     assert FINANCE not in before
 
@@ -414,8 +443,8 @@ async def test_earlier_outcomes_change_the_answer_a_routed_call_uses(own_db: Dat
         answers[learning.variant_id(STARTER)]["calls"],
         answers[learning.variant_id(STARTER)]["good"],
     ) == (12, 2)
-    after = await routed_prompt(db, client_id, agent_id)
+    after = await routed_prompt(db, did)
     assert f'- "{EXPENSIVE}": {FINANCE}' in after
     assert STARTER not in after
     # Byte-stable: the same counts build the same prompt.
-    assert await routed_prompt(db, client_id, agent_id) == after
+    assert await routed_prompt(db, did) == after
