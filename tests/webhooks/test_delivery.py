@@ -201,6 +201,26 @@ async def test_two_workers_never_send_one_delivery_twice(db: Database, backend: 
     assert second.sent["delivered"] > 0
 
 
+async def test_a_retry_moves_the_calls_later_deliveries_behind_it(db: Database) -> None:
+    client_id = await new_client(db)
+    with webhook_receiver() as receiver:
+        receiver.script["/down"] = ["500"]
+        await endpoint(db, client_id, receiver.url("/down"))
+        await emit_calls(db, client_id, calls=1, per_call=3)
+        worker = WebhookWorker(db, WebhookParams(backoff_base_s=600), client_id=client_id)
+        try:
+            assert await worker.run_once()
+            assert not await worker.run_once()  # the others wait for the first
+        finally:
+            await worker.close()
+    items = sorted(
+        (await webhooks.list_deliveries(db, client_id)).items, key=lambda item: item.created_at
+    )
+    assert [item.attempts for item in items] == [1, 0, 0]
+    assert items[0].next_attempt_at is not None
+    assert {item.next_attempt_at for item in items} == {items[0].next_attempt_at}
+
+
 def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     low = [backoff_s(n, 15, 3600, rand=lambda: 0.0) for n in range(1, 11)]
     high = [backoff_s(n, 15, 3600, rand=lambda: 1.0) for n in range(1, 11)]

@@ -16,7 +16,9 @@ sends at a time, the way analysis jobs are run (``analysis_jobs``):
   no longer holds the rest back.
 * **report** (:func:`report`): the attempt's result is written only while this node still holds
   the lease (fencing); ``delivered`` on a 2xx, else ``pending`` again after the backoff the
-  worker computed, or ``failed`` after ``max_attempts``. Every attempt is logged.
+  worker computed, or ``failed`` after ``max_attempts``. Every attempt is logged. A retry's
+  backoff also moves the later pending deliveries of its key to its next attempt: they could
+  not go before it, and not being due they stay out of every claim's scan meanwhile.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -577,6 +579,21 @@ async def report(
         else:
             row.status = DeliveryStatus.PENDING
             next_at = now + dt.timedelta(seconds=retry_in)
+            if row.ordering_key:
+                # The later deliveries of its call wait for it anyway: not due before it, they
+                # stay out of the claim's scan of due rows while it backs off.
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.endpoint_id == row.endpoint_id,
+                        WebhookDelivery.ordering_key == row.ordering_key,
+                        WebhookDelivery.event_seq > row.event_seq,
+                        WebhookDelivery.status == DeliveryStatus.PENDING,
+                        WebhookDelivery.next_attempt_at < next_at,
+                    )
+                    .values(next_attempt_at=next_at)
+                    .execution_options(synchronize_session=False)
+                )
         row.next_attempt_at = next_at
         session.add(
             WebhookAttempt(
