@@ -45,8 +45,6 @@ class ActionKind(enum.StrEnum):
     SET_INTEREST = "set_interest"
 
 
-ALL_ACTIONS: Final = frozenset(ActionKind)
-
 #: Each action's arguments in positional order (``schedule_callback("tomorrow", "busy")``).
 PARAMETERS: Final[Mapping[ActionKind, tuple[str, ...]]] = {
     ActionKind.END_CALL: (),
@@ -408,47 +406,25 @@ def _through_line_end(text: str, end: int) -> int:
     return end
 
 
-_ACTION_LINES: Final[Mapping[ActionKind, str]] = {
-    ActionKind.SCHEDULE_CALLBACK: (
-        "schedule_callback(when, reason) - the caller wants to be called back at another time"
-    ),
-    ActionKind.BOOK_APPOINTMENT: (
-        "book_appointment(when, kind) - the caller agrees to a demo, a survey or a meeting at a "
-        "time"
-    ),
-    ActionKind.SET_DO_NOT_CALL: "set_do_not_call() - the caller wants no more calls",
-    ActionKind.TRANSFER: "transfer(target) - the caller wants to talk to a person",
-    ActionKind.SEND_INFORMATION: (
-        "send_information(channel) - the caller wants information by email, sms or post"
-    ),
-    ActionKind.SET_INTEREST: (
-        "set_interest(level) - the caller shows how interested they are: cold, warm or hot"
-    ),
-    ActionKind.END_CALL: "end_call() - the caller says goodbye",
-}
-
-
-def action_instructions(allowed: frozenset[ActionKind] | None = None) -> str:
-    """What the system prompt tells the model about actions: only the ``allowed`` ones (None:
-    all, which is :data:`ACTION_INSTRUCTIONS`). Fixed text per set of actions, so the prompt of
-    an (agent, call purpose) pair stays byte-stable."""
-    lines = [line for kind, line in _ACTION_LINES.items() if allowed is None or kind in allowed]
-    return (
-        'Actions: when the caller asks for one of these, begin your reply with one line "ACTION: '
-        'name(arguments)" and then say your answer. The actions:\n'
-        + "\n".join(lines)
-        + '\nWrite "when" in the caller\'s own words. Most replies need no action: then write '
-        "no ACTION line. Never read an action out and never talk about it.\n"
-        "Example:\n"
-        "Caller: I'm busy, call me back tomorrow at ten.\n"
-        'You: ACTION: schedule_callback(when="tomorrow at ten", reason="busy")\n'
-        "Sure, I'll call you back tomorrow at ten."
-    )
-
-
-ACTION_INSTRUCTIONS: Final = action_instructions()
+ACTION_INSTRUCTIONS: Final = """\
+Actions: when the caller asks for one of these, begin your reply with one line \
+"ACTION: name(arguments)" and then say your answer. The actions:
+schedule_callback(when, reason) - the caller wants to be called back at another time
+book_appointment(when, kind) - the caller agrees to a demo, a survey or a meeting at a time
+set_do_not_call() - the caller wants no more calls
+transfer(target) - the caller wants to talk to a person
+send_information(channel) - the caller wants information by email, sms or post
+set_interest(level) - the caller shows how interested they are: cold, warm or hot
+end_call() - the caller says goodbye
+Write "when" in the caller's own words. Most replies need no action: then write no ACTION line. \
+Never read an action out and never talk about it.
+Example:
+Caller: I'm busy, call me back tomorrow at ten.
+You: ACTION: schedule_callback(when="tomorrow at ten", reason="busy")
+Sure, I'll call you back tomorrow at ten."""
 """What the system prompt tells the model about actions (docs/dialog.md). Fixed text, so the
-system prompt stays byte-stable (DESIGN.md "Known traps": the prefix cache)."""
+system prompt stays byte-stable (DESIGN.md "Known traps": the prefix cache); what a call's
+purpose does not allow is said after it (``dialog/prompt.py``)."""
 
 
 def resolve_spoken(

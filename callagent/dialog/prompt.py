@@ -5,16 +5,18 @@ profile, deterministically, so it is byte-identical across turns and calls: llam
 reuses its evaluated prefix and the first token comes ~10× sooner (DESIGN.md, known traps).
 Anything that changes per call (customer memory, the caller's key presses) goes after it.
 
-After the agent's part comes, for a call with a purpose (``dialog/purposes.py``), the purpose's
-objective, and last the fixed description of the in-call actions the model may write
-(:func:`~callagent.dialog.actions.action_instructions`, docs/dialog.md) - only the ones the
-purpose allows. So the prompt is byte-stable per (agent, purpose), and every purpose's prompt
-starts with the same agent part: llama.cpp reuses that prefix across calls of any purpose.
+After the agent's part comes the fixed description of the in-call actions the model may write
+(:data:`~callagent.dialog.actions.ACTION_INSTRUCTIONS`, docs/dialog.md), the same for every
+agent; and last, for a call with a purpose (``dialog/purposes.py``), the purpose's objective and
+the actions it does not allow. So the prompt is byte-stable per (agent, purpose), and the
+prompt without a purpose - the one warmed when an agent's profile is built - is the start of
+every purpose's: llama.cpp reuses all of it on calls of any purpose and evaluates only the
+purpose's few sentences (docs/dialog.md "Call purposes").
 """
 
 from __future__ import annotations
 
-from callagent.dialog.actions import ALL_ACTIONS, action_instructions
+from callagent.dialog.actions import ACTION_INSTRUCTIONS, ActionKind
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.purposes import ALWAYS_ALLOWED, PURPOSES, CallPurpose
 
@@ -35,16 +37,19 @@ HONESTY_RULES = (
 
 def build_system_prompt(profile: AgentProfile, purpose: CallPurpose | None = None) -> str:
     """The agent's system prompt for calls of ``purpose`` (None: the agent's general job);
-    identical bytes for identical profiles and purposes."""
+    identical bytes for identical profiles and purposes, and the general prompt is the start
+    of every purpose's."""
+    general = f"{build_profile_prompt(profile)}\n\n{ACTION_INSTRUCTIONS}"
     if purpose is None:
-        return f"{build_profile_prompt(profile)}\n\n{action_instructions()}"
+        return general
     rules = PURPOSES[purpose]
-    allowed = frozenset(k for k in ALL_ACTIONS if k in ALWAYS_ALLOWED or k in rules.allowed)
-    return (
-        f"{build_profile_prompt(profile)}\n\n"
-        f"This call is {rules.label}. Your objective on it: {rules.objective}\n\n"
-        f"{action_instructions(allowed)}"
-    )
+    text = f"This call is {rules.label}. Your objective on it: {rules.objective}"
+    # Enforced in code whatever the model writes (conversation.Conversation); said here so
+    # the model does not offer what cannot be done.
+    forbidden = [k.value for k in ActionKind if k not in ALWAYS_ALLOWED | rules.allowed]
+    if forbidden:
+        text += f" Not on this call: {', '.join(forbidden)}."
+    return f"{general}\n\n{text}"
 
 
 def build_profile_prompt(profile: AgentProfile) -> str:
