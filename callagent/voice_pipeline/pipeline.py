@@ -513,12 +513,34 @@ class VoicePipeline:
             self._utterance += frame.pcm
         if isinstance(event, SpeechEnded):
             self._turns.speech_ended(event.end)
-            # Transcribe while the end-of-turn pause runs out: if the caller stays quiet, the
-            # transcript is (nearly) ready when the turn ends. New speech discards it.
-            self._early_stt = asyncio.create_task(
+            # Transcribe while the end-of-turn pause runs out: the words decide how long the
+            # pause must be (turns.py), and if the caller stays quiet they are the turn's
+            # transcript - no second STT run. New speech discards it.
+            early = asyncio.create_task(
                 self._stt.transcribe(bytes(self._utterance), output.sample_rate),
                 name="early-stt",
             )
+            early.add_done_callback(functools.partial(self._words_heard, output, event.end))
+            self._early_stt = early
+        self._end_turn_if_over(output)
+
+    def _words_heard(
+        self, output: PacedOutput, speech_end: float, early: asyncio.Task[Transcript]
+    ) -> None:
+        """The early transcript of the pause that began at ``speech_end`` is ready: let the
+        end-of-turn policy judge its words, and end the turn now if they say so."""
+        if early is not self._early_stt or early.cancelled() or self._closing is not None:
+            return  # the caller spoke again, or the turn is over already
+        failed = early.exception()
+        # A failure is the reply's to report (it awaits the same task); the pause falls back
+        # to the default length.
+        text = None if failed is not None else early.result().text
+        judged = self._turns.words_heard(text, speech_end)
+        if judged is not None:
+            log.debug("pause after %r: %s", text, judged.value)
+        self._end_turn_if_over(output)
+
+    def _end_turn_if_over(self, output: PacedOutput) -> None:
         now = self._clock.now()
         if self._turns.turn_complete(now):
             speech_end = self._turns.speech_end if self._turns.speech_end is not None else now

@@ -26,6 +26,7 @@ from callagent.voice_pipeline.pipeline import (
     VoicePipeline,
 )
 from callagent.voice_pipeline.playback import PacedOutput, SpokenSegment
+from callagent.voice_pipeline.stt import Transcript
 from callagent.voice_pipeline.turns import TurnSettings
 
 from helpers.audio import cough, noise, rms, voice
@@ -47,11 +48,14 @@ class Harness:
         rate: int = 8000,
         inbound_rate: int | None = None,
         limits: CallLimits | None = None,
+        prefixes: list[str] | None = None,
     ):
         self.clock = FakeClock()
         self.rate = rate  # the call's rate, as its connection knows it from the start
         self.call = FakeCall(self.clock, inbound_rate or rate)
         self.stt = FakeSpeechToText(self.clock, transcripts)
+        if prefixes is not None:
+            self.stt = PrefixSpeechToText(self.clock, prefixes)
         self.tts = FakeTextToSpeech(self.clock)
         self.llm = FakeLanguageModel(self.clock, replies)
         self.conversation = Conversation(DEFAULT_AGENT, self.llm)
@@ -76,6 +80,17 @@ class Harness:
                 self.call.inbound(), self.call.send, self.call.hang_up, sample_rate=self.rate
             )
         )
+
+
+class PrefixSpeechToText(FakeSpeechToText):
+    """Returns the scripted texts one per transcription: the turn so far at each pause, as
+    Whisper hears more of it."""
+
+    async def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
+        self.heard.append(pcm)
+        text = self.transcripts.pop(0) if self.transcripts else ""
+        await self.clock.sleep_until(self.clock.now() + self.delay_s)
+        return Transcript(text)
 
 
 @contextlib.asynccontextmanager
@@ -183,6 +198,40 @@ async def test_a_short_pause_inside_a_sentence_does_not_end_the_turn() -> None:
         await h.call.wait_until(lambda: bool(h.log.turns))
     assert len(h.log.turns) == 1
     assert len(h.stt.heard[-1]) >= len(voice(1.6))  # both halves went to STT as one turn
+
+
+async def test_a_long_pause_after_and_does_not_end_the_turn() -> None:
+    """docs/pipeline.md "End of turn": the words of the turn so far decide the pause. A fixed
+    0.4 s pause would have answered "…battery and" before the caller went on."""
+    h = Harness(
+        [],
+        ["Sure, both it is."],
+        prefixes=["I'd like the bigger battery and", "I'd like the bigger battery and two panels."],
+    )
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait(0.9)  # more than twice the default pause
+        assert not h.call.agent_audio_times()
+        await h.call.play(voice(0.8))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    assert [t.caller_text for t in h.log.turns] == ["I'd like the bigger battery and two panels."]
+    assert not h.log.barge_ins
+    # The transcript that ended the turn is the turn's transcript: Whisper ran once per pause.
+    assert len(h.stt.heard) == 2
+
+
+async def test_a_complete_question_is_answered_after_a_shorter_pause() -> None:
+    h = Harness(["Can I pay for it monthly?"], ["Yes, over ten years."])
+    h.stt.delay_s = 0.05
+    async with running(h):
+        await h.call.play(voice(1.0))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    latency = h.log.turns[0].latency_ms()
+    # 0.16 s VAD hang-over + 0.05 s STT, then the 0.25 s short pause: under the 0.4 s default.
+    assert latency["end_of_turn"] is not None
+    assert latency["end_of_turn"] <= 300
+    assert latency["stt"] == 0  # decided on the transcript the reply then used
+    assert len(h.stt.heard) == 1
 
 
 async def test_caller_continuing_before_the_agent_speaks_makes_one_turn() -> None:
