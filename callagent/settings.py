@@ -104,6 +104,13 @@ class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     env_prefix: ClassVar[str] = ""
 
     end_silence_s: float = 0.45
+    end_of_turn_words: bool = True
+    """Let the words of the turn so far choose the pause that ends it: ``complete_silence_s``
+    after a question or finished sentence, ``incomplete_silence_s`` after "and", "um" or a
+    number being dictated, ``end_silence_s`` otherwise (docs/pipeline.md "End of turn").
+    Off: every pause is ``end_silence_s``."""
+    complete_silence_s: float = 0.25
+    incomplete_silence_s: float = 1.5
     vad_aggressiveness: int = 2
     silence_prompt_s: float = 10.0
     silence_end_s: float = 10.0
@@ -116,6 +123,17 @@ class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
         if not 0.1 <= self.end_silence_s <= 5.0:
             raise SettingsError(
                 f"turn_taking.end_silence_s must be 0.1..5.0 s, got {self.end_silence_s}"
+            )
+        words = self.end_of_turn_words
+        if words and not 0.1 <= self.complete_silence_s <= self.end_silence_s:
+            raise SettingsError(
+                "turn_taking.complete_silence_s must be 0.1 s up to end_silence_s "
+                f"({self.end_silence_s}), got {self.complete_silence_s}"
+            )
+        if words and not self.end_silence_s <= self.incomplete_silence_s <= 5.0:
+            raise SettingsError(
+                f"turn_taking.incomplete_silence_s must be end_silence_s ({self.end_silence_s}) "
+                f"up to 5.0 s, got {self.incomplete_silence_s}"
             )
         if not 0 <= self.vad_aggressiveness <= 3:
             raise SettingsError(

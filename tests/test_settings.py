@@ -52,6 +52,8 @@ def test_later_sources_win_file_then_environment_then_flags(tmp_path: Path) -> N
         ({"CALLAGENT_HTTP_PORT": "eighty"}, "http_port"),
         ({"CALLAGENT_AUDIOSOCKET_PORT": "70000"}, "audiosocket_port"),
         ({"CALLAGENT_END_SILENCE_S": "9"}, "end_silence_s"),
+        ({"CALLAGENT_COMPLETE_SILENCE_S": "0.6"}, "complete_silence_s"),
+        ({"CALLAGENT_INCOMPLETE_SILENCE_S": "0.3"}, "incomplete_silence_s"),
         ({"CALLAGENT_LLM_THREADS": "0"}, "llm_threads"),
         ({"CALLAGENT_SILENCE_PROMPT_S": "1"}, "silence_prompt_s"),
         ({"CALLAGENT_SILENCE_END_S": "0"}, "silence_end_s"),

@@ -106,7 +106,12 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
     turn_taking = settings.turn_taking
     return PipelineSettings(
         vad=VadSettings(aggressiveness=turn_taking.vad_aggressiveness),
-        turns=TurnSettings(end_silence_s=turn_taking.end_silence_s),
+        turns=TurnSettings(
+            end_silence_s=turn_taking.end_silence_s,
+            use_words=turn_taking.end_of_turn_words,
+            complete_silence_s=turn_taking.complete_silence_s,
+            incomplete_silence_s=turn_taking.incomplete_silence_s,
+        ),
         limits=CallLimits(
             silence_prompt_s=turn_taking.silence_prompt_s or None,
             silence_end_s=turn_taking.silence_end_s,

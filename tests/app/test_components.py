@@ -30,6 +30,28 @@ def test_turn_taking_settings_reach_the_pipeline() -> None:
     assert parameters.vad.aggressiveness == 3
 
 
+def test_the_end_of_turn_pauses_reach_the_pipeline() -> None:
+    turns = pipeline_settings(load_settings(environ={})).turns
+    assert (turns.use_words, turns.complete_silence_s, turns.incomplete_silence_s) == (
+        True,
+        0.25,
+        1.5,
+    )
+    settings = load_settings(
+        environ={
+            "CALLAGENT_END_OF_TURN_WORDS": "false",
+            "CALLAGENT_COMPLETE_SILENCE_S": "0.2",
+            "CALLAGENT_INCOMPLETE_SILENCE_S": "1.2",
+        }
+    )
+    turns = pipeline_settings(settings).turns
+    assert (turns.use_words, turns.complete_silence_s, turns.incomplete_silence_s) == (
+        False,
+        0.2,
+        1.2,
+    )
+
+
 def test_silence_and_call_length_limits_reach_the_pipeline() -> None:
     limits = pipeline_settings(load_settings(environ={})).limits
     assert (limits.silence_prompt_s, limits.silence_end_s, limits.max_call_s) == (10, 10, 1800)
