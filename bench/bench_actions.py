@@ -461,6 +461,79 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def measure(
+    profile: str,
+    mechanisms: list[str],
+    data: list[dict[str, Any]],
+    models_dir: Path,
+    max_tokens: int,
+    verbose: bool = False,
+) -> list[dict[str, Any]]:
+    """One row per mechanism for ``profile`` over the utterances ``data`` (the items of
+    ``intents.json``); a row's ``added_p50`` is against ``plain``, so list ``plain`` before
+    the mechanisms it is wanted for. Also used by ``bench/bench_evaluation.py``."""
+    rows: list[dict[str, Any]] = []
+    bench = None
+    baseline: dict[str, float] = {}
+    for mechanism in mechanisms:
+        samples = []
+        if mechanism != "rules" and bench is None:
+            bench = Bench(
+                resolve_profile(profile, models_dir, verify=False).llm_path,
+                max_tokens,
+            )
+        if bench is not None and mechanism != "rules":
+            system = (
+                bench.base
+                + "\n\n"
+                + {
+                    "line": ACTION_INSTRUCTIONS,
+                    "line_after": LINE_AFTER_INSTRUCTIONS,
+                    "json": JSON_INSTRUCTIONS,
+                    "json_say_first": JSON_SAY_FIRST_INSTRUCTIONS,
+                }.get(mechanism, "")
+            )
+            bench.warm(system.rstrip())
+        for item in data:
+            sample = Sample(
+                item["id"],
+                item["split"],
+                item["expect"],
+                item.get("also_ok", []),
+                item.get("when", ""),
+            )
+            sample.rule_actions = rule_actions(item["text"])
+            if mechanism == "rules":
+                sample.actions = sample.rule_actions
+            else:
+                assert bench is not None
+                getattr(bench, mechanism)(item["text"], sample)
+            samples.append(sample)
+            if verbose:
+                ok = "ok " if correct(sample, sample.actions) else "BAD"
+                taken = [str(a) for a in sample.actions]
+                print(
+                    f"  [{profile}/{mechanism}] {ok} {sample.id:30} {taken} "
+                    f"clause {fmt(sample.first_clause_ms)} ms "
+                    f"extra {fmt(sample.extra_ms)} | {sample.raw[:140]!r}",
+                    flush=True,
+                )
+        row = report(profile if mechanism != "rules" else "-", mechanism, samples)
+        if mechanism == "plain":
+            baseline = {s.id: s.first_clause_ms for s in samples if s.first_clause_ms}
+        # What the mechanism adds to voice-to-voice: the caller's wait for the first words
+        # (or the action's confirmation) against the plain reply to the same turn.
+        added = [
+            audible(s) - baseline[s.id]
+            for s in samples
+            if audible(s) is not None and s.id in baseline
+        ]
+        row["added_p50"] = statistics.median(added) if added else None
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -479,64 +552,9 @@ def main() -> None:
     data = json.loads(DATA.read_text())["utterances"]
     rows = []
     for profile in args.profiles:
-        bench = None
-        baseline: dict[str, float] = {}
-        for mechanism in args.mechanisms:
-            samples = []
-            if mechanism != "rules" and bench is None:
-                bench = Bench(
-                    resolve_profile(profile, args.models_dir, verify=False).llm_path,
-                    args.max_tokens,
-                )
-            if bench is not None and mechanism != "rules":
-                system = (
-                    bench.base
-                    + "\n\n"
-                    + {
-                        "line": ACTION_INSTRUCTIONS,
-                        "line_after": LINE_AFTER_INSTRUCTIONS,
-                        "json": JSON_INSTRUCTIONS,
-                        "json_say_first": JSON_SAY_FIRST_INSTRUCTIONS,
-                    }.get(mechanism, "")
-                )
-                bench.warm(system.rstrip())
-            for item in data:
-                sample = Sample(
-                    item["id"],
-                    item["split"],
-                    item["expect"],
-                    item.get("also_ok", []),
-                    item.get("when", ""),
-                )
-                sample.rule_actions = rule_actions(item["text"])
-                if mechanism == "rules":
-                    sample.actions = sample.rule_actions
-                else:
-                    assert bench is not None
-                    getattr(bench, mechanism)(item["text"], sample)
-                samples.append(sample)
-                if args.verbose:
-                    ok = "ok " if correct(sample, sample.actions) else "BAD"
-                    taken = [str(a) for a in sample.actions]
-                    print(
-                        f"  [{profile}/{mechanism}] {ok} {sample.id:30} {taken} "
-                        f"clause {fmt(sample.first_clause_ms)} ms "
-                        f"extra {fmt(sample.extra_ms)} | {sample.raw[:140]!r}",
-                        flush=True,
-                    )
-            row = report(profile if mechanism != "rules" else "-", mechanism, samples)
-            if mechanism == "plain":
-                baseline = {s.id: s.first_clause_ms for s in samples if s.first_clause_ms}
-            # What the mechanism adds to voice-to-voice: the caller's wait for the first words
-            # (or the action's confirmation) against the plain reply to the same turn.
-            added = [
-                audible(s) - baseline[s.id]
-                for s in samples
-                if audible(s) is not None and s.id in baseline
-            ]
-            row["added_p50"] = statistics.median(added) if added else None
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        rows += measure(
+            profile, args.mechanisms, data, args.models_dir, args.max_tokens, args.verbose
+        )
     print()
     print(table(rows))
     if args.json_out:

@@ -38,7 +38,14 @@ from callagent.dialog.analysis import (  # noqa: E402
 )
 from callagent.modelfiles import resolve_profile  # noqa: E402
 
-from helpers.labelled_calls import FIELDS, LabelledCall, load_all, score  # noqa: E402
+from helpers.labelled_calls import (  # noqa: E402
+    FIELDS,
+    LabelledCall,
+    load_all,
+    score,
+    score_unanalysed,
+    unanalysed_outcome,
+)
 
 SPLITS = ("all", "tune", "held_out")
 
@@ -65,6 +72,20 @@ async def bench_profile(profile: str, calls: list[LabelledCall], repeat: int) ->
     try:
         for _ in range(repeat):
             for labelled in calls:
+                if not labelled.call.caller_spoke:
+                    # Nobody answered or nothing was said: the worker asks no model
+                    # (docs/analysis.md "The worker"); the call keeps the phone system's outcome.
+                    rows.append(
+                        {
+                            "call": labelled.name,
+                            "split": labelled.split,
+                            "skipped": True,
+                            "scores": score_unanalysed(labelled),
+                            "answer": {"outcome": unanalysed_outcome(labelled), "summary": ""},
+                            "callback_at": None,
+                        }
+                    )
+                    continue
                 began = time.perf_counter()
                 try:
                     run = await analyse_call(model, labelled.call)
@@ -123,10 +144,12 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     failed = sum(1 for r in rows if "failed" in r)
     retried = sum(1 for r in rows if r.get("tries", 1) > 1)
-    seconds = [r["seconds"] for r in rows]
+    skipped = sum(1 for r in rows if r.get("skipped"))
+    seconds = [r["seconds"] for r in rows if not r.get("skipped")]
     lines.append(
         f"analysis time p50 {percentile(seconds, 0.5):.1f} s, p95 {percentile(seconds, 0.95):.1f} s"
-        f" over {len(rows)} runs; {retried} needed a second answer, {failed} failed"
+        f" over {len(seconds)} runs; {retried} needed a second answer, {failed} failed;"
+        f" {skipped} calls without caller speech not analysed (scored on their live outcome)"
     )
     return "\n".join(lines)
 
