@@ -12,6 +12,7 @@ docs/configuration.md lists them all.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import re
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import msgspec
+
+_MIDNIGHT = dt.time(0)
 
 
 class SettingsError(ValueError):
@@ -508,6 +511,188 @@ class AnalysisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise SettingsError(f"analysis.nice must be 0..19, got {self.nice}")
 
 
+class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The scheduler that dials due rows - callbacks, retries, follow-ups - and the rules checked
+    when a row is dialled (docs/scheduler.md).
+
+    Every ``poll_interval_s`` a node leases up to ``batch`` due rows for ``lease_s``; a row
+    whose node died is taken again when its lease runs out. ``node_name`` names the node in
+    leases (empty: host name and process id). A call is placed only inside ``legal_start`` -
+    ``legal_end`` on ``legal_days`` in the *customer's* local time and inside the agent's
+    working hours; never to a number on the suppression list, of a class in
+    ``blocked_number_types`` (phonenumbers' types, lower case, plus ``satellite`` and
+    ``international_network``) or outside ``allowed_countries`` (ISO codes; empty: any); at
+    most ``max_attempts_24h`` calls to one number a day; at most ``max_calls_per_agent`` /
+    ``_client`` / ``_node`` live calls at once (a row that would pass a cap waits
+    ``wait_s``). An outgoing call that reached nobody is retried ``retry_after_s`` later, then
+    with doubling delays, up to ``retry_max_attempts`` calls in all."""
+
+    env_prefix: ClassVar[str] = "SCHEDULER_"
+    env_names: ClassVar[Mapping[str, str]] = {"enabled": "SCHEDULER"}
+
+    enabled: bool = True
+    node_name: str = ""
+    poll_interval_s: float = 0.25
+    lease_s: float = 30.0
+    batch: int = 20
+    wait_s: float = 60.0
+    legal_start: str = "08:00"
+    legal_end: str = "21:00"
+    legal_days: str = "mon-sat"
+    blocked_number_types: str = (
+        "premium_rate,shared_cost,satellite,international_network,uan,pager,voicemail"
+    )
+    allowed_countries: str = ""
+    max_attempts_24h: int = 3
+    max_calls_per_agent: int = 2
+    max_calls_per_client: int = 2
+    max_calls_per_node: int = 2
+    retry_after_s: float = 1800.0
+    retry_max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.node_name:
+            _check_value("scheduler.node_name", self.node_name, "name")
+        if not 0.05 <= self.poll_interval_s <= 3600:
+            raise SettingsError(
+                f"scheduler.poll_interval_s must be 0.05..3600 s, got {self.poll_interval_s}"
+            )
+        # A lease must outlast a dial's two short transactions and the Originate hand-over.
+        if not 5 <= self.lease_s <= 3600:
+            raise SettingsError(f"scheduler.lease_s must be 5..3600 s, got {self.lease_s}")
+        if not 1 <= self.batch <= 1000:
+            raise SettingsError(f"scheduler.batch must be 1..1000, got {self.batch}")
+        if not 1 <= self.wait_s <= 86_400:
+            raise SettingsError(f"scheduler.wait_s must be 1..86400 s, got {self.wait_s}")
+        start, end = (self.legal_time(name) for name in ("legal_start", "legal_end"))
+        if end != _MIDNIGHT and end <= start:
+            raise SettingsError("scheduler.legal_end must be after scheduler.legal_start")
+        self.legal_day_set()  # validates
+        self.blocked_type_set()  # validates
+        for country in self.allowed_country_set():
+            if re.fullmatch(r"[A-Z]{2}", country) is None:
+                raise SettingsError(
+                    f"scheduler.allowed_countries: {country!r} is not a two-letter ISO code"
+                )
+        for name in ("max_attempts_24h", "max_calls_per_agent", "max_calls_per_client"):
+            if not 1 <= getattr(self, name) <= 1000:
+                raise SettingsError(f"scheduler.{name} must be 1..1000, got {getattr(self, name)}")
+        if not 1 <= self.max_calls_per_node <= 256:
+            raise SettingsError(
+                f"scheduler.max_calls_per_node must be 1..256, got {self.max_calls_per_node}"
+            )
+        if not 60 <= self.retry_after_s <= 7 * 86_400:
+            raise SettingsError(
+                f"scheduler.retry_after_s must be 60..604800 s, got {self.retry_after_s}"
+            )
+        if not 1 <= self.retry_max_attempts <= 10:
+            raise SettingsError(
+                f"scheduler.retry_max_attempts must be 1..10, got {self.retry_max_attempts}"
+            )
+
+    def legal_time(self, name: str) -> dt.time:
+        """``legal_start`` or ``legal_end`` as a time (``24:00`` / ``00:00`` end: midnight)."""
+        value = getattr(self, name)
+        if value == "24:00":
+            return _MIDNIGHT
+        try:
+            return dt.time.fromisoformat(value)
+        except ValueError:
+            raise SettingsError(f"scheduler.{name} must be HH:MM, got {value!r}") from None
+
+    def legal_day_set(self) -> frozenset[int]:
+        """``legal_days`` as weekday numbers (Monday = 0)."""
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        found: set[int] = set()
+        for part in _split_list(self.legal_days.lower()):
+            first, _, last = part.partition("-")
+            if first not in days or (last and last not in days):
+                raise SettingsError(
+                    f"scheduler.legal_days: {part!r} is not a weekday (mon..sun) or a range"
+                )
+            found.update(range(days.index(first), days.index(last or first) + 1))
+        if not found:
+            raise SettingsError("scheduler.legal_days must name at least one day")
+        return frozenset(found)
+
+    def blocked_type_set(self) -> frozenset[str]:
+        """``blocked_number_types`` as a set, each checked against the known types."""
+        known = {
+            "fixed_line", "mobile", "fixed_line_or_mobile", "toll_free", "premium_rate",
+            "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "unknown",
+            "satellite", "international_network", "invalid",
+        }  # fmt: skip
+        types = frozenset(_split_list(self.blocked_number_types.lower()))
+        if types - known:
+            raise SettingsError(
+                f"scheduler.blocked_number_types: unknown {sorted(types - known)}; "
+                f"known: {sorted(known)}"
+            )
+        return types
+
+    def allowed_country_set(self) -> frozenset[str]:
+        """``allowed_countries`` as upper-case ISO codes (empty: every country)."""
+        return frozenset(c.upper() for c in _split_list(self.allowed_countries))
+
+
+class WebhookSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Signed webhooks to the clients' CRMs (docs/webhooks.md).
+
+    ``enabled`` runs the delivery worker on this node; events are written with the change they
+    report either way and wait for a node that sends them. Idle, the worker looks for a due
+    delivery every ``poll_interval_s``; a delivery it takes is its own for ``lease_s`` (after a
+    crash another node sends it once the lease ran out), so the lease must outlast an attempt
+    (``timeout_s``, the whole POST). A delivery is tried ``max_attempts`` times, pausing
+    ``backoff_base_s`` x 2^(n-1) after attempt n, at most ``backoff_max_s``, half of it random;
+    then it is ``failed``. What was delivered is deleted ``retention_days`` later (0: kept);
+    nothing undelivered is ever deleted.
+    """
+
+    env_prefix: ClassVar[str] = "WEBHOOKS_"
+    env_names: ClassVar[Mapping[str, str]] = {"enabled": "WEBHOOKS"}
+
+    enabled: bool = True
+    poll_interval_s: float = 1.0
+    lease_s: float = 60.0
+    max_attempts: int = 12
+    backoff_base_s: float = 15.0
+    backoff_max_s: float = 3600.0
+    timeout_s: float = 10.0
+    retention_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.poll_interval_s <= 3600:
+            raise SettingsError(
+                f"webhooks.poll_interval_s must be 0.05..3600 s, got {self.poll_interval_s}"
+            )
+        # A CRM is asked to answer within seconds (docs/webhooks.md); minutes hold a loop.
+        if not 1 <= self.timeout_s <= 120:
+            raise SettingsError(f"webhooks.timeout_s must be 1..120 s, got {self.timeout_s}")
+        # The lease covers the claim, the POST and the report: twice the POST leaves room for
+        # a slow database; a shorter one would let another node send it meanwhile.
+        if not 2 * self.timeout_s <= self.lease_s <= 3600:
+            raise SettingsError(
+                "webhooks.lease_s must be 2 x webhooks.timeout_s..3600 s, "
+                f"got {self.lease_s} with timeout_s {self.timeout_s}"
+            )
+        if not 1 <= self.max_attempts <= 100:
+            raise SettingsError(f"webhooks.max_attempts must be 1..100, got {self.max_attempts}")
+        if not 1 <= self.backoff_base_s <= 86_400:
+            raise SettingsError(
+                f"webhooks.backoff_base_s must be 1..86400 s, got {self.backoff_base_s}"
+            )
+        if not self.backoff_base_s <= self.backoff_max_s <= 7 * 86_400:
+            raise SettingsError(
+                "webhooks.backoff_max_s must be webhooks.backoff_base_s..604800 s, "
+                f"got {self.backoff_max_s}"
+            )
+        if self.retention_days != 0 and not 1 <= self.retention_days <= 3650:
+            raise SettingsError(
+                "webhooks.retention_days must be 0 (keep) or 1..3650 days, "
+                f"got {self.retention_days}"
+            )
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """All settings, one section per concern."""
 
@@ -522,6 +707,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     recovery: RecoverySettings = msgspec.field(default_factory=RecoverySettings)
     analysis: AnalysisSettings = msgspec.field(default_factory=AnalysisSettings)
+    scheduler: SchedulerSettings = msgspec.field(default_factory=SchedulerSettings)
 
 
 ENV_PREFIX = "CALLAGENT_"

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callagent.scheduler.rules import DialPolicy, check
 from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.services.agents import VoiceChoices
+from callagent.store.services.dial_queue import DialFacts, Rule, Verdict
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 
 
@@ -24,6 +26,30 @@ class ApiState:
     placer: CallPlacer = field(default_factory=NoTelephonyPlacer)
     clock: Callable[[], dt.datetime] = utcnow
     recordings: Path | None = None
+    # start-call's dial-time rules (docs/scheduler.md): do-not-call list, blocked numbers, one
+    # live call per customer, the day's attempts, the caps. Default: the rules' defaults
+    # without the caps and the customer's calling window (start-call is asked for now, by a
+    # person; the agent's working hours are checked on their own).
+    dial_rule: Rule | None = field(default_factory=lambda: default_start_call_rule())
     voices: VoiceChoices | None = None
     """The voices installed on this node: an agent's ``voice_model`` must name one of them
     (docs/api.md); None (an API without models, as in some tests) stores it unchecked."""
+
+
+def start_call_rule(policy: DialPolicy) -> Rule:
+    """The rule start-call checks: ``policy`` without the customer's calling window."""
+    from dataclasses import replace
+
+    unwindowed = replace(policy, check_window=False)
+
+    def rule(facts: DialFacts) -> Verdict:
+        return check(facts, unwindowed)
+
+    return rule
+
+
+def default_start_call_rule() -> Rule:
+    """:func:`start_call_rule` of the default policy with the caps off (0)."""
+    return start_call_rule(
+        DialPolicy(max_calls_per_agent=0, max_calls_per_client=0, max_calls_per_node=0)
+    )

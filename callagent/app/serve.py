@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from callagent.app.analysis_worker import AnalysisParams, AnalysisWorker
 from callagent.app.components import analysis_model, pipeline_settings, prepare, voice_catalog
+from callagent.app.scheduling import dial_policy, scheduler_params
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.analysis import JsonModel
+from callagent.scheduler.service import Scheduler
 from callagent.settings import Settings
 from callagent.store.db import Database
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
@@ -69,6 +71,7 @@ class Telephony:
     recovery: CallRecovery | None = None
     analysis: AnalysisWorker | None = None
     analysis_model: JsonModel | None = None
+    scheduler: Scheduler | None = None
     router: CallRouter | None = None
     """Routes every call; a simulated call without AMI is announced to it."""
 
@@ -90,6 +93,8 @@ class Telephony:
 
     async def close(self) -> None:
         """Stop taking calls, let live calls finish and their writes land, then disconnect."""
+        if self.scheduler is not None:
+            await self.scheduler.close()  # first: no new dial while the node winds down
         if self.recovery is not None:
             await self.recovery.close()  # first: no sweep while AMI and the calls wind down
         if self.analysis is not None:
@@ -260,6 +265,11 @@ async def start_telephony(
         if telephony.analysis is not None:
             # Jobs queued before a restart (or by a node that died) are taken up from here.
             telephony.analysis.start()
+        if settings.scheduler.enabled and ami is not None:
+            # Due callbacks, retries and follow-ups are dialled from here (docs/scheduler.md).
+            # Without a phone line nothing is dialled: due rows wait instead of failing.
+            telephony.scheduler = Scheduler(database, placer, scheduler_params(settings))
+            telephony.scheduler.start()
     except BaseException:
         await telephony.close()
         raise
@@ -305,7 +315,7 @@ async def _serve_http(
     import uvicorn
 
     from callagent.api.app import create_app
-    from callagent.api.state import ApiState
+    from callagent.api.state import ApiState, start_call_rule
 
     def status() -> dict[str, Any]:
         return {"agent": profile.name, "models": settings.models.profile, **telephony.status()}
@@ -319,6 +329,7 @@ async def _serve_http(
                     database,
                     placer=telephony.placer,
                     recordings=telephony.recordings,
+                    dial_rule=start_call_rule(dial_policy(settings)),
                     # An agent's voice must be one installed here (docs/api.md, voice_model).
                     voices=voice_catalog(settings.models),
                 ),

@@ -174,6 +174,9 @@ class AIAgent(Base):
     customer_preferences: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     # Learning data: counts per outcome, per objection, satisfaction sums (call-outcome).
     performance_metrics: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    # Per-agent dial rules over the scheduler's settings (migration 0007; docs/scheduler.md):
+    # {"allowed_countries": ["DE", …], "max_concurrent_calls": n, "on_machine": "hangup"}.
+    dial_policy: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -279,6 +282,9 @@ class CallSession(Base):
         # The crash-recovery sweep's scan across clients: live calls with no recent sign of life
         # (docs/telephony.md, "After a crash").
         Index("ix_call_sessions_status_last_activity", "status", "last_activity_at"),
+        Index(
+            "uq_call_sessions_client_idempotency_key", "client_id", "idempotency_key", unique=True
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -335,6 +341,8 @@ class CallSession(Base):
     # actions"): [{"type": "schedule_callback", "source": "model"|"rule", ..., "taken_at":
     # ISO-8601, "result": "done"|"skipped: …"}], written by call_state.apply_call_action.
     actions_taken: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # start-call's Idempotency-Key header (migration 0007): one key, one call, per client.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
 
     customer: Mapped[CustomerProfile] = relationship(lazy="raise")
 
@@ -349,6 +357,9 @@ class ScheduledCallback(Base):
             "ix_scheduled_callbacks_client_status_due", "client_id", "status", "scheduled_at", "id"
         ),
         Index("ix_scheduled_callbacks_customer_id", "customer_id"),
+        # The scheduler's claim: due rows across clients (docs/scheduler.md).
+        Index("ix_scheduled_callbacks_status_due", "status", "scheduled_at"),
+        Index("uq_scheduled_callbacks_retry_of_call_id", "retry_of_call_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -368,10 +379,44 @@ class ScheduledCallback(Base):
     expected_outcome: Mapped[str] = mapped_column(String(500), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # The scheduler's (migration 0007; docs/scheduler.md): what kind of due call this is
+    # (callback, retry, followup, scheduled), the node dialling it and until when its lease
+    # holds, the call placed for the current attempt (written before the dial: a node that
+    # takes over an expired lease never dials a second call for it), why a dial-time rule
+    # closed it, and for a retry the unreached call it retries (one retry per call).
+    kind: Mapped[str] = mapped_column(String(16), default="callback")
+    locked_by: Mapped[str] = mapped_column(String(100), default="")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    closed_reason: Mapped[str] = mapped_column(String(300), default="")
+    retry_of_call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     customer: Mapped[CustomerProfile] = relationship(lazy="raise")
+
+
+class DoNotCallEntry(Base):
+    """One line of a client's do-not-call suppression list (migration 0007; docs/scheduler.md).
+
+    Append-only: a number is added (``action = "add"``) whenever a customer's do-not-call flag is
+    set - by the API, an import, the agent during a call, the post-call analysis - and lifted
+    (``"lift"``) only when a person clears the flag through the API; no row is ever changed or
+    deleted. Keyed by the number, not the customer, so deleting the customer (or importing them
+    again) leaves the number suppressed. A number's state is its newest row.
+    """
+
+    __tablename__ = "dnc_entries"
+    __table_args__ = (
+        Index("ix_dnc_entries_client_phone_created", "client_id", "phone_number", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    phone_number: Mapped[str] = mapped_column(String(20))  # E.164
+    action: Mapped[str] = mapped_column(String(8))  # add | lift
+    source: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ContactNote(Base):

@@ -26,6 +26,9 @@ class OutboundCallRequest:
     purpose: str = ""
     context: dict[str, Any] = field(default_factory=dict)
     scheduled_callback_id: uuid.UUID | None = None
+    # The number the callee sees: the client's own (its agent's first PhoneNumber), so each
+    # agent presents its own caller id; "" leaves the trunk's default (docs/scheduler.md).
+    caller_id: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

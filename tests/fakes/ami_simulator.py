@@ -190,6 +190,9 @@ class SimulatedChannel:
     """The channel bridged with this one (a call's channel and its AudioSocket leg)."""
     dtmf_played: list[str] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    originate_caller_id: str = ""
+    """The ``CallerID`` header of the Originate that made the channel, as sent (what the
+    callee's phone would show; the simulator emits no NewCallerid events for it)."""
 
     @property
     def call_id(self) -> uuid.UUID | None:
@@ -683,6 +686,7 @@ class AmiSimulator:
             return
         # An originated channel starts in its endpoint's context, the trunk's (observed).
         channel = self._new_channel(self._next_name(), uniqueid, INBOUND_CONTEXT, "s", "", 0)
+        channel.originate_caller_id = action.get("CallerID") or ""
         for name, value in variables.items():
             self._set_variable(channel, name, value)
         self._dial_event("DialBegin", channel, None, ("DialString", f"{match[1]}@{TRUNK_ENDPOINT}"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import HeaderParameter, JSONBody
 
 from callagent.api.errors import responses
 from callagent.api.state import ApiState
@@ -47,6 +48,7 @@ async def place(placer: CallPlacer, prepared: calls.PreparedCall) -> PlacementRe
         purpose=prepared.purpose,
         context=prepared.context,
         scheduled_callback_id=prepared.scheduled_callback_id,
+        caller_id=prepared.caller_id,
     )
     try:
         return await placer.place_call(request)
@@ -124,6 +126,7 @@ class AgentController(Controller):
         client_id: NamedDependency[uuid.UUID],
         api: NamedDependency[ApiState],
         now: NamedDependency[dt.datetime],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> StartCallResult:
         """Place a call. Refused (409) while the agent is under 20 %, for do-not-call numbers,
         and outside working hours unless ``ignore_working_hours``. Without telephony the call
@@ -134,7 +137,17 @@ class AgentController(Controller):
             check_purpose(data.purpose)
         except ValueError as error:
             raise ValidationFailed("purpose", str(error)) from None
-        prepared = await calls.prepare_call(api.db, client_id, data, now)
+        prepared = await calls.prepare_call(
+            api.db,
+            client_id,
+            data,
+            now,
+            idempotency_key=idempotency_key,
+            rule=api.dial_rule,
+        )
+        if prepared.existing:
+            # Same Idempotency-Key as an earlier request: that call, as it is now; no dial.
+            return await calls.existing_call(api.db, client_id, prepared.call_id)
         result = await place(api.placer, prepared)
         recorded = await calls.record_placement(
             api.db,

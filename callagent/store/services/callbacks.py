@@ -21,12 +21,19 @@ from callagent.store.states import UNREACHED_OUTCOMES, CallbackStatus, CallOutco
 
 #: When a callback's call reached nobody, it is tried again this much later.
 RETRY_DELAY = dt.timedelta(hours=1)
+RETRY_DELAY_MAX = dt.timedelta(hours=24)
 #: The dashboard counts overdue callbacks up to this many (a bounded index scan), then says "more".
 OVERDUE_COUNT_CAP = 1000
 SOONEST_FIRST = (
     SortKey(ScheduledCallback.scheduled_at, parse=cursor_datetime, format=dt.datetime.isoformat),
     SortKey(ScheduledCallback.id),
 )
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long after an unreached attempt the next one waits: RETRY_DELAY after the first,
+    doubling with each attempt, at most RETRY_DELAY_MAX (docs/scheduler.md)."""
+    return min(RETRY_DELAY * 2 ** max(0, attempts - 1), RETRY_DELAY_MAX)
 
 
 def move(callback: ScheduledCallback, target: CallbackStatus) -> dict[str, int]:
@@ -44,7 +51,7 @@ def settle(callback: ScheduledCallback, outcome: CallOutcome, now: dt.datetime) 
     if outcome in UNREACHED_OUTCOMES:
         if callback.attempts >= callback.max_attempts:
             return move(callback, CallbackStatus.FAILED)
-        callback.scheduled_at = now + RETRY_DELAY
+        callback.scheduled_at = now + retry_delay(callback.attempts)
         return move(callback, CallbackStatus.SCHEDULED)
     return move(callback, CallbackStatus.COMPLETED)
 

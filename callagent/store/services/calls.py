@@ -65,6 +65,7 @@ from callagent.store.services.customers import (
     set_do_not_call,
     set_interest,
 )
+from callagent.store.services.dial_queue import LIVE_GRACE, Rule, caller_id_for, gather_facts
 from callagent.store.states import (
     UNREACHED_OUTCOMES,
     AgentStatus,
@@ -97,6 +98,9 @@ class PreparedCall:
     purpose: str
     context: dict[str, Any]
     scheduled_callback_id: uuid.UUID | None
+    caller_id: str = ""
+    # An earlier call made with the same Idempotency-Key: nothing new was written or dialled.
+    existing: bool = False
 
 
 def within_working_hours(agent: AIAgent, now: dt.datetime) -> bool:
@@ -110,10 +114,23 @@ def within_working_hours(agent: AIAgent, now: dt.datetime) -> bool:
 
 
 async def prepare_call(
-    db: Database, client_id: uuid.UUID, data: StartCall, now: dt.datetime
+    db: Database,
+    client_id: uuid.UUID,
+    data: StartCall,
+    now: dt.datetime,
+    *,
+    idempotency_key: str | None = None,
+    rule: Rule | None = None,
 ) -> PreparedCall:
     """Check that the call may be made, create or find the customer, and commit a ``queued``
-    call session. Refusals (CallRefused) write nothing."""
+    call session. Refusals (CallRefused) write nothing.
+
+    ``idempotency_key``: a call made with the same key before is returned (``existing``) and
+    nothing is written. ``rule``: the dial-time rules (docs/scheduler.md), checked on facts read
+    under the customer's row lock - so of several start-calls to one number at once, one dials
+    and the others see its live call; any verdict but ``dial`` is a refusal with its code."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise ValidationFailed("Idempotency-Key", "must be 1..200 characters")
     if data.call_type == CallType.INBOUND:
         raise ValidationFailed(
             "call_type", "start-call places outgoing calls: use outbound, scheduled or followup"
@@ -122,20 +139,58 @@ async def prepare_call(
     for attempt in range(2):
         try:
             async with db.write() as session:
-                return await _prepare(session, client_id, data, phone, now)
+                return await _prepare(session, client_id, data, phone, now, idempotency_key, rule)
         except IntegrityError:
             # Parallel first calls to one new number: the unique index let one request create
             # the customer and failed the others' transactions; the retry finds that customer
-            # (as the inbound path does: services.telephony.open_inbound_call).
+            # (as the inbound path does: services.telephony.open_inbound_call). The same holds
+            # for two requests with one Idempotency-Key: the retry finds the first one's call.
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
 
 
+async def _earlier_call(
+    session: AsyncSession, client_id: uuid.UUID, idempotency_key: str | None
+) -> PreparedCall | None:
+    """The call made earlier with ``idempotency_key`` (None: no key, or no such call)."""
+    if idempotency_key is None:
+        return None
+    earlier = await session.scalar(
+        select(CallSession).where(
+            CallSession.client_id == client_id, CallSession.idempotency_key == idempotency_key
+        )
+    )
+    if earlier is None:
+        return None
+    return PreparedCall(
+        call_id=earlier.id,
+        client_id=client_id,
+        agent_id=earlier.agent_id,
+        customer_id=earlier.customer_id,
+        customer_created=False,
+        phone_number=earlier.phone_number,
+        call_type=earlier.call_type,
+        purpose=earlier.purpose,
+        context=earlier.context,
+        scheduled_callback_id=earlier.callback_id,
+        existing=True,
+    )
+
+
 async def _prepare(
-    session: AsyncSession, client_id: uuid.UUID, data: StartCall, phone: str, now: dt.datetime
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    data: StartCall,
+    phone: str,
+    now: dt.datetime,
+    idempotency_key: str | None = None,
+    rule: Rule | None = None,
 ) -> PreparedCall:
     """:func:`prepare_call`'s one transaction."""
+    earlier = await _earlier_call(session, client_id, idempotency_key)
+    if earlier is not None:
+        return earlier
     agent = await get_agent_row(session, client_id)
     if agent.training_level < rubric.LEARNING_AT:
         raise CallRefused(
@@ -152,8 +207,20 @@ async def _prepare(
             "(set ignore_working_hours to call anyway)",
         )
     customer, created = await find_or_create_customer(session, client_id, phone)
+    # Asked again under the customer's lock: a request with the same key (same number) that
+    # committed while this one waited for the lock made the call.
+    earlier = await _earlier_call(session, client_id, idempotency_key)
+    if earlier is not None:
+        return earlier
     if not created and customer.do_not_call:
         raise CallRefused("do_not_call", f"{phone} is on the do-not-call list")
+    if rule is not None:
+        # The customer row is locked (find_or_create_customer): parallel calls queue here.
+        verdict = rule(
+            await gather_facts(session, agent, customer, phone, now, live_grace=LIVE_GRACE)
+        )
+        if verdict.action != "dial":
+            raise CallRefused(verdict.code, verdict.reason)
     callback_id = None
     if data.scheduled_callback_id is not None:
         callback = await get_scoped(
@@ -187,6 +254,7 @@ async def _prepare(
         latency={},
         created_at=now,
         last_activity_at=now,
+        idempotency_key=idempotency_key,
     )
     session.add(call)
     await session.flush()
@@ -201,7 +269,22 @@ async def _prepare(
         purpose=data.purpose,
         context=data.context,
         scheduled_callback_id=callback_id,
+        caller_id=await caller_id_for(session, agent.id),
     )
+
+
+async def existing_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> StartCallResult:
+    """start-call's answer for a call made earlier with the same Idempotency-Key: the call as
+    it is now (nothing dialled again)."""
+    async with db.read() as session:
+        call = await get_scoped(session, CallSession, client_id, call_id, "call")
+        return to_view(
+            call,
+            StartCallResult,
+            call_id=call.id,
+            customer_created=False,
+            scheduled_callback_id=call.callback_id,
+        )
 
 
 async def record_placement(

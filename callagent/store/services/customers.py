@@ -35,6 +35,7 @@ from callagent.store.services._common import (
     get_scoped,
 )
 from callagent.store.services.callbacks import cancel_open_callbacks
+from callagent.store.services.suppression import SOURCE_ATTRIBUTE
 from callagent.store.states import InterestLevel, check_transition
 
 MAX_IMPORT_ROWS = 10_000
@@ -80,8 +81,11 @@ def set_interest(customer: CustomerProfile, target: InterestLevel) -> None:
     customer.converted = customer.interest_level == InterestLevel.CONVERTED
 
 
-def set_do_not_call(customer: CustomerProfile, value: bool) -> None:
-    """Set or clear do-not-call, remembering when it was set."""
+def set_do_not_call(customer: CustomerProfile, value: bool, *, source: str = "") -> None:
+    """Set or clear do-not-call, remembering when it was set. The one writer of the flag: the
+    flush that saves it appends the change to the client's suppression list
+    (``services.suppression``; ``source`` says who: api, import, call, analysis, …)."""
+    setattr(customer, SOURCE_ATTRIBUTE, source)
     if value and not customer.do_not_call:
         customer.do_not_call_at = utcnow()
     if not value:
@@ -95,6 +99,7 @@ def new_customer(
     *,
     interest_level: InterestLevel = InterestLevel.COLD,
     do_not_call: bool = False,
+    do_not_call_source: str = "",
     **fields: Any,
 ) -> CustomerProfile:
     """A new customer row with nothing counted yet (calls, talk time, objections) and
@@ -110,7 +115,7 @@ def new_customer(
         total_talk_time_s=0.0,
         **{"preferences": {}, **fields},
     )
-    set_do_not_call(customer, do_not_call)
+    set_do_not_call(customer, do_not_call, source=do_not_call_source)
     return customer
 
 
@@ -153,6 +158,7 @@ async def create_customer(db: Database, client_id: uuid.UUID, data: CustomerCrea
         phone,
         interest_level=data.interest_level,
         do_not_call=data.do_not_call,
+        do_not_call_source="api",
         name=data.name,
         email=data.email,
         company=data.company,
@@ -222,7 +228,7 @@ async def mark_do_not_call(
         )
         snapshot = events.customer_snapshot(customer)
         before = customer_counts(customer, -1)
-        set_do_not_call(customer, value)
+        set_do_not_call(customer, value, source="api")
         if value:
             await cancel_open_callbacks(session, client_id, customer.id)
         await counters.bump(session, client_id, merge(before, customer_counts(customer)))
@@ -408,6 +414,7 @@ async def import_customers(
                         phone,
                         interest_level=row.get("interest_level", InterestLevel.COLD),
                         do_not_call=row.get("do_not_call", False),
+                        do_not_call_source="import",
                         **{
                             k: v
                             for k, v in row.items()
@@ -433,8 +440,10 @@ async def import_customers(
                 for name in ("name", "email", "company", "timezone", "call_preference_time"):
                     if name in row:
                         setattr(customer, name, row[name])
-                if "do_not_call" in row:
-                    set_do_not_call(customer, row["do_not_call"])
+                if row.get("do_not_call"):
+                    # Imports only add to the suppression list: a file with "false" never
+                    # clears a do-not-call someone set (docs/scheduler.md).
+                    set_do_not_call(customer, True, source="import")
                 deltas.update(merge(before, customer_counts(customer)))
                 updated += 1
             await counters.bump(session, client_id, dict(deltas))

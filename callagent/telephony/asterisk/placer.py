@@ -24,7 +24,13 @@ class AmiCallPlacer:
         """Start dialling ``request.phone_number``; ``placed=False`` with a reason when the
         number is unusable or Asterisk cannot be reached right now."""
         try:
-            self._dialer.start_originate(request.phone_number, call_id=request.call_session_id)
+            self._dialer.start_originate(
+                request.phone_number,
+                call_id=request.call_session_id,
+                # The client's own number, not one id shared by every client (None: the
+                # dialer's trunk_caller_id).
+                caller_id=request.caller_id or None,
+            )
         except ValueError as error:
             return PlacementResult(placed=False, reason=str(error))
         except AmiNotConnected:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -225,7 +226,14 @@ async def test_start_call_hands_ids_to_the_placer(
     assert request.phone_number == "+442079460958"
     assert request.call_type == "followup"
     assert request.context == {"campaign": "spring"}
-    # The same number again finds the same customer.
+    # Once that call is over, the same number again finds the same customer (while it is live,
+    # a second call to the customer is refused: one live call per customer).
+    ended = await client.post(
+        "/api/agents/ai/call-outcome/",
+        json={"call_id": result["call_id"], "outcome": "no_answer"},
+        headers=tenant,
+    )
+    assert ended.status_code == 200, ended.text
     again = await client.post(
         "/api/agents/ai/start-call/", json={"phone_number": "+442079460958"}, headers=tenant
     )
@@ -276,7 +284,7 @@ async def test_a_placer_that_raises_fails_the_call(
     assert response.json()["failure_reason"] == "telephony error: ConnectionError"
 
 
-async def test_parallel_first_calls_to_a_new_number_all_go_out(
+async def test_parallel_first_calls_to_a_new_number_dial_once(
     client: Client,
     tenant: Headers,
     database_url: str,
@@ -302,14 +310,18 @@ async def test_parallel_first_calls_to_a_new_number_all_go_out(
             )
     finally:
         await state.db.dispose()
-    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
-    results = [r.json() for r in responses]
-    assert {r["status"] for r in results} == {"dialing"}
-    assert len({r["customer_id"] for r in results}) == 1
-    assert sum(r["customer_created"] for r in results) == 1
+    # One live call per customer (docs/scheduler.md): one request dials, the others are refused.
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 7, [r.text for r in responses]
+    refused = [r.json() for r in responses if r.status_code == 409]
+    assert {r["error"] for r in refused} == {"call_in_progress"}
+    (placed,) = [r.json() for r in responses if r.status_code == 201]
+    assert placed["status"] == "dialing"
+    assert placed["customer_created"] is True
+    assert len(placer.requests) == 1
     listed = await client.get("/api/customers/", params={"phone_number": phone}, headers=tenant)
     (customer,) = listed.json()["items"]
-    assert customer["total_calls"] == 8
+    assert customer["total_calls"] == 1
 
 
 async def _call(client: Client, headers: Headers, phone: str = "+14155550123", **extra: Any) -> str:
@@ -563,3 +575,49 @@ async def test_bad_and_foreign_numbers_are_refused(
     assert response.status_code == 400
     assert (await client.get("/api/agents/ai/", headers=tenant)).json()["phone_numbers"] == []
     assert (await client.get("/api/agents/ai/", headers=other)).json()["phone_numbers"] == [taken]
+
+
+async def test_start_call_with_one_idempotency_key_dials_once(
+    client: Client,
+    tenant: Headers,
+    database_url: str,
+    placer: RecordingPlacer,
+    clock: FixedClock,
+) -> None:
+    await train_to(client, tenant, 20)
+    key = {"Idempotency-Key": f"crm-{uuid.uuid4()}"}
+    # The same request sent five times at once (a CRM retrying on a timeout, say).
+    state = ApiState(db=Database(database_url), placer=placer, clock=clock)
+    transport = httpx.ASGITransport(app=create_app(lambda: {}, state))  # type: ignore[arg-type]
+    phone = number()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as parallel:
+            responses = await asyncio.gather(
+                *(
+                    parallel.post(
+                        "/api/agents/ai/start-call/",
+                        json={"phone_number": phone},
+                        headers={**tenant, **key},
+                    )
+                    for _ in range(5)
+                )
+            )
+    finally:
+        await state.db.dispose()
+    assert [r.status_code for r in responses] == [201] * 5, [r.text for r in responses]
+    assert len({r.json()["call_id"] for r in responses}) == 1
+    assert len(placer.requests) == 1
+    # And later: still that call, no second dial.
+    again = await client.post(
+        "/api/agents/ai/start-call/", json={"phone_number": phone}, headers={**tenant, **key}
+    )
+    assert again.json()["call_id"] == responses[0].json()["call_id"]
+    assert len(placer.requests) == 1
+    # Another key is another call (here refused: the first one is still live).
+    other = await client.post(
+        "/api/agents/ai/start-call/",
+        json={"phone_number": phone},
+        headers={**tenant, "Idempotency-Key": "another"},
+    )
+    assert other.status_code == 409
+    assert other.json()["error"] == "call_in_progress"

@@ -1,0 +1,1 @@
+"""Due rows → dialer: callbacks, scheduled calls, retries, follow-ups (docs/scheduler.md)."""
