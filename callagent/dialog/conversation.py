@@ -347,9 +347,10 @@ class Conversation:
         if disclosure:
             offer = lines.ai_offer_person if self._actions.can_transfer else ""
             return _Decision(_join(disclosure, offer, lines.ai_follow_up))
-        if not found:
+        if not found and self.purpose is not CallPurpose.CUSTOMER_SUPPORT:
             # The client trained an answer to this objection: it is what the agent says, the
             # first time it is raised on the call (later, the model answers in its own words).
+            # Not on a support call: "the repair is too expensive" wants help, not a pitch.
             pending = (
                 k for k in self.profile.objection_answers if k not in self._objections_answered
             )

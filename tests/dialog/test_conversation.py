@@ -434,3 +434,10 @@ async def test_a_trained_objection_is_answered_with_the_trained_answer(
     # A question about it is the model's to answer; a second time, the model's own words.
     assert await collect(conversation, "Why is it too expensive?") == "Well, prices vary a lot."
     assert await collect(conversation, "Still too expensive.") == "I hear you."
+
+
+async def test_a_support_call_gets_no_sales_answer_to_an_objection(llm: FakeLanguageModel) -> None:
+    llm.replies = ["I'm sorry to hear that. Let me see what I can do."]
+    conversation = Conversation(DEFAULT_AGENT, llm, purpose=CallPurpose.CUSTOMER_SUPPORT)
+    said = await collect(conversation, "The repair you quoted is too expensive.")
+    assert said == "I'm sorry to hear that. Let me see what I can do."
