@@ -65,10 +65,17 @@ def prepare_sqlite_path(url: str) -> None:
 
 
 class Database:
-    """The database of one installation: engines, sessions, migrations."""
+    """The database of one installation: engines, sessions, migrations.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    ``analyse_calls``: whether some node of the installation runs the post-call analysis
+    (docs/analysis.md). The writers that end an answered call queue its analysis job only
+    then; otherwise the call is announced complete at once (docs/webhooks.md). It is the
+    installation's rule, so it travels with the database every writer already gets rather
+    than through each of the call paths (journal, recovery sweep, call-outcome)."""
+
+    def __init__(self, url: str, *, echo: bool = False, analyse_calls: bool = True) -> None:
         self.url = url
+        self.analyse_calls = analyse_calls
         prepare_sqlite_path(url)
         if make_url(url).get_backend_name() == "sqlite":
             self.read_engine = _make_engine(url, immediate=False, echo=echo, pool_size=4)

@@ -14,6 +14,10 @@ seconds when this attempt was made): the receiver checks the body is ours and fr
 ``backoff_base_s``, doubled per attempt up to ``backoff_max_s``, with "equal jitter" (half the
 delay fixed, half random) so endpoints that come back are not hit by every node at once; after
 ``max_attempts`` the delivery is ``failed`` (the API can redeliver it).
+
+**Retention.** Every ``retention_interval_s`` (and at start) the worker deletes what was
+delivered more than ``retention_days`` ago, in batches; nothing undelivered is ever deleted.
+Every node that sends sweeps too: the deletes are idempotent, and a batch is short.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import httpx
 from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.services import webhooks
+from callagent.store.services.events import DEFAULT_MAX_ATTEMPTS
 from callagent.store.services.webhooks import AttemptResult, DeliveryLease, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,8 @@ USER_AGENT: Final = "callagent-webhooks/1"
 
 @dataclass(frozen=True)
 class WebhookParams:
-    """How the worker sends (settings would go in a ``webhooks`` section; serve uses these)."""
+    """How the worker sends and how long it keeps what it sent; ``serve`` builds it from the
+    ``webhooks`` settings (docs/configuration.md), which validate the values."""
 
     workers: int = 4
     """Deliveries this node sends at once (each its own claim loop)."""
@@ -68,6 +74,14 @@ class WebhookParams:
     """How long a claimed delivery stays this node's; longer than ``timeout_s``."""
     backoff_base_s: float = 15.0
     backoff_max_s: float = 3600.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """Tries of a delivery before it is ``failed`` (fixed when this node first sends it)."""
+    retention_days: float = 30.0
+    """Delivered events and deliveries are deleted this long after; 0 keeps them."""
+    retention_interval_s: float = 3600.0
+    """Pause between retention sweeps."""
+    retention_batch: int = 500
+    """Rows deleted per transaction by a sweep."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -185,9 +199,38 @@ class WebhookWorker:
         self.sent: dict[str, int] = {"delivered": 0, "retry": 0, "failed": 0, "lost": 0}
 
     def start(self) -> None:
-        """Start the claim loops."""
+        """Start the claim loops, and the retention sweep unless retention is off."""
         for index in range(max(1, self._params.workers)):
             self._tasks.append(asyncio.create_task(self._loop(), name=f"webhooks-{index}"))
+        if self._params.retention_days > 0:
+            self._tasks.append(asyncio.create_task(self._sweeps(), name="webhooks-retention"))
+
+    async def sweep(self) -> webhooks.Purged:
+        """Delete what was delivered more than ``retention_days`` ago (module docstring)."""
+        if self._params.retention_days <= 0:
+            return webhooks.Purged(deliveries=0, events=0)
+        before = utcnow() - dt.timedelta(days=self._params.retention_days)
+        purged = await webhooks.purge_delivered(
+            self._db, before, batch=max(1, self._params.retention_batch)
+        )
+        if purged.deliveries or purged.events:
+            log.info(
+                "webhook retention: deleted %d deliveries and %d events delivered before %s",
+                purged.deliveries,
+                purged.events,
+                before.isoformat(timespec="seconds"),
+            )
+        return purged
+
+    async def _sweeps(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook retention sweep failed; trying again later")
+            await asyncio.sleep(self._params.retention_interval_s)
 
     async def close(self) -> None:
         """Stop the loops (an attempt in flight is abandoned: its lease runs out and it is
@@ -221,6 +264,7 @@ class WebhookWorker:
             utcnow(),
             dt.timedelta(seconds=params.lease_s),
             client_id=self._client_id,
+            max_attempts=params.max_attempts,
         )
         if lease is None:
             return False

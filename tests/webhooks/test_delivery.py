@@ -6,6 +6,7 @@ the test's own client's deliveries (the database is shared by the suite)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import time
@@ -13,9 +14,10 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import select, update
 
 from callagent.store.db import Database
-from callagent.store.models import DeliveryStatus
+from callagent.store.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent
 from callagent.store.services import events, webhooks
 from callagent.store.services.webhooks import WebhookEndpointCreate
 from callagent.webhooks.delivery import WebhookParams, WebhookWorker, backoff_s
@@ -226,3 +228,129 @@ def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     high = [backoff_s(n, 15, 3600, rand=lambda: 1.0) for n in range(1, 11)]
     assert high == [15, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
     assert low == [h / 2 for h in high]
+
+
+async def test_a_delivery_gets_its_tries_from_the_node_that_sends_it(db: Database) -> None:
+    """``webhooks.max_attempts`` (docs/configuration.md) is the sending node's: the writer of an
+    event cannot know it, so a delivery shows no tries until sent, then the node's number."""
+    client_id = await new_client(db)
+    params = WebhookParams(**{**FAST.__dict__, "workers": 1, "max_attempts": 3})
+    with webhook_receiver() as receiver:
+        receiver.script["/down"] = ["500"]
+        await endpoint(db, client_id, receiver.url("/down"))
+        async with db.write() as session:
+            await events.emit(session, client_id, "campaign.progress", {"n": 1})
+        waiting = (await webhooks.list_deliveries(db, client_id)).items[0]
+        assert (waiting.status, waiting.max_attempts) == (DeliveryStatus.PENDING, None)
+        worker = WebhookWorker(db, params, client_id=client_id)
+        try:
+            await drive(worker, lambda: worker.sent["failed"] >= 1)
+            failed = await webhooks.get_delivery(db, client_id, waiting.id)
+            assert (failed.status, failed.attempts, failed.max_attempts) == (
+                DeliveryStatus.FAILED,
+                3,
+                3,
+            )
+            again = await webhooks.redeliver(db, client_id, waiting.id, NOW)
+            assert (again.status, again.max_attempts) == (DeliveryStatus.PENDING, None)
+            receiver.script["/down"] = ["200"]
+            await drive(worker, lambda: worker.sent["delivered"] >= 1)
+        finally:
+            await worker.close()
+    detail = await webhooks.get_delivery(db, client_id, waiting.id)
+    assert (detail.status, detail.attempts, detail.max_attempts) == (
+        DeliveryStatus.DELIVERED,
+        4,
+        6,
+    )
+
+
+async def test_retention_deletes_what_was_delivered_long_ago_and_nothing_else(
+    db: Database,
+) -> None:
+    """docs/webhooks.md "Retention": delivered deliveries older than the retention go, in
+    batches, with their attempt log, then events with no delivery left; a failed or pending
+    delivery and its event stay however old, and so does what was delivered recently."""
+    client_id = await new_client(db)
+    params = WebhookParams(**{**FAST.__dict__, "workers": 1, "max_attempts": 1})
+    with webhook_receiver() as receiver:
+        receiver.script["/down"] = ["500"]
+        await endpoint(db, client_id, receiver.url())
+        down, _ = await endpoint(db, client_id, receiver.url("/down"))
+        await emit_calls(db, client_id, calls=5, per_call=1)  # 5 events x 2 endpoints
+        worker = WebhookWorker(db, params, client_id=client_id)
+        try:
+            await drive(worker, lambda: worker.sent["delivered"] + worker.sent["failed"] >= 10)
+        finally:
+            await worker.close()
+    async with db.write() as session:
+        await events.emit(session, client_id, "campaign.progress", {"n": "pending"})
+        ids = list(
+            await session.scalars(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.client_id == client_id)
+                .order_by(WebhookEvent.seq)
+            )
+        )
+    recent_event = ids[0]
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    async with db.write() as session:
+        # Everything but the first event's deliveries happened long ago.
+        await session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.client_id == client_id, WebhookEvent.id != recent_event)
+            .values(created_at=long_ago)
+        )
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.client_id == client_id,
+                WebhookDelivery.event_id != recent_event,
+                WebhookDelivery.status == DeliveryStatus.DELIVERED,
+            )
+            .values(delivered_at=long_ago)
+        )
+    worker = WebhookWorker(db, WebhookParams(retention_days=30, retention_batch=2))
+    try:
+        assert (await webhooks.purge_delivered(db, long_ago)).deliveries == 0  # not older
+        purged = await webhooks.purge_delivered(db, long_ago + dt.timedelta(days=1), batch=3)
+        assert purged.deliveries == 4  # the 4 old ones to the endpoint that answered
+        assert purged.events == 0  # each still has its failed delivery
+        async with db.write() as session:  # the failed ones are dropped by hand
+            await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.client_id == client_id,
+                    WebhookDelivery.endpoint_id == down,
+                    WebhookDelivery.event_id != recent_event,
+                    WebhookDelivery.status == DeliveryStatus.FAILED,
+                )
+                .values(status=DeliveryStatus.DELIVERED, delivered_at=long_ago)
+            )
+        purged = await worker.sweep()  # retention_days=30 from now, two rows at a time
+    finally:
+        await worker.close()
+    assert purged.deliveries >= 4
+    assert purged.events >= 4
+    left = await webhooks.list_deliveries(db, client_id)
+    assert sorted((item.event_id == recent_event, item.status) for item in left.items) == [
+        (False, DeliveryStatus.PENDING),  # the campaign event nobody sent: never deleted
+        (False, DeliveryStatus.PENDING),
+        (True, DeliveryStatus.DELIVERED),
+        (True, DeliveryStatus.FAILED),
+    ]
+    async with db.read() as session:
+        kept = set(
+            await session.scalars(
+                select(WebhookEvent.id).where(WebhookEvent.client_id == client_id)
+            )
+        )
+        logged = set(
+            await session.scalars(
+                select(WebhookAttempt.delivery_id).where(
+                    WebhookAttempt.delivery_id.in_([item.id for item in left.items])
+                )
+            )
+        )
+    assert kept == {recent_event, ids[-1]}
+    assert len(logged) == 2  # the two that were tried keep their log

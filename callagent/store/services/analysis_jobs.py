@@ -311,6 +311,15 @@ async def give_back(
         job.updated_at = now
 
 
+async def pending(session: AsyncSession, call_id: uuid.UUID) -> bool:
+    """Whether the call's analysis is still to come (its job ``queued`` or ``running``): until
+    then its ``call.completed`` has not gone out (docs/webhooks.md)."""
+    status = await session.scalar(
+        select(CallAnalysisJob.status).where(CallAnalysisJob.call_id == call_id)
+    )
+    return status in (AnalysisStatus.QUEUED, AnalysisStatus.RUNNING)
+
+
 async def job_for_call(db: Database, client_id: uuid.UUID, call_id: uuid.UUID) -> JobView | None:
     """The analysis job of one of the client's calls, if it has one."""
     async with db.read() as session:

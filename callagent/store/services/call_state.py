@@ -227,7 +227,7 @@ async def apply_call_update(
         if target is not None and update.only_if_answered and call.status != CallStatus.IN_PROGRESS:
             target = None
         if target is not None:
-            await _move(session, call, target, update.outcome, now)
+            await _move(session, call, target, update.outcome, now, analyse=db.analyse_calls)
         elif update.outcome is not None:
             await _set_outcome(session, call, update.outcome, now)
         return call.status
@@ -239,6 +239,8 @@ async def _move(
     target: CallStatus,
     outcome: CallOutcome | None,
     now: dt.datetime,
+    *,
+    analyse: bool = True,
 ) -> None:
     current = call.status
     if target == current or _RANK[target] < _RANK[current]:
@@ -276,9 +278,11 @@ async def _move(
             customer.answered_calls += 1
             customer.total_talk_time_s += call.duration_s or 0.0
             # Its post-call analysis is queued in the transaction that ends it, so no answered
-            # call is ever over without one, whichever node or sweep ends it (docs/analysis.md).
-            await analysis_jobs.enqueue(session, call, now)
-            analysed = True
+            # call is ever over without one, whichever node or sweep ends it (docs/analysis.md)
+            # - unless no node analyses calls: then it is complete now, with what is known.
+            if analyse:
+                await analysis_jobs.enqueue(session, call, now)
+                analysed = True
     if outcome is not None:
         await _set_outcome(session, call, outcome, now)
     if target in FINAL and not analysed:

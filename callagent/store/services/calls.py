@@ -258,6 +258,8 @@ async def _prepare(
     )
     session.add(call)
     await session.flush()
+    if created:
+        await events.customer_created(session, customer, source="call", call_id=call.id)
     return PreparedCall(
         call_id=call.id,
         client_id=client_id,
@@ -404,6 +406,7 @@ async def record_outcome(
         call = await get_scoped(
             session, CallSession, client_id, report.call_id, "call", for_update=True
         )
+        call_before = events.call_snapshot(call)
         if call.outcome is not None:
             if not call_analysis.outcome_from_analysis(call):
                 raise Conflict(f"call {call.id} already has the outcome '{call.outcome}'")
@@ -422,12 +425,18 @@ async def record_outcome(
         # of an answered call to this report: such a call keeps its status, end and duration, and
         # its talk time was counted then.
         ended_by_telephony = call.status == target and call.ended_at is not None
+        # Announced complete already - at the hang-up, or by its analysis - so what this report
+        # changes goes out as a call.updated; while its analysis is still to come, that
+        # analysis announces the call with this report in it (docs/webhooks.md).
+        announced = ended_by_telephony and not await analysis_jobs.pending(session, call.id)
+        queued = False
         if not ended_by_telephony:
             call.status = check_transition(call.status, target)
             call.ended_at = now
-            if call.started_at is not None:
+            if call.started_at is not None and db.analyse_calls:
                 # The call ends here: its post-call analysis is queued with it (docs/analysis.md).
                 await analysis_jobs.enqueue(session, call, now)
+                queued = True
         call.outcome = report.outcome
         call.customer_response = report.customer_response
         call.conversation_notes = report.conversation_notes
@@ -496,9 +505,12 @@ async def record_outcome(
         if agent.status == AgentStatus.ACTIVE and agent.calls_handled >= OPTIMIZE_AFTER_CALLS:
             agent.status = advance_status(agent.status, AgentStatus.OPTIMIZING)
         await events.customer_changed(session, customer, snapshot, call_id=call.id)
-        if not ended_by_telephony and call.started_at is None:
-            # Never answered: no analysis will announce it (docs/webhooks.md).
+        if not ended_by_telephony and not queued:
+            # Never answered, or no node analyses calls: no analysis will announce it
+            # (docs/webhooks.md).
             await events.call_completed(session, call)
+        elif announced:
+            await events.call_updated(session, call, call_before, source="call-outcome")
         await session.flush()
         return CallOutcomeResult(
             call=call_view(call),

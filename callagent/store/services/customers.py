@@ -173,6 +173,7 @@ async def create_customer(db: Database, client_id: uuid.UUID, data: CustomerCrea
                 raise Conflict(f"a customer with phone number {phone} already exists")
             session.add(customer)
             await counters.bump(session, client_id, customer_counts(customer))
+            await events.customer_created(session, customer, source="api")
     except IntegrityError:
         raise Conflict(f"a customer with phone number {phone} already exists") from None
     return customer_view(customer)
@@ -423,9 +424,11 @@ async def import_customers(
                     )
                     session.add(customer)
                     deltas.update(customer_counts(customer))
+                    await events.customer_created(session, customer, source="import")
                     created += 1
                     continue
                 before = customer_counts(customer, -1)
+                snapshot = events.customer_snapshot(customer)
                 try:
                     if "interest_level" in row:
                         # Checked before anything is changed, so a refused row changes nothing.
@@ -445,6 +448,7 @@ async def import_customers(
                     # clears a do-not-call someone set (docs/scheduler.md).
                     set_do_not_call(customer, True, source="import")
                 deltas.update(merge(before, customer_counts(customer)))
+                await events.customer_changed(session, customer, snapshot)
                 updated += 1
             await counters.bump(session, client_id, dict(deltas))
             if dry_run:

@@ -40,8 +40,10 @@ from callagent.store.services._common import call_view, customer_view, opportuni
 EVENT_TYPES: Final = (
     "call.started",
     "call.completed",
+    "call.updated",
     "callback.scheduled",
     "appointment.booked",
+    "customer.created",
     "customer.updated",
     "opportunity.created",
     "do_not_call.added",
@@ -53,7 +55,13 @@ EVENT_TYPES: Final = (
 ALL: Final = "*"
 
 DEFAULT_MAX_ATTEMPTS: Final = 12
-"""Tries of one delivery before it is ``failed`` (the schedule: callagent/webhooks/delivery.py)."""
+"""Tries of one delivery before it is ``failed`` (the schedule: callagent/webhooks/delivery.py);
+the worker's ``webhooks.max_attempts`` setting."""
+
+UNSET_ATTEMPTS: Final = 0
+"""``max_attempts`` of a delivery whose tries are not fixed yet: the node that first sends it
+(or sends it again after a redelivery) gives it its ``webhooks.max_attempts``. The writers of
+events cannot know that setting - they run wherever a change is made."""
 
 APPOINTMENT_MINUTES: Final = 30
 """How long a booked appointment is in its calendar entry: the agent books a time, not a length."""
@@ -74,6 +82,21 @@ CUSTOMER_FIELDS: Final = (
 )
 """What a CRM mirrors of a customer: a change to one of these is a ``customer.updated``.
 Counters (calls, talk time, last call) change with every call and are left out."""
+
+CALL_FIELDS: Final = (
+    "status",
+    "outcome",
+    "customer_response",
+    "conversation_notes",
+    "customer_satisfaction",
+    "sentiment",
+    "duration_s",
+)
+"""What a report on a call that was announced complete may change: a ``call.updated``."""
+
+
+_ENDPOINTS: Final = "callagent.webhook_endpoints"
+"""``session.info`` key of the endpoints :func:`emit` looked up in this transaction."""
 
 
 def call_key(call_id: uuid.UUID) -> str:
@@ -98,18 +121,19 @@ async def emit(
     data: Mapping[str, Any],
     *,
     ordering_key: str = "",
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    max_attempts: int = UNSET_ATTEMPTS,
 ) -> uuid.UUID | None:
     """Write one event and its deliveries in the caller's transaction; its id, or None when no
-    active endpoint of the client subscribed to ``event_type`` (nothing is written then)."""
+    active endpoint of the client subscribed to ``event_type`` (nothing is written then).
+    ``max_attempts`` fixes the deliveries' tries (default: the sending node's setting).
+
+    The client's endpoints are looked up once per transaction (``session.info``): an import
+    that writes thousands of events does not ask for them thousands of times."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    endpoints = await session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.client_id == client_id, WebhookEndpoint.active.is_(True)
-        )
-    )
-    targets = [row.id for row in endpoints if subscribes(list(row.event_types), event_type)]
+    targets = [
+        id_ for id_, types in await _endpoints(session, client_id) if subscribes(types, event_type)
+    ]
     if not targets:
         return None
     now = utcnow()
@@ -144,6 +168,33 @@ async def emit(
         )
     await session.flush()
     return event.id
+
+
+async def _endpoints(
+    session: AsyncSession, client_id: uuid.UUID
+) -> list[tuple[uuid.UUID, list[Any]]]:
+    """The client's active endpoints and their types, looked up once per transaction."""
+    cache: dict[uuid.UUID, list[tuple[uuid.UUID, list[Any]]]] = session.info.setdefault(
+        _ENDPOINTS, {}
+    )
+    if client_id not in cache:
+        rows = await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+                WebhookEndpoint.client_id == client_id, WebhookEndpoint.active.is_(True)
+            )
+        )
+        cache[client_id] = [(row.id, list(row.event_types)) for row in rows]
+    return cache[client_id]
+
+
+async def wanted(session: AsyncSession, client_id: uuid.UUID, *event_types: str) -> bool:
+    """Whether an active endpoint of the client subscribed to one of ``event_types`` (so a
+    writer can skip building a payload nobody gets)."""
+    return any(
+        subscribes(types, event_type)
+        for _, types in await _endpoints(session, client_id)
+        for event_type in event_types
+    )
 
 
 # Payloads ------------------------------------------------------------------------------------
@@ -198,12 +249,77 @@ async def call_completed(
         {
             "call": data,
             "outcome": data["outcome"],
-            "summary": call.conversation_notes,
+            "summary": call.conversation_notes or None,
             "analysed": analysis is not None,
             "analysis": None if analysis is None else dict(analysis),
         },
         ordering_key=call_key(call.id),
     )
+
+
+def call_snapshot(call: CallSession) -> dict[str, Any]:
+    """The fields a ``call.updated`` compares, before a write changes them."""
+    return msgspec.to_builtins({name: getattr(call, name) for name in CALL_FIELDS})
+
+
+async def call_updated(
+    session: AsyncSession, call: CallSession, before: Mapping[str, Any], *, source: str
+) -> None:
+    """``call.updated``: a call announced complete changed afterwards (a CRM's
+    ``call-outcome`` after the analysis) - if a field of :data:`CALL_FIELDS` did."""
+    after = call_snapshot(call)
+    changed = [name for name in CALL_FIELDS if after[name] != before.get(name)]
+    if not changed:
+        return
+    await session.flush()
+    data = call_data(call)
+    await emit(
+        session,
+        call.client_id,
+        "call.updated",
+        {
+            "call": data,
+            "outcome": data["outcome"],
+            "previous_outcome": before.get("outcome"),
+            "summary": call.conversation_notes or None,
+            "changed": changed,
+            "source": source,
+        },
+        ordering_key=call_key(call.id),
+    )
+
+
+async def customer_created(
+    session: AsyncSession,
+    customer: CustomerProfile,
+    *,
+    source: str,
+    call_id: uuid.UUID | None = None,
+) -> None:
+    """``customer.created`` (``source``: ``api``, ``import`` or ``call`` - a call to or from a
+    number not on file), and ``do_not_call.added`` after it when the customer starts on the
+    list. A customer made by a call is ordered with that call's events, before them."""
+    if not await wanted(session, customer.client_id, "customer.created", "do_not_call.added"):
+        return  # no flush for nobody: an import of thousands of rows stays one write
+    await session.flush()
+    key = call_key(call_id) if call_id is not None else customer_key(customer.id)
+    data = customer_data(customer)
+    cause = {"call_id": None if call_id is None else str(call_id)}
+    await emit(
+        session,
+        customer.client_id,
+        "customer.created",
+        {"customer": data, "source": source, **cause},
+        ordering_key=key,
+    )
+    if customer.do_not_call:
+        await emit(
+            session,
+            customer.client_id,
+            "do_not_call.added",
+            {"customer": data, **cause},
+            ordering_key=key,
+        )
 
 
 async def customer_changed(

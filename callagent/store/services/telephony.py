@@ -32,6 +32,7 @@ from callagent.store.models import (
     PhoneNumber,
 )
 from callagent.store.schemas import AgentView, TrainingView
+from callagent.store.services import events
 from callagent.store.services._common import (
     agent_phone_numbers,
     agent_view,
@@ -169,6 +170,10 @@ async def _open_inbound(
     call.started_at = now
     session.add(call)
     await session.flush()
+    if created:
+        await events.customer_created(session, customer, source="call", call_id=call.id)
+    # Taken, so answered: call_state never moves it to in_progress, this is its start.
+    await events.call_started(session, call)
     return InboundCall(
         client_id=client_id,
         agent_id=agent_id,

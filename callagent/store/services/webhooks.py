@@ -19,6 +19,12 @@ sends at a time, the way analysis jobs are run (``analysis_jobs``):
   worker computed, or ``failed`` after ``max_attempts``. Every attempt is logged. A retry's
   backoff also moves the later pending deliveries of its key to its next attempt: they could
   not go before it, and not being due they stay out of every claim's scan meanwhile.
+* **tries**: the writers of events run wherever a change is made and cannot know the sending
+  node's ``webhooks.max_attempts``: a new (or redelivered) delivery gets its tries from the
+  node that first claims it.
+* **retention** (:func:`purge_delivered`): delivered deliveries, and then events that have no
+  delivery left, are deleted in batches once they are older than the retention; a delivery
+  that is pending, being sent or ``failed`` is never deleted, nor its event.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -49,7 +55,12 @@ from callagent.store.models import (
 from callagent.store.pagination import SortKey, paginate
 from callagent.store.schemas import Input, Output
 from callagent.store.services._common import get_scoped, to_view
-from callagent.store.services.events import ALL, DEFAULT_MAX_ATTEMPTS, EVENT_TYPES
+from callagent.store.services.events import (
+    ALL,
+    DEFAULT_MAX_ATTEMPTS,
+    EVENT_TYPES,
+    UNSET_ATTEMPTS,
+)
 
 SECRET_PREFIX: Final = "whsec_"
 MAX_ENDPOINTS: Final = 20
@@ -127,7 +138,8 @@ class WebhookAttemptView(Output):
 
 
 class WebhookDeliveryView(Output):
-    """One event to one endpoint."""
+    """One event to one endpoint; ``max_attempts`` is null until a node first sends it (again,
+    after a redelivery): that node's ``webhooks.max_attempts`` applies."""
 
     id: uuid.UUID
     endpoint_id: uuid.UUID
@@ -135,7 +147,7 @@ class WebhookDeliveryView(Output):
     event_type: str
     status: DeliveryStatus
     attempts: int
-    max_attempts: int
+    max_attempts: int | None
     next_attempt_at: dt.datetime | None
     last_status_code: int | None
     last_error: str
@@ -351,7 +363,9 @@ async def list_deliveries(
             session, statement, DELIVERIES_NEWEST_FIRST, cursor=cursor, limit=limit, descending=True
         )
     return WebhookDeliveryPage(
-        items=[to_view(row, WebhookDeliveryView) for row in page.rows],
+        items=[
+            to_view(row, WebhookDeliveryView, max_attempts=_max_attempts(row)) for row in page.rows
+        ],
         next_cursor=page.next_cursor,
     )
 
@@ -375,9 +389,21 @@ async def _detail(session: AsyncSession, row: WebhookDelivery) -> WebhookDeliver
     return to_view(
         row,
         WebhookDeliveryDetail,
+        max_attempts=_max_attempts(row),
         payload=envelope(event) if event is not None else {},
         attempt_log=[to_view(attempt, WebhookAttemptView) for attempt in attempts],
     )
+
+
+def _max_attempts(row: WebhookDelivery) -> int | None:
+    """The delivery's tries, or None while the node that sends it has not fixed them."""
+    return None if _tries_unset(row) else row.max_attempts
+
+
+def _tries_unset(row: WebhookDelivery) -> bool:
+    # A pending delivery with its tries used up is new or redelivered: a failed last try
+    # makes it ``failed``, never ``pending``.
+    return row.status == DeliveryStatus.PENDING and row.attempts >= row.max_attempts
 
 
 async def redeliver(
@@ -386,10 +412,11 @@ async def redeliver(
     delivery_id: uuid.UUID,
     now: dt.datetime,
     *,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    max_attempts: int = UNSET_ATTEMPTS,
 ) -> WebhookDeliveryDetail:
-    """Send a delivery again, now, with a fresh set of tries (same event id: the receiver can
-    tell it is the same event). One being sent right now is a 409."""
+    """Send a delivery again, now, with a fresh set of tries - ``max_attempts``, or the sending
+    node's setting (same event id: the receiver can tell it is the same event). One being sent
+    right now is a 409."""
     async with db.write() as session:
         row = await get_scoped(
             session, WebhookDelivery, client_id, delivery_id, "delivery", for_update=True
@@ -475,9 +502,11 @@ async def claim(
     lease: dt.timedelta,
     *,
     client_id: uuid.UUID | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> DeliveryLease | None:
     """Take the oldest due delivery for ``worker`` until ``now + lease`` (module docstring);
-    None when there is none. ``client_id`` limits it to one client's deliveries (tests).
+    None when there is none. ``client_id`` limits it to one client's deliveries (tests). A
+    delivery whose tries are not fixed yet gets ``max_attempts`` (this node's setting).
 
     A delivery taken again after its lease ran out counts that lost attempt; one that used up
     its attempts that way is failed here and the next one is looked at."""
@@ -511,6 +540,8 @@ async def claim(
                 select(WebhookEvent).where(WebhookEvent.id == row.event_id)
             )
             assert event is not None  # deleted only with its deliveries (foreign key)
+            if _tries_unset(row):
+                row.max_attempts = row.attempts + max(1, max_attempts)
             row.status = DeliveryStatus.DELIVERING
             row.attempts += 1
             row.locked_by = worker[:100]
@@ -608,6 +639,63 @@ async def report(
             )
         )
         return row.status
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one retention sweep deleted."""
+
+    deliveries: int
+    events: int
+
+
+async def purge_delivered(db: Database, before: dt.datetime, *, batch: int = 500) -> Purged:
+    """Delete what was delivered before ``before`` (docs/webhooks.md "Retention"): delivered
+    deliveries (with their attempt log), then events older than ``before`` that have no
+    delivery left. ``batch`` rows per transaction, so a sweep never holds locks for long; an
+    undelivered delivery (pending, being sent, failed) and its event are never touched."""
+    deliveries = events = 0
+    done = and_(
+        WebhookDelivery.status == DeliveryStatus.DELIVERED,
+        WebhookDelivery.delivered_at < before,
+    )
+    while True:
+        async with db.write() as session:
+            chosen = select(WebhookDelivery.id).where(done).limit(batch).scalar_subquery()
+            # The condition again on the rows themselves: a delivery redelivered since the
+            # pick is pending again and stays (PostgreSQL re-checks it on the locked row).
+            result = await session.execute(
+                delete(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(chosen), done)
+                .execution_options(synchronize_session=False)
+            )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        deliveries += count
+        if count < batch:
+            break
+    orphan = and_(
+        WebhookEvent.created_at < before,
+        ~exists().where(WebhookDelivery.event_id == WebhookEvent.id),
+    )
+    while True:
+        async with db.write() as session:
+            chosen = (
+                select(WebhookEvent.seq)
+                .where(orphan)
+                .order_by(WebhookEvent.seq)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            result = await session.execute(
+                delete(WebhookEvent)
+                .where(WebhookEvent.seq.in_(chosen), orphan)
+                .execution_options(synchronize_session=False)
+            )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        events += count
+        if count < batch:
+            break
+    return Purged(deliveries=deliveries, events=events)
 
 
 async def endpoint_of(db: Database, client_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:

@@ -13,7 +13,13 @@ from sqlalchemy import select
 from callagent.store.db import Database
 from callagent.store.errors import NotFound
 from callagent.store.models import CustomerProfile, WebhookDelivery, WebhookEvent
-from callagent.store.schemas import CustomerUpdate, OpportunityCreate, StartCall
+from callagent.store.schemas import (
+    CallOutcomeReport,
+    CustomerCreate,
+    CustomerUpdate,
+    OpportunityCreate,
+    StartCall,
+)
 from callagent.store.services import (
     analysis_jobs,
     call_analysis,
@@ -24,10 +30,11 @@ from callagent.store.services import (
     opportunities,
     webhooks,
 )
+from callagent.store.services import telephony as telephony_store
 from callagent.store.services.analysis_jobs import START_DELAY
 from callagent.store.services.call_state import CallAction, CallUpdate
 from callagent.store.services.webhooks import WebhookEndpointCreate
-from callagent.store.states import CallStatus, InterestLevel
+from callagent.store.states import CallOutcome, CallStatus, InterestLevel
 
 from helpers.analysis_data import START, TALK, analysis, finished_call
 from helpers.store_data import NOW, number, ready_client
@@ -78,14 +85,18 @@ async def test_an_unanswered_call_is_completed_at_hang_up_and_an_answered_one_st
     )
     rows = await outbox(db, client_id)
     assert [(row.type, row.ordering_key) for row in rows] == [
+        ("customer.created", f"call:{unanswered}"),  # start-call to a number not on file
         ("call.completed", f"call:{unanswered}"),
+        ("customer.created", f"call:{answered}"),
         ("call.started", f"call:{answered}"),
     ]
-    completed = rows[0].data
+    assert rows[0].data["source"] == "call"
+    assert rows[0].data["call_id"] == str(unanswered)
+    completed = rows[1].data
     assert completed["outcome"] == "no_answer"
     assert completed["call"]["id"] == str(unanswered)
     assert completed["analysed"] is False
-    assert rows[1].data["call"]["status"] == "in_progress"
+    assert rows[3].data["call"]["status"] == "in_progress"
 
 
 async def test_in_call_actions_raise_their_events(db: Database) -> None:
@@ -113,7 +124,8 @@ async def test_in_call_actions_raise_their_events(db: Database) -> None:
     ]
     for action in actions:
         await call_state.apply_call_action(db, client_id, call_id, action, NOW)
-    rows = await outbox(db, client_id)
+    created, *rows = await outbox(db, client_id)
+    assert (created.type, created.data["customer"]["id"]) == ("customer.created", str(customer_id))
     assert [row.type for row in rows] == [
         "customer.updated",  # the name and e-mail, through the API
         "appointment.booked",  # not also callback.scheduled: one event per booking
@@ -284,7 +296,10 @@ async def test_an_answered_call_is_completed_once_its_analysis_is_written(
     client_id = await ready_client(db)
     await subscribe(db, client_id)
     call_id = await finished_call(db, client_id, purpose="Solar panels")
-    assert [row.type for row in await outbox(db, client_id)] == ["call.started"]
+    assert [row.type for row in await outbox(db, client_id)] == [
+        "customer.created",
+        "call.started",
+    ]
     lease = await analysis_jobs.claim(db, "test", START + TALK + START_DELAY, LEASE)
     assert lease is not None
     await call_analysis.apply_analysis(
@@ -295,6 +310,7 @@ async def test_an_answered_call_is_completed_once_its_analysis_is_written(
     )
     rows = await outbox(db, client_id)
     assert [row.type for row in rows] == [
+        "customer.created",
         "call.started",
         "customer.updated",
         "opportunity.created",
@@ -306,7 +322,7 @@ async def test_an_answered_call_is_completed_once_its_analysis_is_written(
     assert completed["outcome"] == "interested"
     assert completed["summary"] == analysis().summary
     assert completed["analysis"]["applied"]["outcome"] == "interested"
-    assert rows[2].data["call_id"] == str(call_id)
+    assert rows[3].data["call_id"] == str(call_id)
 
 
 async def test_an_analysis_that_fails_still_completes_the_call(own_db: Database) -> None:
@@ -320,3 +336,174 @@ async def test_an_analysis_that_fails_still_completes_the_call(own_db: Database)
     rows = await outbox(db, client_id)
     assert [(row.type, row.data["analysed"]) for row in rows] == [("call.completed", False)]
     assert rows[0].data["call"]["id"] == str(call_id)
+
+
+async def test_customer_creation_and_imports_raise_their_events(db: Database) -> None:
+    """docs/webhooks.md: a customer made by the API, an import or a call is a
+    ``customer.created``; an import's changes are ``customer.updated`` and, when it puts a
+    number on the list, ``do_not_call.added`` - in the import's transaction (a dry run: none)."""
+    client_id = await ready_client(db)
+    await subscribe(db, client_id)
+    plain = await customers.create_customer(db, client_id, CustomerCreate(phone_number=number()))
+    barred = await customers.create_customer(
+        db, client_id, CustomerCreate(phone_number=number(), name="Bo", do_not_call=True)
+    )
+    rows = await outbox(db, client_id)
+    assert [(row.type, row.ordering_key) for row in rows] == [
+        ("customer.created", f"customer:{plain.id}"),
+        ("customer.created", f"customer:{barred.id}"),
+        ("do_not_call.added", f"customer:{barred.id}"),
+    ]
+    assert rows[0].data["source"] == "api"
+    assert rows[0].data["call_id"] is None
+    assert rows[1].data["customer"]["name"] == "Bo"
+    assert rows[2].data["customer"]["do_not_call"] is True
+
+    fresh, renamed, unchanged = number(), number(), number()
+    renamed_id = (
+        await customers.create_customer(db, client_id, CustomerCreate(phone_number=renamed))
+    ).id
+    await customers.create_customer(db, client_id, CustomerCreate(phone_number=unchanged))
+    seen = len(await outbox(db, client_id))
+    csv = (
+        "phone_number,name,do_not_call\n"
+        f"{fresh},Cy,\n"
+        f"{renamed},Di,true\n"
+        f"{unchanged},,\n"
+        f"{plain.phone_number},Al,\n"
+    )
+    dry = await customers.import_customers(db, client_id, csv, dry_run=True)
+    assert (dry.created, dry.updated) == (1, 3)
+    assert len(await outbox(db, client_id)) == seen  # a dry run writes nothing
+    await customers.import_customers(db, client_id, csv)
+    rows = (await outbox(db, client_id))[seen:]
+    assert [row.type for row in rows] == [
+        "customer.created",
+        "do_not_call.added",
+        "customer.updated",
+        "customer.updated",
+    ]
+    assert rows[0].data["customer"]["phone_number"] == fresh
+    assert rows[0].data["source"] == "import"
+    assert {row.ordering_key for row in rows[1:3]} == {f"customer:{renamed_id}"}
+    assert rows[2].data["changed"] == ["name", "do_not_call"]
+    assert rows[3].data["customer"]["id"] == str(plain.id)
+    assert rows[3].data["changed"] == ["name"]
+
+
+async def test_an_inbound_caller_not_on_file_is_created_then_the_call_started(
+    db: Database,
+) -> None:
+    did = number()
+    client_id = await ready_client(db, [did])
+    await subscribe(db, client_id)
+    call_id = uuid.uuid4()
+    caller = number()
+    for _ in range(2):  # the second call from the number: only started
+        taken = await telephony_store.open_inbound_call(
+            db, call_id=call_id, did=did, caller=caller, channel="c", now=NOW
+        )
+        assert taken is not None
+        call_id = uuid.uuid4()
+    rows = await outbox(db, client_id)
+    assert [row.type for row in rows] == ["customer.created", "call.started", "call.started"]
+    assert rows[0].ordering_key == rows[1].ordering_key  # the first call's, in its order
+    assert rows[0].data["source"] == "call"
+    assert rows[1].data["call"]["call_type"] == "inbound"
+
+
+async def test_a_crm_outcome_after_the_analysis_is_a_call_updated(own_db: Database) -> None:
+    """docs/webhooks.md "call.updated": once ``call.completed`` went out, a CRM's later outcome
+    is announced as a change of the call; before the analysis ran, the analysis's
+    ``call.completed`` carries it and nothing else is sent."""
+    db = own_db
+    client_id = await ready_client(db)
+    await subscribe(db, client_id, "call.completed", "call.updated")
+    analysed = await finished_call(db, client_id)
+    reported_first = await finished_call(db, client_id)
+    at = START + TALK + START_DELAY
+    lease = await analysis_jobs.claim(db, "test", at, LEASE)
+    assert lease is not None
+    assert lease.call_id == analysed
+    await call_analysis.apply_analysis(db, lease, analysis(outcome=CallOutcome.INTERESTED), at)
+    await calls.record_outcome(
+        db,
+        client_id,
+        CallOutcomeReport(
+            call_id=analysed,
+            outcome=CallOutcome.CONVERTED,
+            conversation_notes="Signed on the phone.",
+        ),
+        at,
+    )
+    # The other call's report comes while its analysis is still queued.
+    await calls.record_outcome(
+        db,
+        client_id,
+        CallOutcomeReport(call_id=reported_first, outcome=CallOutcome.NOT_INTERESTED),
+        at,
+    )
+    lease = await analysis_jobs.claim(db, "test", at, LEASE)
+    assert lease is not None
+    assert lease.call_id == reported_first
+    await call_analysis.apply_analysis(db, lease, analysis(outcome=CallOutcome.INTERESTED), at)
+    rows = await outbox(db, client_id)
+    assert [(row.type, row.ordering_key) for row in rows] == [
+        ("call.completed", f"call:{analysed}"),
+        ("call.updated", f"call:{analysed}"),
+        ("call.completed", f"call:{reported_first}"),
+    ]
+    updated = rows[1].data
+    assert (updated["previous_outcome"], updated["outcome"]) == ("interested", "converted")
+    assert updated["call"]["outcome"] == "converted"
+    assert updated["summary"] == "Signed on the phone."
+    assert updated["changed"][:1] == ["outcome"]
+    assert "conversation_notes" in updated["changed"]
+    assert updated["source"] == "call-outcome"
+    assert rows[2].data["outcome"] == "not_interested"  # the CRM's report, live wins
+
+
+async def test_without_analysis_an_answered_call_is_completed_at_hang_up(
+    database_url: str,
+) -> None:
+    """``analysis.enabled = false`` and no other node analysing: no job waits, so the call is
+    complete at hang-up with what is known (docs/webhooks.md); a CRM outcome then is a
+    ``call.updated``, and call-outcome ending a live call completes it at once."""
+    db = Database(database_url, analyse_calls=False)
+    try:
+        client_id = await ready_client(db)
+        await subscribe(db, client_id, "call.started", "call.completed", "call.updated")
+        ended = await finished_call(db, client_id)
+        assert await analysis_jobs.job_for_call(db, client_id, ended) is None
+        rows = await outbox(db, client_id)
+        assert [row.type for row in rows] == ["call.started", "call.completed"]
+        completed = rows[1].data
+        assert completed["call"]["status"] == "completed"
+        assert (completed["outcome"], completed["summary"]) == (None, None)
+        assert (completed["analysed"], completed["analysis"]) == (False, None)
+        await calls.record_outcome(
+            db,
+            client_id,
+            CallOutcomeReport(call_id=ended, outcome=CallOutcome.INTERESTED),
+            START + TALK,
+        )
+        live, _ = await new_call(db, client_id)
+        await call_state.apply_call_update(
+            db, client_id, live, CallUpdate(status=CallStatus.IN_PROGRESS), NOW
+        )
+        await calls.record_outcome(
+            db,
+            client_id,
+            CallOutcomeReport(call_id=live, outcome=CallOutcome.CALLBACK_REQUESTED),
+            NOW,
+        )
+        assert await analysis_jobs.job_for_call(db, client_id, live) is None
+        rows = (await outbox(db, client_id))[2:]
+        assert [(row.type, row.data["call"]["outcome"]) for row in rows] == [
+            ("call.updated", "interested"),
+            ("call.started", None),
+            ("call.completed", "callback_requested"),
+        ]
+        assert rows[0].data["previous_outcome"] is None
+    finally:
+        await db.dispose()
