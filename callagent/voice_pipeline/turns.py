@@ -385,17 +385,23 @@ class EndOfTurnPolicy:
         self._words = None
         self._text = None
 
-    def words_heard(self, text: str | None, speech_end: float) -> WordsSay | None:
+    def words_heard(
+        self, text: str | None, speech_end: float, judged: WordsSay | None = None
+    ) -> WordsSay | None:
         """The transcript of the turn up to the pause that began at ``speech_end`` is ready
         (``None``: transcription failed, fall back to the default pause).
 
-        A transcript of an earlier pause - the caller has spoken since - is ignored. Returns
-        the judgement, or None when it was ignored.
+        ``judged`` replaces :func:`judge_words` with another judge's verdict (the benchmark
+        compares an audio model this way). A transcript of an earlier pause - the caller has
+        spoken since - is ignored. Returns the judgement, or None when it was ignored.
         """
         if self._speaking or self._speech_ended is None or self._speech_ended != speech_end:
             return None
         self._text = text
-        self._words = WordsSay.UNSURE if text is None else judge_words(text)
+        if judged is not None:
+            self._words = judged
+        else:
+            self._words = WordsSay.UNSURE if text is None else judge_words(text)
         return self._words
 
     def pause_needed(self) -> float:
