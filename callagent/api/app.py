@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import swagger_ui_bundle
-from litestar import Litestar, Request, Router, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -40,6 +40,7 @@ from callagent.api.routes.crm import (
 from callagent.api.routes.dashboard import DashboardController
 from callagent.api.routes.webhooks import WebhookController, WebhookDeliveryController
 from callagent.api.state import ApiState
+from callagent.telephony.metrics import CONTENT_TYPE, CallMetrics
 
 #: JSON bodies larger than this are refused with 413 (the CSV import allows more).
 MAX_BODY_BYTES = 1024 * 1024
@@ -114,12 +115,19 @@ def api_router(state: ApiState) -> Router:
     )
 
 
-def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None) -> Litestar:
+def create_app(
+    status: Callable[[], dict[str, Any]],
+    api: ApiState | None = None,
+    *,
+    metrics: CallMetrics | None = None,
+) -> Litestar:
     """A Litestar app serving ``GET /health``; with ``api``, the REST API.
 
     ``/health`` tells an anonymous caller (a load balancer's probe) only ``{"status": "ok"}``;
     ``status()`` - models, calls, AMI, addresses - only goes to a caller with a valid API key
     (an invalid one is a 401), and never without ``api``, where no key can be checked.
+    With ``metrics`` and ``api``, ``GET /metrics`` serves them in Prometheus' text format to a
+    caller with a valid API key, like ``/health``'s details (docs/metrics.md).
     """
 
     @get("/health", include_in_schema=False)
@@ -130,6 +138,15 @@ def create_app(status: Callable[[], dict[str, Any]], api: ApiState | None = None
         return {"status": "ok", **status()}
 
     handlers: list[Any] = [health]
+    if api is not None and metrics is not None:
+
+        @get("/metrics", include_in_schema=False)
+        async def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+            # Call volume and latency are the tenants' business: a key, never anonymous.
+            await authenticate(api, request)
+            return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+        handlers.append(metrics_route)
     if api is not None:
         handlers.append(api_router(api))
         handlers.append(

@@ -26,6 +26,7 @@ from callagent.store.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from callagent.telephony.admission import AtCapacity
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (CallRefused, 409),
     (Conflict, 409),
     (Unauthorized, 401),
+    (AtCapacity, 503),
 ]
+
+RETRY_AFTER_S = 30
+"""What a 503 at capacity tells the client to wait: about one short call's length."""
 
 
 def _respond(body: ErrorBody, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -87,6 +92,8 @@ def domain_error_handler(_request: Request[Any, Any, Any], error: DomainError) -
     status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
     body = ErrorBody(status_code=status, error=error.code, detail=error.detail)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return _respond(body, headers)
 
 
@@ -182,6 +189,7 @@ def responses(*statuses: int) -> dict[int, ResponseSpec]:
         404: "Not found (another client's resource is not found either)",
         409: "Conflicts with the current state (illegal transition, duplicate, refused call)",
         413: "Body too large",
+        503: "This node carries as many calls as it may (routing.max_active_calls); retry later",
     }
     return {
         status: ResponseSpec(data_container=ErrorBody, description=text[status])

@@ -12,6 +12,7 @@ from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.services.agents import VoiceChoices
 from callagent.store.services.dial_queue import DialFacts, Rule, Verdict
+from callagent.telephony.admission import CallAdmission
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 
 
@@ -20,12 +21,14 @@ class ApiState:
     """Injected into handlers as ``api``. ``clock`` is replaceable so tests pin the time
     (working hours, overdue callbacks) instead of depending on when they run. ``recordings`` is
     the folder of call recordings (``recording.folder``; None when recording is off): deleting a
-    customer deletes their calls' files there."""
+    customer deletes their calls' files there. ``admission`` is the node's call count: start-call
+    is refused (503) while it is full; None: no limit (docs/telephony.md "Capacity")."""
 
     db: Database
     placer: CallPlacer = field(default_factory=NoTelephonyPlacer)
     clock: Callable[[], dt.datetime] = utcnow
     recordings: Path | None = None
+    admission: CallAdmission | None = None
     # start-call's dial-time rules (docs/scheduler.md): do-not-call list, blocked numbers, one
     # live call per customer, the day's attempts, the caps. Default: the rules' defaults
     # without the caps and the customer's calling window (start-call is asked for now, by a

@@ -12,6 +12,7 @@ embedded mode and ``callagent call --simulate``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import uuid
@@ -24,11 +25,13 @@ from callagent.call_logging import call_context
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
-from callagent.store.services.call_state import CallUpdate
-from callagent.store.states import CallStatus
+from callagent.store.services.call_state import CallAction, CallUpdate
+from callagent.store.states import CallOutcome, CallStatus
+from callagent.telephony.admission import BusyPrompt, CallAdmission, turn_away
 from callagent.telephony.call_actions import ActionParams, CallActions
 from callagent.telephony.call_journal import CallJournal, CallJournals, JournalObserver
-from callagent.telephony.connection import CallConnection
+from callagent.telephony.connection import AddressedCall, CallConnection
+from callagent.telephony.metrics import CallMetrics, FrameGaps
 from callagent.telephony.recording import CallRecorder
 from callagent.telephony.routing import CallRouter, MessageResponder, Route
 from callagent.voice_pipeline.clock import Clock
@@ -46,6 +49,10 @@ from callagent.voice_pipeline.stt import SpeechToText
 from callagent.voice_pipeline.tts import TextToSpeech, VoiceLibrary
 
 log = logging.getLogger(__name__)
+
+BUSY_CALLBACK_AFTER = dt.timedelta(minutes=15)
+"""When the callback offered to a caller turned away at capacity is scheduled (the scheduler
+then dials it within the agent's working hours, docs/telephony.md "Capacity")."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,15 @@ class CallRunner:
         router: CallRouter | None = None,
         journals: CallJournals | None = None,
         actions: ActionParams | None = None,
+        admission: CallAdmission | None = None,
+        busy: BusyPrompt | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
+        if admission is not None and busy is None:
+            raise ValueError("a call runner with admission control needs its busy prompt")
+        self._admission = admission
+        self._busy = busy
+        self._metrics = metrics
         self._recordings = recordings
         self._actions = actions or ActionParams()
         self._engines = engines
@@ -173,11 +188,60 @@ class CallRunner:
             self._journals.not_stored(connection.call_id)  # what AMI said of it goes nowhere
         if route.kind == "refused":
             return  # not a call Asterisk announced: the connection closes without a word
+        # After routing, so the refused call is stored like any other and an unannounced
+        # connection never counts (docs/telephony.md "Capacity").
+        via = "sip" if isinstance(connection, AddressedCall) else "audiosocket"
+        if self._admission is not None and not self._admission.admit(connection.call_id, via):
+            await self._refuse(connection, route)
+            return
+        try:
+            if self._journals is None or route.call_id is None or route.client_id is None:
+                await self._converse(connection, route, report, None)
+                return
+            async with self._journals.hold(route.call_id, route.client_id) as journal:
+                await self._converse(connection, route, report, journal)
+        finally:
+            if self._admission is not None:
+                self._admission.release(connection.call_id)
+
+    async def _refuse(self, connection: CallConnection, route: Route) -> None:
+        """The node is at capacity: the busy prompt, then hang up; a stored call ends
+        ``failed`` with outcome ``busy`` and, for a caller we know, a callback offered."""
+        assert self._busy is not None
+        if self._metrics is not None:
+            self._metrics.call_ended("refused")
         if self._journals is None or route.call_id is None or route.client_id is None:
-            await self._converse(connection, route, report, None)
+            await turn_away(connection, self._busy, self._clock)
             return
         async with self._journals.hold(route.call_id, route.client_id) as journal:
-            await self._converse(connection, route, report, journal)
+            assert self._admission is not None
+            capacity = self._admission.capacity
+            if route.direction == "inbound":
+                # Before the update that ends the call: an action applies to a live call. A
+                # do-not-call customer gets none (the store skips it).
+                at = dt.datetime.now(dt.UTC) + BUSY_CALLBACK_AFTER
+                journal.action(
+                    CallAction(
+                        record={
+                            "type": "schedule_callback",
+                            "source": "busy",
+                            "at": at.isoformat(),
+                        },
+                        callback_at=at,
+                        callback_reason="called while every line was busy",
+                    )
+                )
+            # Written before the prompt plays: AMI's hang-up then finds the call over already.
+            journal.update(
+                CallUpdate(
+                    status=CallStatus.FAILED,
+                    outcome=CallOutcome.BUSY,
+                    failure_reason=(
+                        f"refused: at capacity ({capacity} calls live, routing.max_active_calls)"
+                    ),
+                )
+            )
+            await turn_away(connection, self._busy, self._clock)
 
     def _responder(self, route: Route, actions: CallActions) -> Responder:
         if route.kind == "message":
@@ -200,13 +264,17 @@ class CallRunner:
         report: CallReport,
         journal: CallJournal | None,
     ) -> None:
-        observer: PipelineObserver = report.log
+        observers: list[PipelineObserver] = [report.log]
         writer: JournalObserver | None = None
         if journal is not None:
             # Make sure the session shows the call as live even if AMI's "answered" is late.
             journal.update(CallUpdate(status=CallStatus.IN_PROGRESS))
             writer = JournalObserver(journal, self._clock)
-            observer = _Tee(report.log, writer)
+            observers.append(writer)
+        if self._metrics is not None:
+            observers.append(self._metrics)
+        observer: PipelineObserver = observers[0] if len(observers) == 1 else _Tee(*observers)
+        gaps = FrameGaps(self._metrics) if self._metrics is not None else None
         # What the agent decides during the call is carried out here: stored through the
         # call's journal, a hand-over over AMI at the end (telephony/call_actions.py).
         actions = CallActions(
@@ -244,6 +312,8 @@ class CallRunner:
         async def send(pcm: bytes) -> None:
             if recorder is not None:
                 recorder.agent_audio(pcm)
+            if gaps is not None:
+                gaps.sent(self._clock.now())
             await connection.send_audio(pcm)
 
         # The line's own DTMF is stored only when AMI does not report it (direct SIP).
@@ -264,6 +334,8 @@ class CallRunner:
             report.ended_at = time.time()
             turns, barge_ins = len(report.log.turns), len(report.log.barge_ins)
             log.info("ended after %d turns, %d barge-ins", turns, barge_ins)
+            if self._metrics is not None:
+                self._metrics.call_ended("failed" if failure else "completed")
             if journal is not None and writer is not None:
                 journal.update(
                     CallUpdate(

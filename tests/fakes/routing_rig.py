@@ -26,6 +26,7 @@ from callagent.store.db import Database
 from callagent.store.schemas import AgentSetup, CallDetail, CallPage, TrainingCreate
 from callagent.store.services import agents, calls, clients
 from callagent.store.states import CallStatus, TrainingType
+from callagent.telephony.admission import BusyPrompt, CallAdmission
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer, Backoff
 from callagent.telephony.asterisk.call_tracker import CallEvent
 from callagent.telephony.asterisk.config import render_asterisk_config
@@ -35,6 +36,7 @@ from callagent.telephony.asterisk.transfer import TransferAllowList
 from callagent.telephony.call_actions import ActionParams
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.telephony.metrics import CallMetrics
 from callagent.telephony.routing import CallRouter, ProfileCache, UnknownNumberPolicy
 from callagent.voice_pipeline.clock import MonotonicClock
 
@@ -113,6 +115,8 @@ class Rig:
     recordings: Path
     reports: list[CallReport] = field(default_factory=list)
     events: list[CallEvent] = field(default_factory=list)
+    admission: CallAdmission | None = None
+    metrics: CallMetrics | None = None
 
     async def wait_for(self, predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
         async with asyncio.timeout(timeout_s):
@@ -161,7 +165,7 @@ class Rig:
     @contextlib.asynccontextmanager
     async def api(self, now: dt.datetime | None = None) -> AsyncIterator[httpx.AsyncClient]:
         """The REST API in this event loop (the placer lives here), with this rig's placer."""
-        state = ApiState(db=self.db, placer=self.placer)
+        state = ApiState(db=self.db, placer=self.placer, admission=self.admission)
         if now is not None:
             state.clock = lambda: now
         app = create_app(lambda: {}, state)
@@ -183,9 +187,11 @@ async def routing_rig(
     fallback: AgentProfile = FALLBACK,
     ring_timeout_s: float = 5.0,
     retry_delays: Sequence[float] = (0.01,),
+    capacity: int | None = None,
     **env: str,
 ) -> AsyncIterator[Rig]:
-    """Start the rig; ``dids`` are the numbers the simulated Asterisk answers."""
+    """Start the rig; ``dids`` are the numbers the simulated Asterisk answers. With
+    ``capacity`` the node takes at most that many calls at once, as ``serve`` wires it."""
     db = Database(database_url)
     clock = MonotonicClock()
     stt = FakeSpeechToText(clock, list(transcripts or []))  # type: ignore[arg-type]
@@ -194,6 +200,9 @@ async def routing_rig(
     journals = CallJournals(db, retry_delays=retry_delays)
     profiles = ProfileCache(db, warm=llm.warm_up)
     reports: list[CallReport] = []
+    admission = CallAdmission(capacity) if capacity is not None else None
+    busy = BusyPrompt(tts, "Sorry, all our agents are busy. Goodbye.") if admission else None
+    metrics = CallMetrics() if admission else None
 
     async def handler(connection: AudioSocketConnection) -> None:
         # The runner needs the router, the router the AMI client, the client the simulator,
@@ -251,6 +260,9 @@ async def routing_rig(
                     transfer=dialer.transfer,
                     transfer_targets=tuple(settings.asterisk.transfer_map()),
                 ),
+                admission=admission,
+                busy=busy,
+                metrics=metrics,
             )
             rig = Rig(
                 db=db,
@@ -267,7 +279,11 @@ async def routing_rig(
                 llm=llm,
                 recordings=recordings,
                 reports=reports,
+                admission=admission,
+                metrics=metrics,
             )
+            if admission is not None:
+                ami.subscribe(admission.on_call_event)
             ami.subscribe(journals.on_call_event)
             ami.subscribe(rig.events.append)
             try:

@@ -119,7 +119,7 @@ class AgentController(Controller):
         """Every training session, oldest first."""
         return await agents.list_trainings(api.db, client_id)
 
-    @post("/start-call/", status_code=201, responses=responses(400, 401, 404, 409))
+    @post("/start-call/", status_code=201, responses=responses(400, 401, 404, 409, 503))
     async def start_call(
         self,
         data: JSONBody[StartCall],
@@ -129,26 +129,41 @@ class AgentController(Controller):
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> StartCallResult:
         """Place a call. Refused (409) while the agent is under 20 %, for do-not-call numbers,
-        and outside working hours unless ``ignore_working_hours``. Without telephony the call
-        session is created and comes back ``failed``: "no telephony configured"."""
+        and outside working hours unless ``ignore_working_hours``; refused (503) while this
+        node carries as many calls as it may. Without telephony the call session is created
+        and comes back ``failed``: "no telephony configured"."""
         try:
             # "follow_up: …" names a call purpose (docs/api.md "start-call"); a misspelt one
             # must not silently become a sales call.
             check_purpose(data.purpose)
         except ValueError as error:
             raise ValidationFailed("purpose", str(error)) from None
-        prepared = await calls.prepare_call(
-            api.db,
-            client_id,
-            data,
-            now,
-            idempotency_key=idempotency_key,
-            rule=api.dial_rule,
-        )
+        # Before anything is written: a refusal at capacity leaves no call session behind
+        # (docs/telephony.md "Capacity"). The slot is the placed call's until it connects.
+        slot = api.admission.reserve() if api.admission is not None else None
+        try:
+            prepared = await calls.prepare_call(
+                api.db,
+                client_id,
+                data,
+                now,
+                idempotency_key=idempotency_key,
+                rule=api.dial_rule,
+            )
+        except BaseException:
+            if slot is not None:
+                slot.cancel()
+            raise
         if prepared.existing:
             # Same Idempotency-Key as an earlier request: that call, as it is now; no dial.
+            if slot is not None:
+                slot.cancel()
             return await calls.existing_call(api.db, client_id, prepared.call_id)
+        if slot is not None:
+            slot.bind(prepared.call_id)
         result = await place(api.placer, prepared)
+        if slot is not None and not result.placed:
+            slot.cancel()
         recorded = await calls.record_placement(
             api.db,
             client_id,
