@@ -423,12 +423,6 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ``file_agent``: the agent of ``agent.file`` (or the built-in demo agent) answers and nothing
     is stored - a single-business install works without creating a client. ``message``: the
     caller hears ``unknown_number_message`` and the call ends - for multi-tenant installs.
-
-    And how many calls this node answers at once (docs/telephony.md "Capacity"): beyond
-    ``max_active_calls`` - AudioSocket and direct SIP together - a caller hears
-    ``busy_message`` and is hung up, and start-call is refused (503). The default 2 is sized
-    for the ``default`` profile on 2 cores, where 3 calls at once pushed voice-to-voice p95 to
-    5-10 s.
     """
 
     env_prefix: ClassVar[str] = ""
@@ -437,21 +431,10 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     unknown_number_message: str = (
         "Sorry, this number is not in service at the moment. Please check the number. Goodbye."
     )
-    max_active_calls: int = 2
-    busy_message: str = (
-        "Sorry, all our agents are busy right now. We will call you back as soon as we can, "
-        "or please try again in a few minutes. Goodbye."
-    )
 
     def __post_init__(self) -> None:
         if not self.unknown_number_message.strip() or len(self.unknown_number_message) > 500:
             raise SettingsError("routing.unknown_number_message must be 1..500 characters")
-        if not 1 <= self.max_active_calls <= 256:
-            raise SettingsError(
-                f"routing.max_active_calls must be 1..256, got {self.max_active_calls}"
-            )
-        if not self.busy_message.strip() or len(self.busy_message) > 500:
-            raise SettingsError("routing.busy_message must be 1..500 characters")
 
 
 class RecoverySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -487,18 +470,22 @@ class AnalysisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Post-call analysis (docs/analysis.md): after an answered call the local model (the
     profile's LLM, a second instance) reads the transcript and fills the records.
 
-    ``enabled`` runs the worker on this node (jobs are queued either way and wait for a node
-    that runs one). A node looks for due jobs every ``poll_interval_s``; a job it takes is its
-    own for ``lease_s`` (renewed while it runs; after a crash another node takes it once the
-    lease ran out). While this node has a live call it takes only jobs that waited
-    ``max_defer_s``. ``context_tokens`` and ``max_tokens`` size the model's context and
-    answer; ``nice`` is the CPU priority of its thread (19: the lowest).
+    ``enabled`` runs the worker on this node. An answered call's job is queued when this node
+    runs the worker or ``other_nodes`` says another node of the installation does (the job
+    waits for it); with neither, no job is queued and the call is complete at hang-up (its
+    ``call.completed`` webhook goes then, docs/webhooks.md). A node looks for due jobs every
+    ``poll_interval_s``; a job it takes is its own for ``lease_s`` (renewed while it runs;
+    after a crash another node takes it once the lease ran out). While this node has a live
+    call it takes only jobs that waited ``max_defer_s``. ``context_tokens`` and
+    ``max_tokens`` size the model's context and answer; ``nice`` is the CPU priority of its
+    thread (19: the lowest).
     """
 
     env_prefix: ClassVar[str] = "ANALYSIS_"
     env_names: ClassVar[Mapping[str, str]] = {"enabled": "ANALYSIS"}
 
     enabled: bool = True
+    other_nodes: bool = False
     poll_interval_s: float = 5.0
     lease_s: float = 600.0
     max_defer_s: float = 900.0
@@ -526,6 +513,10 @@ class AnalysisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
         if not 0 <= self.nice <= 19:
             raise SettingsError(f"analysis.nice must be 0..19, got {self.nice}")
+
+    def analysed(self) -> bool:
+        """Whether some node of the installation analyses calls (so their jobs are queued)."""
+        return self.enabled or self.other_nodes
 
 
 class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -724,6 +715,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     recovery: RecoverySettings = msgspec.field(default_factory=RecoverySettings)
     analysis: AnalysisSettings = msgspec.field(default_factory=AnalysisSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     scheduler: SchedulerSettings = msgspec.field(default_factory=SchedulerSettings)
 
 

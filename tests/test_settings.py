@@ -345,3 +345,46 @@ def test_the_sip_endpoint_answers_only_listed_networks() -> None:
     with pytest.raises(SettingsError, match="no call could be answered"):
         SipSettings(allowed_networks="")
     assert SipSettings(allowed_networks="", registrar="sip.example.net", username="u")
+
+
+def test_webhook_settings_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "callagent.toml"
+    config.write_text("[webhooks]\nmax_attempts = 5\nretention_days = 7\ntimeout_s = 4\n")
+    settings = load_settings(
+        config_file=config,
+        environ={"CALLAGENT_WEBHOOKS": "false", "CALLAGENT_WEBHOOKS_BACKOFF_MAX_S": "600"},
+    )
+    webhooks = settings.webhooks
+    assert webhooks.enabled is False
+    assert (webhooks.max_attempts, webhooks.retention_days, webhooks.timeout_s) == (5, 7.0, 4.0)
+    assert (webhooks.backoff_base_s, webhooks.backoff_max_s) == (15.0, 600.0)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"CALLAGENT_WEBHOOKS_POLL_INTERVAL_S": "0"}, "webhooks.poll_interval_s"),
+        ({"CALLAGENT_WEBHOOKS_MAX_ATTEMPTS": "0"}, "webhooks.max_attempts"),
+        ({"CALLAGENT_WEBHOOKS_TIMEOUT_S": "600"}, "webhooks.timeout_s"),
+        # The lease must outlast the POST, or another node sends the delivery meanwhile.
+        ({"CALLAGENT_WEBHOOKS_TIMEOUT_S": "40", "CALLAGENT_WEBHOOKS_LEASE_S": "60"}, "lease_s"),
+        ({"CALLAGENT_WEBHOOKS_BACKOFF_MAX_S": "10"}, "webhooks.backoff_max_s"),
+        ({"CALLAGENT_WEBHOOKS_RETENTION_DAYS": "0.5"}, "webhooks.retention_days"),
+        ({"CALLAGENT_WEBHOOKS_MAX_ATTEMPTS": "many"}, "webhooks.max_attempts"),
+    ],
+)
+def test_bad_webhook_settings_are_refused_naming_the_setting(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=environ)
+
+
+def test_calls_are_analysed_when_this_or_another_node_runs_the_analysis() -> None:
+    assert load_settings(environ={}).analysis.analysed()
+    off = load_settings(environ={"CALLAGENT_ANALYSIS": "false"}).analysis
+    assert not off.analysed()
+    elsewhere = load_settings(
+        environ={"CALLAGENT_ANALYSIS": "false", "CALLAGENT_ANALYSIS_OTHER_NODES": "true"}
+    ).analysis
+    assert elsewhere.analysed()

@@ -24,20 +24,18 @@ from callagent.dialog.analysis import JsonModel
 from callagent.scheduler.service import Scheduler
 from callagent.settings import Settings
 from callagent.store.db import Database
-from callagent.telephony.admission import BusyPrompt, CallAdmission
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.asterisk.server import AudioSocketServer
 from callagent.telephony.call_actions import ActionParams
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
-from callagent.telephony.metrics import CallMetrics
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 from callagent.telephony.recording import delete_expired_recordings
 from callagent.telephony.recovery import CallRecovery, RecoveryParams
 from callagent.telephony.routing import CallRouter, ProfileCache
 from callagent.voice_pipeline.clock import Clock, MonotonicClock
-from callagent.webhooks.delivery import WebhookWorker
+from callagent.webhooks.delivery import WebhookParams, WebhookWorker
 
 if TYPE_CHECKING:  # pjsua2 is imported only when direct SIP is enabled
     from callagent.telephony.sip.endpoint import SipEndpoint
@@ -73,8 +71,6 @@ class Telephony:
     recovery: CallRecovery | None = None
     analysis: AnalysisWorker | None = None
     analysis_model: JsonModel | None = None
-    admission: CallAdmission | None = None
-    metrics: CallMetrics | None = None
     scheduler: Scheduler | None = None
     router: CallRouter | None = None
     """Routes every call; a simulated call without AMI is announced to it."""
@@ -89,7 +85,6 @@ class Telephony:
             "sip": None if self.sip is None else f"port {self.sip.port}",
             "recordings": str(self.recordings) if self.recordings else None,
             "analysis": None if self.analysis is None else dict(self.analysis.results),
-            "capacity": None if self.admission is None else self.admission.status(),
         }
 
     def busy(self) -> bool:
@@ -150,6 +145,20 @@ def recovery_params(settings: Settings) -> RecoveryParams:
     )
 
 
+def webhook_params(settings: Settings) -> WebhookParams:
+    """The webhook delivery worker's parameter object, from the ``webhooks`` settings."""
+    section = settings.webhooks
+    return WebhookParams(
+        poll_interval_s=section.poll_interval_s,
+        timeout_s=section.timeout_s,
+        lease_s=section.lease_s,
+        backoff_base_s=section.backoff_base_s,
+        backoff_max_s=section.backoff_max_s,
+        max_attempts=section.max_attempts,
+        retention_days=section.retention_days,
+    )
+
+
 async def start_telephony(
     settings: Settings,
     database: Database,
@@ -207,17 +216,6 @@ async def start_telephony(
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
     finished: list[CallReport] = []
     clock = clock or MonotonicClock()
-    # One count for AudioSocket, direct SIP and start-call (docs/telephony.md "Capacity"); the
-    # busy prompt is rendered now, so a refusal costs the full node no TTS time.
-    admission = CallAdmission(settings.routing.max_active_calls)
-    busy = BusyPrompt(engines.tts, settings.routing.busy_message)
-    await busy.prepare()
-    metrics = CallMetrics()
-    metrics.watch_admission(admission)
-    if ami is not None:
-        # Never unsubscribed: both live as long as the node, and AMI closes with it.
-        ami.subscribe(admission.on_call_event)
-        ami.subscribe(metrics.on_call_event)
     runner = CallRunner(
         engines,
         profile,
@@ -228,9 +226,6 @@ async def start_telephony(
         router=router,
         journals=journals,
         actions=actions,
-        admission=admission,
-        busy=busy,
-        metrics=metrics,
     )
     server = AudioSocketServer(
         runner,
@@ -256,8 +251,6 @@ async def start_telephony(
         unsubscribe_ami=unsubscribe,
         recovery=recovery,
         analysis_model=analysis,
-        admission=admission,
-        metrics=metrics,
         router=router,
     )
     if analysis is not None and settings.analysis.enabled:
@@ -303,7 +296,8 @@ async def serve(settings: Settings) -> int:
     Returns the exit code: 0 when asked to stop.
     """
     # The REST API's database (docs/api.md): migrated to the latest schema before serving.
-    database = Database(settings.database.url)
+    # Whether answered calls wait for an analysis is the installation's (docs/analysis.md).
+    database = Database(settings.database.url, analyse_calls=settings.analysis.analysed())
     try:
         await database.migrate()
         engines, profile = await prepare(settings)
@@ -311,8 +305,10 @@ async def serve(settings: Settings) -> int:
         telephony = await start_telephony(settings, database, engines, profile, analysis=model)
         # Webhook deliveries queued before a restart (or by a node that died) go out from here
         # (docs/webhooks.md).
-        webhook_worker = WebhookWorker(database)
-        webhook_worker.start()
+        webhook_worker = None
+        if settings.webhooks.enabled:
+            webhook_worker = WebhookWorker(database, webhook_params(settings))
+            webhook_worker.start()
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal to the handler that
         # was there before it: make that a no-op until the calls are closed below, so the
         # process exits 0 like any service asked to stop.
@@ -320,7 +316,8 @@ async def serve(settings: Settings) -> int:
         try:
             await _serve_http(settings, database, telephony, profile)
         finally:
-            await webhook_worker.close()
+            if webhook_worker is not None:
+                await webhook_worker.close()
             await telephony.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -350,12 +347,10 @@ async def _serve_http(
                     database,
                     placer=telephony.placer,
                     recordings=telephony.recordings,
-                    admission=telephony.admission,
                     dial_rule=start_call_rule(dial_policy(settings)),
                     # An agent's voice must be one installed here (docs/api.md, voice_model).
                     voices=voice_catalog(settings.models),
                 ),
-                metrics=telephony.metrics,
             ),
             host=network.host,
             port=network.http_port,

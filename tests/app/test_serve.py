@@ -568,3 +568,24 @@ async def wait_for_call_id(sim: AmiSimulator, did: str) -> uuid.UUID:
                 if channel.variables.get("CALLAGENT_DID") == did and channel.call_id:
                     return channel.call_id
             await asyncio.sleep(0.02)
+
+
+def test_the_webhook_worker_takes_the_webhooks_settings() -> None:
+    """serve hands the ``webhooks`` section to the delivery worker (DESIGN.md practice 12)."""
+    from callagent.app.serve import webhook_params
+
+    settings = load_settings(
+        environ={
+            "CALLAGENT_WEBHOOKS_POLL_INTERVAL_S": "2",
+            "CALLAGENT_WEBHOOKS_LEASE_S": "90",
+            "CALLAGENT_WEBHOOKS_MAX_ATTEMPTS": "4",
+            "CALLAGENT_WEBHOOKS_BACKOFF_BASE_S": "5",
+            "CALLAGENT_WEBHOOKS_BACKOFF_MAX_S": "60",
+            "CALLAGENT_WEBHOOKS_TIMEOUT_S": "3",
+            "CALLAGENT_WEBHOOKS_RETENTION_DAYS": "9",
+        }
+    )
+    params = webhook_params(settings)
+    assert (params.poll_interval_s, params.lease_s, params.max_attempts) == (2.0, 90.0, 4)
+    assert (params.backoff_base_s, params.backoff_max_s) == (5.0, 60.0)
+    assert (params.timeout_s, params.retention_days) == (3.0, 9.0)
