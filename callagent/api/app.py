@@ -28,6 +28,7 @@ from litestar.static_files import create_static_files_router
 
 from callagent.api.auth import api_key_guard, authenticate, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
+from callagent.api.pages import dashboard_router
 from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
 from callagent.api.routes.crm import (
@@ -158,6 +159,8 @@ def create_app(
                 cache_control=CacheControlHeader(max_age=86_400),
             )
         )
+        # The web dashboard (docs/dashboard.md): its own login and cookie, never an API key.
+        handlers.extend(dashboard_router(api))
     return Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,
