@@ -423,6 +423,12 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ``file_agent``: the agent of ``agent.file`` (or the built-in demo agent) answers and nothing
     is stored - a single-business install works without creating a client. ``message``: the
     caller hears ``unknown_number_message`` and the call ends - for multi-tenant installs.
+
+    And how many calls this node answers at once (docs/telephony.md "Capacity"): beyond
+    ``max_active_calls`` - AudioSocket and direct SIP together - a caller hears
+    ``busy_message`` and is hung up, and start-call is refused (503). The default 2 is sized
+    for the ``default`` profile on 2 cores, where 3 calls at once pushed voice-to-voice p95 to
+    5-10 s.
     """
 
     env_prefix: ClassVar[str] = ""
@@ -431,10 +437,21 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     unknown_number_message: str = (
         "Sorry, this number is not in service at the moment. Please check the number. Goodbye."
     )
+    max_active_calls: int = 2
+    busy_message: str = (
+        "Sorry, all our agents are busy right now. We will call you back as soon as we can, "
+        "or please try again in a few minutes. Goodbye."
+    )
 
     def __post_init__(self) -> None:
         if not self.unknown_number_message.strip() or len(self.unknown_number_message) > 500:
             raise SettingsError("routing.unknown_number_message must be 1..500 characters")
+        if not 1 <= self.max_active_calls <= 256:
+            raise SettingsError(
+                f"routing.max_active_calls must be 1..256, got {self.max_active_calls}"
+            )
+        if not self.busy_message.strip() or len(self.busy_message) > 500:
+            raise SettingsError("routing.busy_message must be 1..500 characters")
 
 
 class RecoverySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -24,12 +24,14 @@ from callagent.dialog.analysis import JsonModel
 from callagent.scheduler.service import Scheduler
 from callagent.settings import Settings
 from callagent.store.db import Database
+from callagent.telephony.admission import BusyPrompt, CallAdmission
 from callagent.telephony.asterisk.ami import AmiClient, AmiDialer
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.asterisk.server import AudioSocketServer
 from callagent.telephony.call_actions import ActionParams
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
+from callagent.telephony.metrics import CallMetrics
 from callagent.telephony.outbound import CallPlacer, NoTelephonyPlacer
 from callagent.telephony.recording import delete_expired_recordings
 from callagent.telephony.recovery import CallRecovery, RecoveryParams
@@ -71,6 +73,8 @@ class Telephony:
     recovery: CallRecovery | None = None
     analysis: AnalysisWorker | None = None
     analysis_model: JsonModel | None = None
+    admission: CallAdmission | None = None
+    metrics: CallMetrics | None = None
     scheduler: Scheduler | None = None
     router: CallRouter | None = None
     """Routes every call; a simulated call without AMI is announced to it."""
@@ -85,6 +89,7 @@ class Telephony:
             "sip": None if self.sip is None else f"port {self.sip.port}",
             "recordings": str(self.recordings) if self.recordings else None,
             "analysis": None if self.analysis is None else dict(self.analysis.results),
+            "capacity": None if self.admission is None else self.admission.status(),
         }
 
     def busy(self) -> bool:
@@ -216,6 +221,17 @@ async def start_telephony(
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
     finished: list[CallReport] = []
     clock = clock or MonotonicClock()
+    # One count for AudioSocket, direct SIP and start-call (docs/telephony.md "Capacity"); the
+    # busy prompt is rendered now, so a refusal costs the full node no TTS time.
+    admission = CallAdmission(settings.routing.max_active_calls)
+    busy = BusyPrompt(engines.tts, settings.routing.busy_message)
+    await busy.prepare()
+    metrics = CallMetrics()
+    metrics.watch_admission(admission)
+    if ami is not None:
+        # Never unsubscribed: both live as long as the node, and AMI closes with it.
+        ami.subscribe(admission.on_call_event)
+        ami.subscribe(metrics.on_call_event)
     runner = CallRunner(
         engines,
         profile,
@@ -226,6 +242,9 @@ async def start_telephony(
         router=router,
         journals=journals,
         actions=actions,
+        admission=admission,
+        busy=busy,
+        metrics=metrics,
     )
     server = AudioSocketServer(
         runner,
@@ -251,6 +270,8 @@ async def start_telephony(
         unsubscribe_ami=unsubscribe,
         recovery=recovery,
         analysis_model=analysis,
+        admission=admission,
+        metrics=metrics,
         router=router,
     )
     if analysis is not None and settings.analysis.enabled:
@@ -347,10 +368,12 @@ async def _serve_http(
                     database,
                     placer=telephony.placer,
                     recordings=telephony.recordings,
+                    admission=telephony.admission,
                     dial_rule=start_call_rule(dial_policy(settings)),
                     # An agent's voice must be one installed here (docs/api.md, voice_model).
                     voices=voice_catalog(settings.models),
                 ),
+                metrics=telephony.metrics,
             ),
             host=network.host,
             port=network.http_port,
