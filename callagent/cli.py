@@ -20,6 +20,7 @@ from callagent.app.errors import UsageError
 from callagent.app.logs import configure_logging
 from callagent.app.serve import serve
 from callagent.app.simulate import run_call
+from callagent.app.users import run_users_command
 from callagent.diagnostics.selfcheck import EngineCheckError
 from callagent.dialog.agent_profile import AgentProfileError
 from callagent.modelfiles import ModelFileError
@@ -88,6 +89,19 @@ def _build_parser() -> argparse.ArgumentParser:
     revoke = clients_sub.add_parser("revoke", help="revoke an API key")
     revoke.add_argument("key_id")
 
+    users_parser = sub.add_parser("users", help="manage who signs in to a client's dashboard")
+    users_parser.add_argument("--database-url", help="database (as for serve)")
+    users_sub = users_parser.add_subparsers(dest="users_command", required=True)
+    user_create = users_sub.add_parser(
+        "create", help="create a dashboard user; the password is asked for (or read from stdin)"
+    )
+    user_create.add_argument("--client", required=True, metavar="CLIENT_ID")
+    user_create.add_argument("email")
+    user_list = users_sub.add_parser("list", help="list dashboard users")
+    user_list.add_argument("--client", metavar="CLIENT_ID", help="only this client's")
+    user_disable = users_sub.add_parser("disable", help="disable a user and end their sessions")
+    user_disable.add_argument("email")
+
     asterisk = sub.add_parser(
         "asterisk-config", help="write Asterisk's configuration from the settings"
     )
@@ -141,6 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = args.clients_command
             return asyncio.run(
                 run_clients_command(settings, command, getattr(args, argument[command]))
+            )
+        if args.command == "users":
+            return asyncio.run(
+                run_users_command(
+                    settings,
+                    args.users_command,
+                    email=getattr(args, "email", None),
+                    client=getattr(args, "client", None),
+                )
             )
         if args.command == "serve":
             with contextlib.suppress(KeyboardInterrupt):
