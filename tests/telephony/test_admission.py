@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.telephony.admission import (
     RESERVATION_S,
     AtCapacity,
@@ -19,10 +20,13 @@ from callagent.telephony.admission import (
     turn_away,
 )
 from callagent.telephony.asterisk.call_tracker import CallEnded, DialOutcome, OriginateResult
+from callagent.telephony.call_runner import CallRunner, VoiceEngines
+from callagent.telephony.connection import AddressedCall
+from callagent.telephony.metrics import CallMetrics
 from callagent.voice_pipeline.clock import FakeClock
 from callagent.voice_pipeline.frames import AudioFrame, HangUpFrame, InboundFrame, frame_bytes
 
-from helpers.fakes import FakeTextToSpeech
+from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
 
 T = TypeVar("T")
 
@@ -183,3 +187,41 @@ async def test_a_caller_who_hangs_up_during_the_busy_prompt_ends_it() -> None:
     await on_fake_time(clock, turn_away(line, prompt, clock))  # type: ignore[arg-type]
     assert len(line.sent) < 20  # far less than the 5 s prompt
     assert not line.hung_up  # the caller was gone: nothing to hang up
+
+
+class SipLine(Line):
+    """A direct-SIP call: it names both numbers itself (``AddressedCall``)."""
+
+    caller = "+4917012345678"
+    dialed = "+4930123456"
+
+
+async def test_a_direct_sip_call_beyond_capacity_gets_the_prompt_then_a_bye_and_no_llm() -> None:
+    clock = FakeClock()
+    tts = FakeTextToSpeech(clock, seconds_per_word=0.1)  # type: ignore[arg-type]
+    llm = FakeLanguageModel(clock, ["never said"])  # type: ignore[arg-type]
+    stt = FakeSpeechToText(clock, [])  # type: ignore[arg-type]
+    admission = CallAdmission(1)
+    assert admission.admit(uuid.uuid4(), "audiosocket")  # a live call fills the node
+    metrics = CallMetrics()
+    metrics.watch_admission(admission)
+    runner = CallRunner(
+        VoiceEngines(stt, tts, llm),  # type: ignore[arg-type]
+        DEFAULT_AGENT,
+        clock,
+        admission=admission,
+        busy=BusyPrompt(tts, "All our agents are busy. Goodbye."),
+        metrics=metrics,
+    )
+    line = SipLine(clock, 16000)
+    assert isinstance(line, AddressedCall)
+    await on_fake_time(clock, runner(line))  # type: ignore[arg-type]
+    assert line.hung_up  # on direct SIP: the endpoint's BYE
+    assert len(line.sent) == 45  # the prompt and its tail, paced
+    assert tts.spoken == ["All our agents are busy. Goodbye."]
+    assert llm.requests == []
+    assert admission.refused == {"sip": 1}
+    assert admission.active == 1  # the live call keeps its slot
+    exposition = metrics.exposition().decode()
+    assert 'callagent_calls_total{outcome="refused"} 1.0' in exposition
+    assert 'callagent_calls_refused_total{via="sip"} 1.0' in exposition
