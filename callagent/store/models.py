@@ -360,6 +360,12 @@ class ScheduledCallback(Base):
         # The scheduler's claim: due rows across clients (docs/scheduler.md).
         Index("ix_scheduled_callbacks_status_due", "status", "scheduled_at"),
         Index("uq_scheduled_callbacks_retry_of_call_id", "retry_of_call_id", unique=True),
+        Index(
+            "uq_scheduled_callbacks_client_idempotency_key",
+            "client_id",
+            "idempotency_key",
+            unique=True,
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -390,6 +396,10 @@ class ScheduledCallback(Base):
     call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     closed_reason: Mapped[str] = mapped_column(String(300), default="")
     retry_of_call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Triggered calls (migration 0011; docs/api.md "Autonomous calls"): what the call is about,
+    # handed to the call placed for the row, and the trigger's Idempotency-Key (one row per key).
+    context: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(220))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -632,3 +642,42 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(String(1000), default="")
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebFormTrigger(Base):
+    """An agent's web-form trigger (migration 0011; docs/api.md "Web-form trigger"): the token
+    in the form's URL, which reveals no id, and the secret its requests are signed with. The
+    secret is kept as it is: checking an HMAC needs the key itself."""
+
+    __tablename__ = "web_form_triggers"
+    __table_args__ = (
+        Index("uq_web_form_triggers_token", "token", unique=True),
+        Index("uq_web_form_triggers_agent_id", "agent_id", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(String(100))
+    purpose: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    rotated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WebFormReplay(Base):
+    """A signature a web-form trigger accepted, kept for the replay window: the unique index
+    refuses the same signed request a second time, on any node (docs/api.md)."""
+
+    __tablename__ = "web_form_replays"
+    __table_args__ = (
+        Index("uq_web_form_replays_trigger_signature", "trigger_id", "signature", unique=True),
+        Index("ix_web_form_replays_seen_at", "seen_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    trigger_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("web_form_triggers.id", ondelete="CASCADE")
+    )
+    signature: Mapped[str] = mapped_column(String(100))
+    seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -56,7 +56,7 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
             diff, tables, revision = await connection.run_sync(check)
         assert diff == [], "models and migrations differ: add a migration"
         assert set(Base.metadata.tables) <= tables
-        assert revision == "0010"
+        assert revision == "0012"
     finally:
         await database.dispose()
 
