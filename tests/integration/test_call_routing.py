@@ -79,7 +79,10 @@ async def test_an_inbound_call_reaches_the_clients_agent_and_is_stored_as_it_goe
     greeting = final.transcript[0]
     assert (greeting.speaker, greeting.text) == (
         "agent",
-        "Hello, this is Alma from Alpha Roofing. How can I help you today?",
+        # The first words say it is an AI and that the call is recorded (docs/dialog.md
+        # "Compliance").
+        "Hello, this is Alma from Alpha Roofing. I'm an AI assistant. This call is recorded."
+        " How can I help you today?",
     )
     assert "Alpha Roofing" in rig.llm.requests[0][0]["content"]
     assert "Bravo" not in rig.llm.requests[0][0]["content"]
@@ -170,7 +173,7 @@ async def test_an_outbound_call_from_the_api_is_placed_answered_and_stored(
         (
             "agent",
             "Hello, this is Alma from Alpha Roofing, calling to follow up on the roof quote."
-            " Do you have a moment?",
+            " I'm an AI assistant. This call is recorded. Do you have a moment?",
         ),
         ("caller", "Yes, tell me more."),
         ("agent", "We offer free inspections."),
@@ -400,7 +403,8 @@ async def test_a_database_failure_during_a_call_does_not_end_it(
     assert [t.agent_text for t in report.log.turns] == ["First answer.", "Second answer."]
     # What was stored before the failure is kept; what came after is logged as lost.
     assert [t.text for t in stored.transcript][:3] == [
-        "Hello, this is Alma from Alpha Roofing. How can I help you today?",
+        "Hello, this is Alma from Alpha Roofing. I'm an AI assistant. This call is recorded."
+        " How can I help you today?",
         "First question?",
         "First answer.",
     ]

@@ -231,8 +231,9 @@ async def test_inbound_call_to_a_did_is_greeted_understood_and_stored(
     )
     question = "Hi, I am thinking about solar panels for my roof. How much would that cost?"
     spoken = await asyncio.to_thread(flite, question, 8000, tmp_path)
-    # Quiet while the greeting plays (no barge-in), the question, then time for the answer.
-    caller_audio = np.concatenate([np.zeros(6 * 8000), spoken, np.zeros(14 * 8000)])
+    # Quiet while the greeting plays (no barge-in; with its AI disclosure and recording notice
+    # it is ~9 s of Piper speech), the question, then time for the answer.
+    caller_audio = np.concatenate([np.zeros(10 * 8000), spoken, np.zeros(14 * 8000)])
     ports = AsteriskPorts()
     async with installation(sqlite_url, tmp_path, ports, engines) as inst:
         started = time.monotonic()
@@ -398,7 +399,8 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
     assert [t.speaker for t in detail.transcript] == ["agent", "caller", "agent"]
     # The agent placed the call: it opens as a caller does, not with "How can I help you?".
     assert detail.transcript[0].text == (
-        "Hello, this is Alma from Alpha Roofing. Do you have a moment?"
+        "Hello, this is Alma from Alpha Roofing. I'm an AI assistant. This call is recorded."
+        " Do you have a moment?"
     )
     assert detail.transcript[2].text == "We offer free inspections."
     assert detail.hangup_cause == 16, (detail.hangup_cause, detail.hangup_cause_text)
