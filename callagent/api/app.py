@@ -31,6 +31,7 @@ from callagent.api.errors import EXCEPTION_HANDLERS
 from callagent.api.pages import dashboard_router
 from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
+from callagent.api.routes.campaigns import CampaignController, CampaignTriggerController
 from callagent.api.routes.crm import (
     CallbackController,
     CallController,
@@ -104,6 +105,8 @@ def api_router(state: ApiState) -> Router:
             OpportunityController,
             WebhookController,
             WebhookDeliveryController,
+            CampaignController,
+            CampaignTriggerController,
         ],
         dependencies={
             "api": Provide(provide_state, sync_to_thread=False),

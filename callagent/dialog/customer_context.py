@@ -26,6 +26,8 @@ Direction = Literal["inbound", "outbound"]
 _NOTES_CHARS: Final = 400
 _ITEM_CHARS: Final = 120
 _MAX_ITEMS: Final = 6
+SCRIPT_CHARS: Final = 1200
+"""The bound of a campaign's script in the context message (~300 tokens, once per call)."""
 MEMORY_CHARS: Final = 600
 """The bound of the memory line: about 150 tokens, a few hundred ms of prompt processing on
 the default model (docs/models.md), and it is processed once per call, not per turn."""
@@ -57,9 +59,14 @@ def customer_context(
     if purpose.strip():
         lines.append(f"Reason for this call: {clip(purpose, 300)}.")
     if call_context:
-        described = _pairs(call_context)
+        # A campaign's script override (docs/campaigns.md) is the client's words for this
+        # call: its own line, longer than a context item, still after the stable prompt.
+        script = call_context.get("script")
+        described = _pairs({k: v for k, v in call_context.items() if k != "script"})
         if described:
             lines.append(f"Call context: {described}.")
+        if isinstance(script, str) and script.strip():
+            lines.append(f"Script for this call (follow it): {clip(script, SCRIPT_CHARS)}")
     if customer is None:
         lines.append("There is no customer record for this caller.")
     else:

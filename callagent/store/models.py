@@ -681,3 +681,70 @@ class WebFormReplay(Base):
     )
     signature: Mapped[str] = mapped_column(String(100))
     seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+# Campaigns (migration 0011; docs/campaigns.md) -----------------------------------------------
+
+
+class Campaign(Base):
+    """A batch of outbound calls with one purpose, paced and retried by its own policy.
+
+    Its contacts become ``scheduled_callbacks`` rows of kind ``campaign``, staggered
+    ``stagger_minutes`` apart, which the scheduler dials like any due row; at dial time it also
+    checks the campaign's status and ``max_concurrent`` (``store/services/campaigns.py``)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_client_id_id", "client_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # The call's purpose as start-call takes it ("sales_outreach", "renewal_reminder: …").
+    call_purpose: Mapped[str] = mapped_column(String(500), default="")
+    # Words of the client's for this campaign's calls only: they go into each call's context
+    # message after the byte-stable prompt (docs/dialog.md), never into the prompt itself.
+    script_override: Mapped[str] = mapped_column(Text, default="")
+    stagger_minutes: Mapped[float] = mapped_column(Float, default=1.0)
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=2)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Minutes before the next try after each unreached outcome: {"no_answer", "busy", "failed"}.
+    retry_backoff: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    # Contacts finished since the last campaign.progress event (docs/campaigns.md, Webhooks).
+    settled_since_event: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CampaignContact(Base):
+    """One customer of a campaign: where they stand, and the due row that dials them now."""
+
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (
+        Index("uq_campaign_contacts_campaign_customer", "campaign_id", "customer_id", unique=True),
+        Index("ix_campaign_contacts_campaign_state_position", "campaign_id", "state", "position"),
+        Index("ix_campaign_contacts_client_campaign_id", "client_id", "campaign_id", "id"),
+        Index("uq_campaign_contacts_callback_id", "callback_id", unique=True),
+        Index("ix_campaign_contacts_customer_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_profiles.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # pending | dialling | done | failed | suppressed | cancelled
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # The scheduled_callbacks row dialling them now (a plain id, like origin_call_id).
+    callback_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    last_call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

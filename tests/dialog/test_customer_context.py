@@ -91,3 +91,27 @@ async def test_the_context_goes_after_the_stable_system_prompt() -> None:
     assert messages[1] == {"role": "system", "content": context}
     assert messages[-1] == {"role": "user", "content": "Hi"}
     assert len(plain.messages_for("Hi")) == 2
+
+
+async def test_a_campaigns_script_reaches_the_call_after_the_stable_prompt_whole() -> None:
+    # A campaign's script override travels in the call's context (docs/campaigns.md): its own
+    # line, not clipped to a context item's 120 characters, and never in the system prompt.
+    script = (
+        "Open with the spring renewal: customers who renew before 31 March keep last year's "
+        "price and get the 10 % loyalty discount; ask whether they want the quote by e-mail."
+    )
+    llm = FakeLanguageModel(FakeClock(), ["Sure."], first_token_delay_s=0, token_delay_s=0)
+    context = customer_context(
+        customer(name="Maria"),
+        direction="outbound",
+        purpose="your home insurance",
+        call_context={"campaign": "Spring renewals", "script": script},
+    )
+    assert f"Script for this call (follow it): {script}" in context
+    assert "Call context: campaign: Spring renewals." in context
+    conversation = Conversation(DEFAULT_AGENT, llm, context=context)
+    plain = Conversation(DEFAULT_AGENT, llm)
+    messages = conversation.messages_for("Hello?")
+    assert messages[0] == plain.messages_for("Hello?")[0]
+    assert script not in messages[0]["content"]
+    assert script in messages[1]["content"]

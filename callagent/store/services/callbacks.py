@@ -70,7 +70,14 @@ async def settle_for_call(
     callback = await get_scoped(
         session, ScheduledCallback, client_id, callback_id, "callback", for_update=True
     )
+    was = callback.status
     await counters.bump(session, client_id, settle(callback, outcome, now))
+    if callback.kind == "campaign":
+        # Its contact follows, with the campaign's own backoff (docs/campaigns.md). Imported
+        # here: the campaign service schedules its rows through this module.
+        from callagent.store.services import campaigns
+
+        await campaigns.settled(session, callback, was, outcome, now)
 
 
 async def new_callback(
@@ -126,6 +133,10 @@ async def cancel_open_callbacks(
     )
     for callback in rows:
         await counters.bump(session, client_id, move(callback, CallbackStatus.CANCELLED))
+        if callback.kind == "campaign":
+            from callagent.store.services import campaigns  # see settle_for_call
+
+            await campaigns.row_cancelled(session, callback, "do_not_call", "do-not-call set")
 
 
 async def create_callback(
@@ -207,6 +218,10 @@ async def cancel_callback(
     async with db.write() as session:
         callback, customer = await _with_customer(session, client_id, callback_id, for_update=True)
         await counters.bump(session, client_id, move(callback, CallbackStatus.CANCELLED))
+        if callback.kind == "campaign":
+            from callagent.store.services import campaigns  # see settle_for_call
+
+            await campaigns.row_cancelled(session, callback, "cancelled", "callback cancelled")
         await session.flush()
         return callback_view(callback, customer, now)
 

@@ -43,7 +43,7 @@ from callagent.store.models import (
     ScheduledCallback,
 )
 from callagent.store.services import callbacks as callback_service
-from callagent.store.services import suppression
+from callagent.store.services import campaigns, suppression
 from callagent.store.states import (
     UNREACHED_OUTCOMES,
     CallbackStatus,
@@ -59,6 +59,8 @@ CALL_TYPES = {
     "scheduled": CallType.SCHEDULED,
     "retry": CallType.FOLLOWUP,
     "followup": CallType.FOLLOWUP,
+    # A campaign's contact (docs/campaigns.md): an outgoing call nobody asked for.
+    "campaign": CallType.OUTBOUND,
 }
 KINDS = frozenset(CALL_TYPES)
 #: A live call with no sign of life for this long was lost with its node (crash recovery's
@@ -246,7 +248,8 @@ async def claim_due(
 async def _close(
     session: AsyncSession, row: ScheduledCallback, verdict: Verdict, now: dt.datetime
 ) -> None:
-    target = CallbackStatus.CANCELLED if verdict.code == "do_not_call" else CallbackStatus.FAILED
+    cancelled = verdict.code == "do_not_call" or verdict.code in campaigns.CANCELLING_CODES
+    target = CallbackStatus.CANCELLED if cancelled else CallbackStatus.FAILED
     await counters.bump(session, row.client_id, callback_service.move(row, target))
     row.closed_reason = f"{verdict.code}: {verdict.reason}"[:300]
     _unlock(row)
@@ -311,11 +314,27 @@ async def take(
             _unlock(row)
             result.released = True
             return result
-        facts = await gather_facts(
-            session, agent, customer, customer.phone_number, now, live_grace=live_grace
+        # A campaign's row also asks its campaign (paused, cancelled, ended: closed before the
+        # rules; max_concurrent: a cap like the others, after them). docs/campaigns.md.
+        gate = (
+            await campaigns.gate(session, row, now, live_grace=live_grace)
+            if row.kind == campaigns.KIND
+            else None
         )
-        verdict = rule(facts)
+        if gate is not None and gate.stop is not None:
+            verdict = Verdict(*gate.stop)
+        else:
+            facts = await gather_facts(
+                session, agent, customer, customer.phone_number, now, live_grace=live_grace
+            )
+            verdict = rule(facts)
+            if gate is not None and gate.full is not None and verdict.action == "dial":
+                verdict = Verdict("wait", *gate.full)
         result.verdict = verdict
+        if gate is not None:
+            await campaigns.after_verdict(
+                session, row, verdict.action, verdict.code, verdict.reason, now
+            )
         if verdict.action == "close":
             await _close(session, row, verdict, now)
             return result
@@ -346,6 +365,9 @@ async def take(
         row.attempts += 1
         row.call_id = call.id
         row.closed_reason = ""
+        if gate is not None:
+            # The campaign's purpose and script reach the call (its context message).
+            await campaigns.dialled(session, row, call, gate)
         result.order = _order(row, call, agent, customer, caller_id)
         return result
 
