@@ -346,12 +346,14 @@ def dashboard_router(api: ApiState, config: DashboardConfig | None = None) -> li
             trainings = await agents.list_trainings(api.db, who.client_id)
         except NotFound:
             trainings = None
+        agent = await agent_or_none(who.client_id) if trainings is not None else None
         return render(
             "training.html",
             status_code=400 if error else 200,
             **base(
                 request,
                 trainings=trainings,
+                zone=zone(agent),
                 values=collections.defaultdict(str, values or {"training_type": "script"}),
                 error=error,
                 levels=LEVELS,

@@ -19,10 +19,18 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 
-def _when(value: dt.datetime | None, zone: str = "UTC") -> str:
-    """A time as a person reads it, in the agent's zone."""
+def _when(value: dt.datetime | str | None, zone: str = "UTC") -> str:
+    """A time (or an ISO 8601 text, as JSON columns hold them) as a person reads it, in the
+    agent's zone."""
     if value is None:
         return "—"
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
     try:
         local = value.astimezone(ZoneInfo(zone))
     except (KeyError, ValueError):

@@ -3,7 +3,9 @@ CSRF, every page with data, and one client's user never seeing another client's 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +13,10 @@ from litestar.testing import AsyncTestClient
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
+from callagent.store.db import Database
+from callagent.store.models import CallSession
+from callagent.store.schemas import TranscriptTurn
+from callagent.store.services import call_state
 
 from helpers.api_fixtures import train_to
 from helpers.dashboard_fixtures import Person, csrf_of, sign_in
@@ -346,3 +352,40 @@ def test_the_root_opens_the_dashboard(api_state: ApiState) -> None:
     assert "/" in paths
     assert "/dashboard/login" in paths
     assert csrf_of('<input name="csrf_token" value="abc">') == "abc"
+
+
+async def test_call_detail_shows_transcript_latency_actions_and_analysis(
+    client: Client, person: Person, db: Database
+) -> None:
+    ids = await _with_data(client, person, "Acme")
+    call_id = uuid.UUID(ids["call"])
+    start = dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC)
+    lines = [
+        ("agent", "Hello, this is Alex, an AI assistant."),  # the greeting: nothing measured
+        ("caller", "Call me Friday."),
+        ("agent", "I will call you on Friday."),
+    ]
+    turns = [
+        TranscriptTurn(speaker=s, text=t, at=start + dt.timedelta(seconds=5 * i))
+        for i, (s, t) in enumerate(lines)
+    ]
+    measured = {"voice_to_voice": 987.0, "stt": 150.0, "end_of_turn": 400.0}
+    latency = {
+        "turns": [{**dict.fromkeys(("llm_first_token", "tts_first_audio", "wire")), **measured}]
+    }
+    await call_state.append_turns(db, person.client_id, call_id, turns, latency, now=start)
+    async with db.write() as session:
+        row = await session.get(CallSession, call_id)
+        assert row is not None
+        row.actions_taken = [
+            {"type": "schedule_callback", "source": "rule", "at": "2026-03-06T14:00:00+00:00"}
+        ]
+        row.analysis = {"summary": "Wants a call on Friday."}
+    await sign_in(client, person)
+    page = (await client.get(f"/dashboard/calls/{call_id}")).text
+    greeting, answer = page.index("an AI assistant"), page.index("I will call you on Friday.")
+    figure = page.index("answered 987 ms after the caller stopped")
+    assert greeting < answer < figure  # on the answer to the caller, not on the greeting
+    assert "Schedule callback" in page
+    assert "Fri 06 Mar 2026, 14:00 UTC" in page
+    assert "Wants a call on Friday." in page

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Regenerate the dashboard screenshots in docs/dashboard/ (docs/dashboard.md).
+
+Starts the app on a throw-away SQLite database filled with a small demo client (an agent
+trained past 80 %, customers, an answered call with its transcript, latency, actions and
+analysis, callbacks), signs in with Debian's chromium through Playwright, and saves one PNG
+per page, plus the overview at a phone's width.
+
+    python scripts/dashboard_screenshots.py [--out docs/dashboard]
+
+Needs the test extra (``pip install -e '.[test]'``, for Playwright) and /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import shutil
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from playwright.async_api import async_playwright
+
+from callagent.api.app import create_app
+from callagent.api.state import ApiState
+from callagent.store.db import Database, migrate_url
+from callagent.store.models import CallSession
+from callagent.store.schemas import TranscriptTurn
+from callagent.store.services import call_state, clients, users
+from callagent.telephony.outbound import OutboundCallRequest, PlacementResult
+
+EMAIL = "owner@sunny-roofs.example"
+PASSWORD = "demo password 1"
+NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+
+class DemoPlacer:
+    """Says every call was placed (no telephony here): the demo writes what happened next."""
+
+    async def place_call(self, request: OutboundCallRequest) -> PlacementResult:
+        return PlacementResult(placed=True, reason="", telephony_call_id=f"demo-{uuid.uuid4()}")
+
+
+async def _seed(base: str, db: Database, api_key: str) -> dict[str, str]:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {api_key}"}
+    ) as api:
+
+        async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            response = await api.post(path, json=body)
+            response.raise_for_status()
+            return dict(response.json())
+
+        await post(
+            "/api/agents/ai/setup/",
+            {
+                "agent_name": "Robin",
+                "personality_type": "friendly",
+                "timezone": "Europe/Berlin",
+                "business_info": {
+                    "company_name": "Sunny Roofs",
+                    "product_description": "Solar panels installed in a day",
+                },
+            },
+        )
+        script = (
+            "Hello [CUSTOMER_NAME], this is [AGENT_NAME] from [COMPANY]. We fit solar panels "
+            "in a single day and most homes save a third on their power bill. "
+        ) * 8
+        for session in [
+            {"training_type": "script", "training_content": script},
+            {
+                "training_type": "product",
+                "training_content": "Panels, inverter and battery. " * 30,
+                "product_details": {
+                    "name": "Sunny Home 6 kW",
+                    "features": ["one-day fitting", "25-year warranty"],
+                    "pricing": "from 6,900 EUR",
+                    "benefits": ["lower bills", "fixed price"],
+                },
+            },
+            {
+                "training_type": "objections",
+                "objection_responses": {
+                    "too expensive": "Most customers pay it back in eight years.",
+                    "no time": "It takes one day; we work around you.",
+                    "my roof is too old": "We check it for free first.",
+                    "I rent": "Then I will not take more of your time.",
+                    "send me something": "Gladly - which e-mail should I use?",
+                },
+            },
+            {
+                "training_type": "techniques",
+                "sales_techniques": [
+                    "listen first",
+                    "ask open questions",
+                    "mirror",
+                    "recap",
+                    "close",
+                ],
+            },
+        ]:
+            await post("/api/agents/ai/training/", session)
+        people = [
+            ("+4915112345678", "Jonas Weber", "warm"),
+            ("+4915223456789", "Mia Schneider", "hot"),
+            ("+4917634567890", "Lukas Fischer", "cold"),
+        ]
+        ids = {}
+        for number, name, interest in people:
+            made = await post(
+                "/api/customers/",
+                {"phone_number": number, "name": name, "interest_level": interest},
+            )
+            ids[name] = made["id"]
+        call = await post(
+            "/api/agents/ai/start-call/",
+            {
+                "phone_number": "+4915112345678",
+                "purpose": "sales_outreach",
+                "ignore_working_hours": True,
+            },
+        )
+        call_id = uuid.UUID(call["call_id"])
+        client_id = await clients.authenticate(db, api_key)
+        start = NOW - dt.timedelta(hours=2)
+        lines = [
+            ("agent", "Hello Jonas, this is Robin, an AI assistant from Sunny Roofs."),
+            ("caller", "Oh, hi. What is this about?"),
+            ("agent", "We fit solar panels in a day. Is your power bill something you watch?"),
+            ("caller", "It is, but I have no time this week. Call me Friday afternoon?"),
+            ("agent", "Of course. I will call you on Friday at three. Thank you, Jonas!"),
+        ]
+        turns = [
+            TranscriptTurn(speaker=s, text=t, at=start + dt.timedelta(seconds=6 * i))
+            for i, (s, t) in enumerate(lines)
+        ]
+        latency = {
+            "turns": [
+                {"end_of_turn": 420.0, "stt": 180.0, "llm_first_token": 310.0,
+                 "tts_first_audio": 120.0, "wire": 20.0, "voice_to_voice": 1050.0},
+                {"end_of_turn": 460.0, "stt": 210.0, "llm_first_token": 290.0,
+                 "tts_first_audio": 110.0, "wire": 20.0, "voice_to_voice": 1090.0},
+            ],
+            "barge_in_stop_ms": [],
+        }  # fmt: skip
+        await call_state.append_turns(db, client_id, call_id, turns, latency, now=start)
+        friday = NOW + dt.timedelta(days=(4 - NOW.weekday()) % 7 or 7)
+        await post(
+            "/api/agents/ai/call-outcome/",
+            {
+                "call_id": str(call_id),
+                "outcome": "callback_requested",
+                "callback_requested": True,
+                "callback_datetime": friday.replace(hour=14, minute=0).isoformat(),
+                "callback_reason": "Busy this week; wants a call on Friday afternoon",
+                "conversation_notes": "Interested in lower bills; asked to call back Friday.",
+                "sentiment": "positive",
+                "duration_s": 31,
+                "customer_satisfaction": 4,
+            },
+        )
+        async with db.write() as session:
+            row = await session.get(CallSession, call_id)
+            assert row is not None
+            row.actions_taken = [
+                {
+                    "type": "schedule_callback",
+                    "source": "rule",
+                    "at": friday.replace(hour=14, minute=0).isoformat(),
+                    "result": "scheduled",
+                }
+            ]
+            row.analysis = {
+                "summary": "Jonas is interested in lower bills but busy; call back Friday at 3.",
+                "interest_level": "warm",
+                "objections": ["no time"],
+            }
+            row.analyzed_at = NOW - dt.timedelta(hours=1)
+        await post(
+            "/api/callbacks/",
+            {
+                "customer_id": ids["Mia Schneider"],
+                "scheduled_at": (NOW + dt.timedelta(days=1)).replace(hour=9).isoformat(),
+                "reason": "Wants a quote for a 6 kW system",
+                "priority": 1,
+            },
+        )
+        return {"call": str(call_id)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def main(out: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="callagent-screens-"))
+    url = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
+    await migrate_url(url)
+    db = Database(url)
+    created = await clients.create_client(db, "Sunny Roofs")
+    await users.create_user(db, created.client_id, EMAIL, PASSWORD)
+    port = _free_port()
+    app = create_app(lambda: {}, ApiState(db=Database(url), placer=DemoPlacer()))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+            await asyncio.sleep(0.05)
+        ids = await _seed(base, db, created.api_key)
+        chromium = shutil.which("chromium") or "/usr/bin/chromium"
+        async with async_playwright() as driver:
+            browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = await browser.new_page(viewport={"width": 1100, "height": 800})
+            await page.goto(f"{base}/dashboard/login")
+            await page.screenshot(path=out / "login.png")
+            await page.get_by_label("E-mail").fill(EMAIL)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(f"{base}/dashboard/")
+            shots = {
+                "overview": "/dashboard/",
+                "agent": "/dashboard/agent",
+                "training": "/dashboard/training",
+                "calls": "/dashboard/calls",
+                "call": f"/dashboard/calls/{ids['call']}",
+                "customers": "/dashboard/customers",
+                "callbacks": "/dashboard/callbacks",
+            }
+            for name, path in shots.items():
+                await page.goto(f"{base}{path}")
+                await page.screenshot(path=out / f"{name}.png", full_page=True)
+            await page.set_viewport_size({"width": 390, "height": 844})
+            await page.goto(f"{base}/dashboard/")
+            await page.screenshot(path=out / "overview-phone.png")
+            await browser.close()
+    finally:
+        server.should_exit = True
+        await task
+        await db.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/dashboard"))
+    folder = parser.parse_args().out
+    folder.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(folder))
+    for png in sorted(folder.glob("*.png")):
+        print(f"{png}  {png.stat().st_size // 1024} KiB")

@@ -1,0 +1,268 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright (no browser
+download), against the app behind a real uvicorn, as `callagent serve` runs it. Every request
+to a host other than the app's is refused and recorded: the pages load nothing from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from callagent.api.app import create_app
+from callagent.api.state import ApiState
+
+from helpers.api_fixtures import SCRIPT
+from helpers.dashboard_fixtures import Person
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium"
+    ),
+    # One backend is enough here: the page tests (test_pages.py) run the routes on both.
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def served(api_state: ApiState) -> AsyncIterator[str]:
+    """The app behind a real uvicorn on loopback."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(lambda: {}, api_state), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            # uvicorn offers no event to wait on.
+            while not server.started:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Browser:
+    """A page in chromium, and what it tried to fetch from elsewhere or logged as an error."""
+
+    page: Any
+    base: str
+    outside: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    async def sign_in(self, who: Person) -> None:
+        await self.page.goto(f"{self.base}/")
+        await self.page.get_by_label("E-mail").fill(who.email)
+        await self.page.get_by_label("Password").fill(who.password)
+        await self.page.get_by_role("button", name="Sign in").click()
+        await self.page.wait_for_url(f"{self.base}/dashboard/")
+
+
+@pytest.fixture
+async def browser(served: str) -> AsyncIterator[Browser]:
+    assert CHROMIUM is not None, "CI must run the browser tests: install Debian's chromium"
+    async with playwright_api.async_playwright() as driver:
+        chromium = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = await chromium.new_context()
+            page = await context.new_page()
+            page.set_default_timeout(15_000)
+            browser = Browser(page, served)
+
+            async def only_the_app(route: Any) -> None:
+                if route.request.url.startswith(served) or route.request.url.startswith("data:"):
+                    await route.continue_()
+                else:
+                    browser.outside.append(route.request.url)
+                    await route.abort()
+
+            await page.route("**/*", only_the_app)
+            page.on(
+                "console",
+                lambda message: (
+                    browser.errors.append(message.text) if message.type == "error" else None
+                ),
+            )
+            page.on("pageerror", lambda error: browser.errors.append(str(error)))
+            yield browser
+        finally:
+            await chromium.close()
+
+
+async def _seed(base: str, who: Person, name: str) -> dict[str, str]:
+    """An agent trained to 25 %, a customer, a call and a callback of ``who``'s client, made
+    through the REST API with its key."""
+    async with httpx.AsyncClient(base_url=base, headers=who.headers) as api:
+        assert (await api.post("/api/agents/ai/setup/", json={"agent_name": name})).is_success
+        training = {"training_type": "script", "training_content": SCRIPT}
+        assert (await api.post("/api/agents/ai/training/", json=training)).is_success
+        customer = await api.post(
+            "/api/customers/",
+            json={"phone_number": "+14155550123", "name": f"{name} Customer"},
+        )
+        assert customer.is_success, customer.text
+        call = await api.post(
+            "/api/agents/ai/start-call/",
+            json={"phone_number": "+14155550123", "ignore_working_hours": True},
+        )
+        assert call.is_success, call.text
+        callback = await api.post(
+            "/api/callbacks/",
+            json={
+                "customer_id": customer.json()["id"],
+                "scheduled_at": "2026-03-05T15:00:00Z",
+                "reason": f"{name} asked for a demo",
+            },
+        )
+        assert callback.is_success, callback.text
+    return {"customer": customer.json()["id"], "call": call.json()["call_id"]}
+
+
+async def test_setup_training_call_and_callback_click_through(
+    browser: Browser, person: Person, api_state: ApiState
+) -> None:
+    # This node has no telephony: the call is stored and comes back failed, said on the page.
+    api_state.placer.placed = False  # type: ignore[attr-defined]
+    api_state.placer.reason = "no telephony configured"  # type: ignore[attr-defined]
+    page = browser.page
+    await browser.sign_in(person)
+    assert await page.get_by_text("Your agent is not set up yet").is_visible()
+
+    await page.get_by_role("link", name="Set up your agent").click()
+    await page.get_by_label("Agent name").fill("Robin")
+    await page.get_by_label("Personality").select_option("friendly")
+    await page.get_by_label("Time zone").fill("Europe/Berlin")
+    await page.get_by_role("button", name="Create agent").click()
+    await page.wait_for_url("**/dashboard/agent?saved=true")
+    assert await page.get_by_role("status").filter(has_text="Saved.").is_visible()
+
+    await page.get_by_role("link", name="Training").click()
+    assert await page.get_by_role("heading", name="Training level: 0 %").is_visible()
+    await page.get_by_label("What you teach").select_option("script")
+    await page.get_by_label("Text (script, company facts, goals…)").fill(SCRIPT)
+    await page.get_by_role("button", name="Add session").click()
+    await page.get_by_role("heading", name="Training level: 25 %").wait_for()
+    assert await page.get_by_text("20 %: the agent may make calls").is_visible()
+
+    await page.get_by_role("link", name="Calls").click()
+    await page.get_by_label("Number to call").fill("+14155550199")
+    await page.get_by_label("Purpose").fill("sales_outreach")
+    await page.get_by_label("Call even outside working hours").check()
+    await page.get_by_role("button", name="Call now").click()
+    await page.wait_for_url("**/dashboard/calls/*")
+    alert = page.get_by_role("alert")
+    assert "could not be placed: no telephony configured" in await alert.inner_text()
+
+    await page.get_by_role("link", name="+14155550199").click()  # the customer
+    customer_url = page.url
+    async with httpx.AsyncClient(base_url=browser.base, headers=person.headers) as api:
+        customer_id = customer_url.rsplit("/", 1)[1]
+        made = await api.post(
+            "/api/callbacks/",
+            json={"customer_id": customer_id, "scheduled_at": "2026-03-05T15:00:00Z"},
+        )
+        assert made.is_success, made.text
+        callback_id = made.json()["id"]
+
+    await page.get_by_role("link", name="Callbacks").click()
+    await page.get_by_label("New time").fill("2026-03-06T09:30")
+    await page.get_by_role("button", name="Reschedule").click()
+    await page.wait_for_url("**/dashboard/callbacks")
+    assert await page.get_by_text("Fri 06 Mar 2026, 09:30 CET").is_visible()
+    async with httpx.AsyncClient(base_url=browser.base, headers=person.headers) as api:
+        stored = (await api.get(f"/api/callbacks/{callback_id}/")).json()
+    assert stored["scheduled_at"].startswith("2026-03-06T08:30:00")  # 09:30 in Berlin
+
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/dashboard/login")
+    await page.goto(f"{browser.base}/dashboard/calls")
+    assert page.url.endswith("/dashboard/login")
+    assert browser.outside == []
+    assert browser.errors == []
+
+
+async def test_every_page_renders_and_shows_only_the_users_client(
+    browser: Browser, new_person: Callable[[str], Awaitable[Person]]
+) -> None:
+    alice, bob = await new_person("Alpha Corp"), await new_person("Beta Corp")
+    mine = await _seed(browser.base, alice, "Alpha")
+    theirs = await _seed(browser.base, bob, "Beta")
+    page = browser.page
+    await browser.sign_in(alice)
+    expected = {
+        "/dashboard/": "Calls handled",
+        "/dashboard/agent": "Agent setup",
+        "/dashboard/training": "Training level: 25 %",
+        "/dashboard/calls": "+14155550123",
+        f"/dashboard/calls/{mine['call']}": "Call with Alpha Customer",
+        "/dashboard/customers": "Alpha Customer",
+        f"/dashboard/customers/{mine['customer']}": "Do not call",
+        "/dashboard/callbacks": "Alpha asked for a demo",
+    }
+    for path, text in expected.items():
+        response = await page.goto(f"{browser.base}{path}")
+        assert response is not None
+        assert response.status == 200, path
+        body = await page.inner_text("body")
+        assert text in body, path
+        for other in ("Beta Customer", "Beta asked for a demo", bob.email):
+            assert other not in body, (path, other)
+    for path in (
+        f"/dashboard/calls/{theirs['call']}",
+        f"/dashboard/customers/{theirs['customer']}",
+    ):
+        response = await page.goto(f"{browser.base}{path}")
+        assert response is not None
+        assert response.status == 404, path
+    assert browser.outside == []
+
+
+async def test_a_post_without_the_csrf_token_is_refused(browser: Browser, person: Person) -> None:
+    await browser.sign_in(person)
+    # The page's own cookie goes along (same origin), the token does not: refused.
+    status = await browser.page.evaluate(
+        """async () => (await fetch('/dashboard/agent', {method: 'POST',
+             headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+             body: 'agent_name=Mallory'})).status"""
+    )
+    assert status == 403
+    await browser.page.goto(f"{browser.base}/dashboard/agent")
+    assert await browser.page.get_by_label("Agent name").input_value() == ""
+
+
+async def test_keyboard_and_phone(browser: Browser, person: Person) -> None:
+    page = browser.page
+    await browser.sign_in(person)
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.textContent")
+    assert focused == "Skip to content"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "main"
+    await page.set_viewport_size({"width": 375, "height": 740})
+    for path in ("/dashboard/", "/dashboard/agent", "/dashboard/calls", "/dashboard/callbacks"):
+        await page.goto(f"{browser.base}{path}")
+        # Readable on a phone: nothing wider than the screen makes the page scroll sideways.
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, path
