@@ -5,6 +5,11 @@
 2. What delivery takes: events for many calls written at once, sent by one node's worker to a
    real HTTP receiver on 127.0.0.1 (http.server in a thread); deliveries per second and the time
    from an event's commit to its arrival, p50/p95.
+3. What the events of a CSV import cost it: ``customers.import_customers`` of ``--rows`` new
+   customers (each a ``customer.created``) for a client with no endpoint and with one, p50/p95
+   over ``--imports`` files.
+4. What a retention sweep costs: ``webhooks.purge_delivered`` over the deliveries of part 2 and
+   the imports' events, backdated past the retention.
 
     .venv/bin/python bench/bench_webhooks.py             # SQLite file in a temp folder
     .venv/bin/python bench/bench_webhooks.py --postgres  # a throw-away PostgreSQL server
@@ -26,7 +31,10 @@ import time
 import uuid
 from pathlib import Path
 
+from sqlalchemy import update
+
 from callagent.store.db import Database
+from callagent.store.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from callagent.store.schemas import CustomerCreate, CustomerUpdate
 from callagent.store.services import clients, customers, events, webhooks
 from callagent.store.services.webhooks import WebhookEndpointCreate
@@ -93,7 +101,46 @@ async def delivery(db: Database, calls: int, per_call: int, url: str, receiver: 
           f"{p50:.0f} / {p95:.0f} ms")  # fmt: skip
 
 
-async def run(url: str, writes: int) -> None:
+async def import_cost(
+    db: Database, endpoints: int, rows: int, imports: int, url: str
+) -> tuple[float, float]:
+    client_id = (await clients.create_client(db, f"bench import {endpoints}")).client_id
+    for _ in range(endpoints):
+        await webhooks.create_endpoint(
+            db, client_id, WebhookEndpointCreate(url=url, event_types=["*"])
+        )
+    times = []
+    for n in range(imports):
+        lines = ["phone_number,name"]
+        # A valid US exchange per file (2xx-9xx), so rows is at most 10,000.
+        exchange = 200 + 2 * n + endpoints
+        lines += [f"+1415{exchange}{row:04d},Customer {row}" for row in range(rows)]
+        started = time.perf_counter()
+        result = await customers.import_customers(db, client_id, "\n".join(lines))
+        times.append((time.perf_counter() - started) * 1000)
+        assert result.created == rows, result.errors[:3]
+    return percentiles(times)
+
+
+async def sweep_cost(db: Database) -> None:
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    async with db.write() as session:
+        await session.execute(update(WebhookEvent).values(created_at=long_ago))
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.DELIVERED)
+        )
+        await session.execute(update(WebhookDelivery).values(delivered_at=long_ago))
+    started = time.perf_counter()
+    purged = await webhooks.purge_delivered(db, long_ago + dt.timedelta(days=1))
+    elapsed = time.perf_counter() - started
+    print(f"  {purged.deliveries} deliveries and {purged.events} events deleted, 500 per "
+          f"transaction: {elapsed:.2f} s ({elapsed * 1e6 / max(1, purged.deliveries):.0f} us "
+          "per delivery)")  # fmt: skip
+
+
+async def run(url: str, writes: int, rows: int = 1000, imports: int = 5) -> None:
     from helpers.webhook_receiver import webhook_receiver
 
     db = Database(url)
@@ -108,6 +155,13 @@ async def run(url: str, writes: int) -> None:
             print(f"  {endpoints:>10} {p50:8.2f} {p95:8.2f}")
         print("2. delivery to a local receiver:")
         await delivery(db, 50, 10, receiver.url(), receiver)
+        print(f"3. import_customers of {rows} new customers, {imports} files each (ms):")
+        print(f"  {'endpoints':>10} {'p50':>8} {'p95':>8}")
+        for endpoints in (0, 1):
+            p50, p95 = await import_cost(db, endpoints, rows, imports, receiver.url())
+            print(f"  {endpoints:>10} {p50:8.0f} {p95:8.0f}")
+        print("4. retention sweep:")
+        await sweep_cost(db)
     await db.dispose()
 
 
@@ -115,6 +169,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", action="store_true", help="start a throw-away PostgreSQL")
     parser.add_argument("--writes", type=int, default=300)
+    parser.add_argument("--rows", type=int, default=1000, help="customers per imported file")
+    parser.add_argument("--imports", type=int, default=5, help="files per configuration")
     args = parser.parse_args()
     # The test suite's real receiver and PostgreSQL helpers.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -125,7 +181,7 @@ def main() -> int:
     else:
         url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='callagent-bench-')) / 'b.db'}"
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run(url, args.writes))
+    asyncio.run(run(url, args.writes, args.rows, args.imports))
     return 0
 
 

@@ -407,6 +407,9 @@ async def import_customers(
                 ):
                     existing[customer.phone_number] = customer
             deltas: Tally[str] = Tally()
+            # What each row created or changed, in the file's order: its webhook events are
+            # written together after the loop (docs/webhooks.md).
+            written: list[tuple[CustomerProfile, dict[str, Any] | None]] = []
             for phone, (number, row) in parsed.items():
                 customer = existing.get(phone)
                 if customer is None:
@@ -424,7 +427,7 @@ async def import_customers(
                     )
                     session.add(customer)
                     deltas.update(customer_counts(customer))
-                    await events.customer_created(session, customer, source="import")
+                    written.append((customer, None))
                     created += 1
                     continue
                 before = customer_counts(customer, -1)
@@ -448,8 +451,9 @@ async def import_customers(
                     # clears a do-not-call someone set (docs/scheduler.md).
                     set_do_not_call(customer, True, source="import")
                 deltas.update(merge(before, customer_counts(customer)))
-                await events.customer_changed(session, customer, snapshot)
+                written.append((customer, snapshot))
                 updated += 1
+            await events.customers_written(session, client_id, written, source="import")
             await counters.bump(session, client_id, dict(deltas))
             if dry_run:
                 raise _DryRun  # leaves db.write() by the rollback path: nothing is written

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -114,6 +115,15 @@ def subscribes(event_types: list[Any], event_type: str) -> bool:
     return ALL in event_types or event_type in event_types
 
 
+@dataclass(frozen=True)
+class Pending:
+    """One event to write with :func:`emit_many`."""
+
+    event_type: str
+    data: Mapping[str, Any]
+    ordering_key: str = ""
+
+
 async def emit(
     session: AsyncSession,
     client_id: uuid.UUID,
@@ -125,49 +135,73 @@ async def emit(
 ) -> uuid.UUID | None:
     """Write one event and its deliveries in the caller's transaction; its id, or None when no
     active endpoint of the client subscribed to ``event_type`` (nothing is written then).
-    ``max_attempts`` fixes the deliveries' tries (default: the sending node's setting).
-
-    The client's endpoints are looked up once per transaction (``session.info``): an import
-    that writes thousands of events does not ask for them thousands of times."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown webhook event type {event_type!r}")
-    targets = [
-        id_ for id_, types in await _endpoints(session, client_id) if subscribes(types, event_type)
-    ]
-    if not targets:
-        return None
-    now = utcnow()
-    event = WebhookEvent(
-        id=new_id(),
-        client_id=client_id,
-        type=event_type,
-        ordering_key=ordering_key,
-        data=msgspec.to_builtins(dict(data)),
-        created_at=now,
+    ``max_attempts`` fixes the deliveries' tries (default: the sending node's setting)."""
+    ids = await emit_many(
+        session, client_id, [Pending(event_type, data, ordering_key)], max_attempts=max_attempts
     )
-    session.add(event)
-    await session.flush()  # numbers the event (seq)
-    for endpoint_id in targets:
-        session.add(
-            WebhookDelivery(
-                client_id=client_id,
-                endpoint_id=endpoint_id,
-                event_id=event.id,
-                event_seq=event.seq,
-                event_type=event_type,
-                ordering_key=ordering_key,
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                max_attempts=max_attempts,
-                next_attempt_at=now,
-                locked_by="",
-                last_error="",
-                created_at=now,
-                updated_at=now,
-            )
+    return ids[0]
+
+
+async def emit_many(
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    pending: Sequence[Pending],
+    *,
+    max_attempts: int = UNSET_ATTEMPTS,
+) -> list[uuid.UUID | None]:
+    """:func:`emit` for several events of one client, numbered in the order given; two
+    flushes for all of them (an import of thousands of rows is not thousands of round trips).
+    Their ids, None for an event nobody subscribed to.
+
+    The client's endpoints are looked up once per transaction (``session.info``)."""
+    endpoints = await _endpoints(session, client_id)
+    now = utcnow()
+    planned: list[tuple[WebhookEvent, list[uuid.UUID]] | None] = []
+    for item in pending:
+        if item.event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown webhook event type {item.event_type!r}")
+        targets = [id_ for id_, types in endpoints if subscribes(types, item.event_type)]
+        if not targets:
+            planned.append(None)
+            continue
+        event = WebhookEvent(
+            id=new_id(),
+            client_id=client_id,
+            type=item.event_type,
+            ordering_key=item.ordering_key,
+            data=msgspec.to_builtins(dict(item.data)),
+            created_at=now,
         )
+        session.add(event)
+        planned.append((event, targets))
+    if not any(planned):
+        return [None] * len(planned)
+    await session.flush()  # numbers the events (seq), in the order they were added
+    for entry in planned:
+        if entry is None:
+            continue
+        event, targets = entry
+        for endpoint_id in targets:
+            session.add(
+                WebhookDelivery(
+                    client_id=client_id,
+                    endpoint_id=endpoint_id,
+                    event_id=event.id,
+                    event_seq=event.seq,
+                    event_type=event.type,
+                    ordering_key=event.ordering_key,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    max_attempts=max_attempts,
+                    next_attempt_at=now,
+                    locked_by="",
+                    last_error="",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
     await session.flush()
-    return event.id
+    return [None if entry is None else entry[0].id for entry in planned]
 
 
 async def _endpoints(
@@ -299,27 +333,9 @@ async def customer_created(
     """``customer.created`` (``source``: ``api``, ``import`` or ``call`` - a call to or from a
     number not on file), and ``do_not_call.added`` after it when the customer starts on the
     list. A customer made by a call is ordered with that call's events, before them."""
-    if not await wanted(session, customer.client_id, "customer.created", "do_not_call.added"):
-        return  # no flush for nobody: an import of thousands of rows stays one write
-    await session.flush()
-    key = call_key(call_id) if call_id is not None else customer_key(customer.id)
-    data = customer_data(customer)
-    cause = {"call_id": None if call_id is None else str(call_id)}
-    await emit(
-        session,
-        customer.client_id,
-        "customer.created",
-        {"customer": data, "source": source, **cause},
-        ordering_key=key,
+    await customers_written(
+        session, customer.client_id, [(customer, None)], source=source, call_id=call_id
     )
-    if customer.do_not_call:
-        await emit(
-            session,
-            customer.client_id,
-            "do_not_call.added",
-            {"customer": data, **cause},
-            ordering_key=key,
-        )
 
 
 async def customer_changed(
@@ -331,29 +347,54 @@ async def customer_changed(
 ) -> None:
     """``customer.updated`` if a mirrored field changed since ``before``
     (:func:`customer_snapshot`), and ``do_not_call.added`` if they went on the list."""
-    after = customer_snapshot(customer)
-    changed = [name for name in CUSTOMER_FIELDS if after[name] != before.get(name)]
-    if not changed:
+    await customers_written(session, customer.client_id, [(customer, before)], call_id=call_id)
+
+
+async def customers_written(
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    written: Sequence[tuple[CustomerProfile, Mapping[str, Any] | None]],
+    *,
+    source: str = "",
+    call_id: uuid.UUID | None = None,
+) -> None:
+    """The events of customers one transaction created (``before`` None: ``customer.created``
+    from ``source``) or changed (``before``: :func:`customer_snapshot` from before the change),
+    in the order given - all of them in two flushes (a CSV import)."""
+    if not await wanted(
+        session, client_id, "customer.created", "customer.updated", "do_not_call.added"
+    ):
+        return  # no flush for nobody: an import of thousands of rows stays one write
+    changes = []
+    for customer, before in written:
+        changed: list[str] = []
+        if before is not None:
+            after = customer_snapshot(customer)
+            changed = [name for name in CUSTOMER_FIELDS if after[name] != before.get(name)]
+            if not changed:
+                continue
+        changes.append((customer, before, changed))
+    if not changes:
         return
-    await session.flush()
-    key = call_key(call_id) if call_id is not None else customer_key(customer.id)
-    data = customer_data(customer)
+    await session.flush()  # ids and defaults of new customers
     cause = {"call_id": None if call_id is None else str(call_id)}
-    if after["do_not_call"] and not before.get("do_not_call"):
-        await emit(
-            session,
-            customer.client_id,
-            "do_not_call.added",
-            {"customer": data, **cause},
-            ordering_key=key,
+    pending: list[Pending] = []
+    for customer, before, changed in changes:
+        key = call_key(call_id) if call_id is not None else customer_key(customer.id)
+        data = customer_data(customer)
+        if before is None:
+            pending.append(
+                Pending("customer.created", {"customer": data, "source": source, **cause}, key)
+            )
+            if customer.do_not_call:
+                pending.append(Pending("do_not_call.added", {"customer": data, **cause}, key))
+            continue
+        if customer.do_not_call and not before.get("do_not_call"):
+            pending.append(Pending("do_not_call.added", {"customer": data, **cause}, key))
+        pending.append(
+            Pending("customer.updated", {"customer": data, "changed": changed, **cause}, key)
         )
-    await emit(
-        session,
-        customer.client_id,
-        "customer.updated",
-        {"customer": data, "changed": changed, **cause},
-        ordering_key=key,
-    )
+    await emit_many(session, client_id, pending)
 
 
 async def callback_scheduled(
