@@ -297,3 +297,54 @@ async def test_retries_wait_the_campaigns_backoff_and_the_last_contact_completes
     # Two attempts, nobody reached: the contact failed, and with it the campaign is done.
     assert (view.progress.failed, view.progress.pending, view.status) == (1, 0, "completed")
     assert len(placer.dialled) == 2
+
+
+async def test_progress_goes_out_every_ten_finished_contacts_and_at_completion(
+    own_db: Database,
+) -> None:
+    clock = Clock()
+    client_id, first = await berlin_client(own_db, number())
+    people = [first] + [
+        (
+            await customers.create_customer(
+                own_db, client_id, CustomerCreate(phone_number=number())
+            )
+        ).id
+        for _ in range(10)
+    ]
+    await webhooks.create_endpoint(
+        own_db,
+        client_id,
+        WebhookEndpointCreate(url="http://127.0.0.1:9/hook", event_types=["campaign.progress"]),
+    )
+    created = await campaigns.create_campaign(
+        own_db,
+        client_id,
+        CampaignCreate(name="Eleven", pacing=Pacing(stagger_minutes=0, max_concurrent=20)),
+        clock.now,
+    )
+    await campaigns.add_contacts(
+        own_db, client_id, created.id, ContactsAdd(customer_ids=people), clock.now
+    )
+    await campaigns.start_campaign(own_db, client_id, created.id, clock.now)
+    scheduler = Scheduler(own_db, LedgerPlacer(), params(), clock=clock)
+    dialled = (await scheduler.run_pass()).dialled
+    assert len(dialled) == 10  # the node's cap (10) holds the eleventh back
+    for call_id in dialled:
+        await end(own_db, client_id, call_id, CallOutcome.ANSWERED, clock.now)
+    clock.now += dt.timedelta(minutes=2)
+    (last,) = (await scheduler.run_pass()).dialled
+    await end(own_db, client_id, last, CallOutcome.ANSWERED, clock.now)
+    async with own_db.read() as session:
+        sent = list(
+            await session.scalars(
+                select(WebhookEvent)
+                .where(WebhookEvent.type == "campaign.progress")
+                .order_by(WebhookEvent.seq)
+            )
+        )
+    assert [(e.data["status"], e.data["totals"]["done"]) for e in sent] == [
+        ("running", 0),  # started
+        ("running", 10),  # ten contacts finished
+        ("completed", 11),  # the last one: the campaign is done
+    ]

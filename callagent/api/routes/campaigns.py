@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from callagent.api.errors import responses
 from callagent.api.params import Limit
@@ -154,13 +154,14 @@ class CampaignController(Controller):
         campaign_id: FromPath[uuid.UUID],
         client_id: NamedDependency[uuid.UUID],
         api: NamedDependency[ApiState],
-        state: FromQuery[str | None] = None,
+        # "state" is a name Litestar keeps for the app's state: the parameter is renamed.
+        contact_state: Annotated[str | None, QueryParameter(name="state")] = None,
         cursor: FromQuery[str | None] = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> ContactPage:
-        """The campaign's contacts in calling order."""
+        """The campaign's contacts in calling order, optionally of one ``state``."""
         return await campaigns.list_contacts(
-            api.db, client_id, campaign_id, state=state, cursor=cursor, limit=limit
+            api.db, client_id, campaign_id, state=contact_state, cursor=cursor, limit=limit
         )
 
     @get("/{campaign_id:uuid}/progress/", responses=responses(401, 404))
