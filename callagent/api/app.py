@@ -40,6 +40,11 @@ from callagent.api.routes.crm import (
     OpportunityController,
 )
 from callagent.api.routes.dashboard import DashboardController
+from callagent.api.routes.triggers import (
+    AutonomousCallController,
+    WebFormTriggerController,
+    web_form_router,
+)
 from callagent.api.routes.webhooks import WebhookController, WebhookDeliveryController
 from callagent.api.state import ApiState
 from callagent.telephony.metrics import CONTENT_TYPE, CallMetrics
@@ -105,6 +110,8 @@ def api_router(state: ApiState) -> Router:
             OpportunityController,
             WebhookController,
             WebhookDeliveryController,
+            AutonomousCallController,
+            WebFormTriggerController,
             CampaignController,
             CampaignTriggerController,
         ],
@@ -153,6 +160,8 @@ def create_app(
         handlers.append(metrics_route)
     if api is not None:
         handlers.append(api_router(api))
+        # Signed by the form's secret, not an API key (docs/api.md "Web-form trigger").
+        handlers.append(web_form_router(api))
         handlers.append(
             create_static_files_router(
                 path=SWAGGER_ASSETS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from callagent.scheduler.rules import DialPolicy, check
@@ -39,20 +39,37 @@ class ApiState:
     (docs/api.md); None (an API without models, as in some tests) stores it unchecked."""
 
 
+@dataclass(frozen=True)
+class StartCallRule:
+    """The dial-time rules start-call checks (``policy``): with ``check_window``, also the
+    customer's legal calling window, which a start-call with ``ignore_working_hours`` lifts
+    (:meth:`without_window`; docs/api.md "start-call")."""
+
+    policy: DialPolicy
+
+    def __call__(self, facts: DialFacts) -> Verdict:
+        """The verdict of the rules on ``facts``."""
+        return check(facts, self.policy)
+
+    def without_window(self) -> Rule:
+        """The same rules without the calling window."""
+        return StartCallRule(replace(self.policy, check_window=False))
+
+
 def start_call_rule(policy: DialPolicy) -> Rule:
-    """The rule start-call checks: ``policy`` without the customer's calling window."""
-    from dataclasses import replace
-
-    unwindowed = replace(policy, check_window=False)
-
-    def rule(facts: DialFacts) -> Verdict:
-        return check(facts, unwindowed)
-
-    return rule
+    """The rule a serving node's start-call checks: ``policy``, the customer's legal calling
+    window included (unless ``policy.check_window`` is off)."""
+    return StartCallRule(policy)
 
 
 def default_start_call_rule() -> Rule:
-    """:func:`start_call_rule` of the default policy with the caps off (0)."""
-    return start_call_rule(
-        DialPolicy(max_calls_per_agent=0, max_calls_per_client=0, max_calls_per_node=0)
+    """The rule of an API built without settings (tests, tools): the default policy with the
+    caps off (0) and without the customer's calling window."""
+    return StartCallRule(
+        DialPolicy(
+            max_calls_per_agent=0,
+            max_calls_per_client=0,
+            max_calls_per_node=0,
+            check_window=False,
+        )
     )

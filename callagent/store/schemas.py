@@ -74,6 +74,17 @@ class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base of request bodies."""
 
 
+class AgentDialPolicy(Input):
+    """An agent's own dial rules over the installation's (``ai_agents.dial_policy``;
+    docs/scheduler.md "Dial-time rules"): a narrower country allow-list (ISO 3166 alpha-2;
+    empty: the installation's) and a cap on the agent's live calls (null: the installation's)."""
+
+    allowed_countries: Annotated[
+        list[Annotated[str, Meta(pattern=r"^[A-Za-z]{2}$")]], Meta(max_length=250)
+    ] = msgspec.field(default_factory=list)
+    max_concurrent_calls: Annotated[int, Meta(ge=1, le=1000)] | None = None
+
+
 class Output(msgspec.Struct, kw_only=True):
     """Base of response bodies."""
 
@@ -94,6 +105,7 @@ class AgentSetup(Input):
     sales_goals: JsonObject = msgspec.field(default_factory=dict)
     # Optional, so bodies of the integration contract work unchanged.
     phone_numbers: PhoneNumbers = msgspec.field(default_factory=list)
+    dial_policy: AgentDialPolicy = msgspec.field(default_factory=AgentDialPolicy)
 
 
 class AgentUpdate(Input):
@@ -109,6 +121,8 @@ class AgentUpdate(Input):
     sales_goals: JsonObject | UnsetType = UNSET
     # Replaces the whole set ([] releases every number); absent leaves it as it is.
     phone_numbers: PhoneNumbers | UnsetType = UNSET
+    # Replaces the whole policy ({} : the installation's rules); absent leaves it as it is.
+    dial_policy: AgentDialPolicy | UnsetType = UNSET
 
 
 class AgentView(Output):
@@ -134,6 +148,7 @@ class AgentView(Output):
     created_at: dt.datetime
     updated_at: dt.datetime
     phone_numbers: list[str] = msgspec.field(default_factory=list)
+    dial_policy: JsonObject = msgspec.field(default_factory=dict)
 
 
 class ProductDetails(Input):
@@ -146,10 +161,52 @@ class ProductDetails(Input):
     benefits: list[Annotated[str, Meta(max_length=1000)]] = msgspec.field(default_factory=list)
 
 
-class TrainingCreate(Input):
-    """``POST /api/agents/ai/training/``: one training session."""
+#: Names integrations use for the rubric's areas (docs/api.md "Training rubric"): accepted as
+#: ``training_type`` and stored as the area they mean. Compared lower case, "-" and " " as "_".
+TRAINING_TYPE_SYNONYMS: dict[str, TrainingType] = {
+    "objection_handling": TrainingType.OBJECTIONS,
+    "objection": TrainingType.OBJECTIONS,
+    "objection_responses": TrainingType.OBJECTIONS,
+    "sales_script": TrainingType.SCRIPT,
+    "call_script": TrainingType.SCRIPT,
+    "product_knowledge": TrainingType.PRODUCT,
+    "product_info": TrainingType.PRODUCT,
+    "product_details": TrainingType.PRODUCT,
+    "company_info": TrainingType.COMPANY,
+    "company_background": TrainingType.COMPANY,
+    "sales_goals": TrainingType.GOALS,
+    "sales_techniques": TrainingType.TECHNIQUES,
+    "technique": TrainingType.TECHNIQUES,
+}
 
-    training_type: TrainingType
+
+def training_type_of(text: str) -> TrainingType:
+    """The rubric area ``text`` names (an area or one of its synonyms); ValueError otherwise."""
+    flat = text.strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        return TrainingType(flat)
+    except ValueError:
+        pass
+    if flat in TRAINING_TYPE_SYNONYMS:
+        return TRAINING_TYPE_SYNONYMS[flat]
+    names = ", ".join([*(t.value for t in TrainingType), *TRAINING_TYPE_SYNONYMS])
+    raise ValueError(f"unknown training_type {text!r}; one of: {names}")
+
+
+class TrainingCreate(Input):
+    """``POST /api/agents/ai/training/``: one training session. ``training_type`` is an area
+    of the rubric or a synonym of one (:data:`TRAINING_TYPE_SYNONYMS`), which the service
+    stores as the area (and refuses naming the field when it is neither)."""
+
+    training_type: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=40,
+            description="script, product, objections, company, goals, techniques "
+            "(or a synonym, e.g. objection_handling)",
+        ),
+    ]
     training_content: LongText = ""
     product_details: ProductDetails = msgspec.field(default_factory=ProductDetails)
     objection_responses: dict[Annotated[str, Meta(min_length=1, max_length=200)], Note] = (
@@ -288,15 +345,26 @@ class ImportResult(Output):
 
 
 class StartCall(Input):
-    """``POST /api/agents/ai/start-call/``."""
+    """``POST /api/agents/ai/start-call/``: ``phone_number`` or ``customer_id`` (one of the
+    client's customers; both: they must match). ``context`` is an object, or text stored as
+    ``{"note": text}``. With ``scheduled_time`` the call is a due row the scheduler dials."""
 
-    phone_number: PhoneText
+    phone_number: PhoneText | None = None
+    customer_id: uuid.UUID | None = None
     call_type: CallType = CallType.OUTBOUND
-    context: JsonObject = msgspec.field(default_factory=dict)
+    context: JsonObject | Annotated[str, Meta(max_length=20_000)] = msgspec.field(
+        default_factory=dict
+    )
     scheduled_callback_id: uuid.UUID | None = None
     purpose: Annotated[str, Meta(max_length=500)] = ""
-    # Calls outside the agent's working hours are refused unless the caller asks for it.
+    # Calls outside the agent's working hours (and the customer's legal calling window, where
+    # the node checks it) are refused unless the caller asks for it (docs/api.md).
     ignore_working_hours: bool = False
+    scheduled_time: AwareDateTime | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.context, str):
+            self.context = {"note": self.context} if self.context else {}
 
 
 class StartCallResult(Output):

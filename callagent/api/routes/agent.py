@@ -17,6 +17,7 @@ from callagent.api.state import ApiState
 from callagent.dialog.profile_builder import BusinessInfoError, check_business_info
 from callagent.dialog.purposes import check_purpose
 from callagent.store.errors import ValidationFailed
+from callagent.store.phone import normalize_phone
 from callagent.store.schemas import (
     AgentSetup,
     AgentUpdate,
@@ -29,7 +30,7 @@ from callagent.store.schemas import (
     TrainingList,
     TrainingResult,
 )
-from callagent.store.services import agents, calls
+from callagent.store.services import agents, calls, triggers
 from callagent.telephony.outbound import CallPlacer, OutboundCallRequest, PlacementResult
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,62 @@ async def place(placer: CallPlacer, prepared: calls.PreparedCall) -> PlacementRe
     except Exception as error:
         log.exception("call placer failed for call %s", prepared.call_id)
         return PlacementResult(placed=False, reason=f"telephony error: {type(error).__name__}")
+
+
+def check_call_purpose(purpose: str, field: str) -> None:
+    """ "follow_up: …" names a call purpose (docs/api.md "start-call"); a misspelt one must not
+    silently become a sales call: a 400 naming ``field``."""
+    try:
+        check_purpose(purpose)
+    except ValueError as error:
+        raise ValidationFailed(field, str(error)) from None
+
+
+async def start_call_now(
+    api: ApiState,
+    client_id: uuid.UUID,
+    data: StartCall,
+    now: dt.datetime,
+    idempotency_key: str | None,
+) -> StartCallResult:
+    """start-call's placing of a call now (also the autonomous trigger's, docs/api.md): the
+    checks and the ``queued`` call session, the hand-over to telephony, its answer."""
+    # Before anything is written: a refusal at capacity leaves no call session behind
+    # (docs/telephony.md "Capacity"). The slot is the placed call's until it connects.
+    slot = api.admission.reserve() if api.admission is not None else None
+    try:
+        prepared = await calls.prepare_call(
+            api.db,
+            client_id,
+            data,
+            now,
+            idempotency_key=idempotency_key,
+            rule=api.dial_rule,
+        )
+    except BaseException:
+        if slot is not None:
+            slot.cancel()
+        raise
+    if prepared.existing:
+        # Same Idempotency-Key as an earlier request: that call, as it is now; no dial.
+        if slot is not None:
+            slot.cancel()
+        return await calls.existing_call(api.db, client_id, prepared.call_id)
+    if slot is not None:
+        slot.bind(prepared.call_id)
+    result = await place(api.placer, prepared)
+    if slot is not None and not result.placed:
+        slot.cancel()
+    recorded = await calls.record_placement(
+        api.db,
+        client_id,
+        prepared.call_id,
+        placed=result.placed,
+        reason=result.reason,
+        telephony_call_id=result.telephony_call_id,
+        now=api.clock(),
+    )
+    return msgspec.structs.replace(recorded, customer_created=prepared.customer_created)
 
 
 def _check_info(info: dict[str, object]) -> None:
@@ -127,53 +184,33 @@ class AgentController(Controller):
         api: NamedDependency[ApiState],
         now: NamedDependency[dt.datetime],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-    ) -> StartCallResult:
+    ) -> StartCallResult | triggers.ScheduledCall:
         """Place a call. Refused (409) while the agent is under 20 %, for do-not-call numbers,
-        and outside working hours unless ``ignore_working_hours``; refused (503) while this
-        node carries as many calls as it may. Without telephony the call session is created
-        and comes back ``failed``: "no telephony configured"."""
-        try:
-            # "follow_up: …" names a call purpose (docs/api.md "start-call"); a misspelt one
-            # must not silently become a sales call.
-            check_purpose(data.purpose)
-        except ValueError as error:
-            raise ValidationFailed("purpose", str(error)) from None
-        # Before anything is written: a refusal at capacity leaves no call session behind
-        # (docs/telephony.md "Capacity"). The slot is the placed call's until it connects.
-        slot = api.admission.reserve() if api.admission is not None else None
-        try:
-            prepared = await calls.prepare_call(
+        and outside working hours (and, on a serving node, the customer's legal calling window)
+        unless ``ignore_working_hours``; refused (503) while this node carries as many calls as
+        it may. Without telephony the call session is created and comes back ``failed``: "no
+        telephony configured". With ``scheduled_time``: a due row the scheduler dials then."""
+        check_call_purpose(data.purpose, "purpose")
+        if data.phone_number is None and data.customer_id is None:
+            raise ValidationFailed("phone_number", "phone_number or customer_id is required")
+        if data.scheduled_time is not None:
+            if data.scheduled_callback_id is not None:
+                raise ValidationFailed(
+                    "scheduled_time",
+                    "a callback is moved with POST /api/callbacks/{id}/reschedule/",
+                )
+            return await triggers.schedule_call(
                 api.db,
                 client_id,
-                data,
-                now,
+                customer_id=data.customer_id,
+                phone=None if data.phone_number is None else normalize_phone(data.phone_number),
+                purpose=data.purpose or "sales_outreach",
+                context=triggers.context_object(data.context),
+                at=data.scheduled_time,
+                now=now,
                 idempotency_key=idempotency_key,
-                rule=api.dial_rule,
             )
-        except BaseException:
-            if slot is not None:
-                slot.cancel()
-            raise
-        if prepared.existing:
-            # Same Idempotency-Key as an earlier request: that call, as it is now; no dial.
-            if slot is not None:
-                slot.cancel()
-            return await calls.existing_call(api.db, client_id, prepared.call_id)
-        if slot is not None:
-            slot.bind(prepared.call_id)
-        result = await place(api.placer, prepared)
-        if slot is not None and not result.placed:
-            slot.cancel()
-        recorded = await calls.record_placement(
-            api.db,
-            client_id,
-            prepared.call_id,
-            placed=result.placed,
-            reason=result.reason,
-            telephony_call_id=result.telephony_call_id,
-            now=api.clock(),
-        )
-        return msgspec.structs.replace(recorded, customer_created=prepared.customer_created)
+        return await start_call_now(api, client_id, data, now, idempotency_key)
 
     @post("/call-outcome/", status_code=200, responses=responses(400, 401, 404, 409))
     async def call_outcome(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,12 +17,14 @@ from callagent.store.errors import Conflict, ValidationFailed
 from callagent.store.models import AgentTraining, AIAgent, PhoneNumber
 from callagent.store.phone import normalize_phone
 from callagent.store.schemas import (
+    AgentDialPolicy,
     AgentSetup,
     AgentUpdate,
     AgentView,
     TrainingCreate,
     TrainingList,
     TrainingResult,
+    training_type_of,
 )
 from callagent.store.services._common import (
     agent_phone_numbers,
@@ -119,6 +122,26 @@ def check_voice(choice: str, voices: VoiceChoices | None) -> str:
     return name
 
 
+def dial_policy_of(policy: AgentDialPolicy) -> dict[str, Any]:
+    """An agent's dial policy as ``ai_agents.dial_policy`` stores it (what
+    ``scheduler.rules.check`` reads): countries upper case and known to phonenumbers' metadata;
+    unset parts left out."""
+    countries = []
+    for index, code in enumerate(policy.allowed_countries):
+        region = code.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValidationFailed(
+                f"dial_policy.allowed_countries[{index}]", f"{code!r} is no ISO 3166 country code"
+            )
+        countries.append(region)
+    stored: dict[str, Any] = {}
+    if countries:
+        stored["allowed_countries"] = sorted(set(countries))
+    if policy.max_concurrent_calls is not None:
+        stored["max_concurrent_calls"] = policy.max_concurrent_calls
+    return stored
+
+
 def _check_hours(start: str, end: str) -> None:
     if parse_hhmm(start) == parse_hhmm(end):
         raise ValidationFailed("working_hours_end", "must differ from working_hours_start")
@@ -132,6 +155,7 @@ async def setup_agent(
     voice = check_voice(data.voice_model, voices)
     _check_hours(data.working_hours_start, data.working_hours_end)
     numbers = normalize_numbers(data.phone_numbers)
+    dial_policy = dial_policy_of(data.dial_policy)
     agent = AIAgent(
         client_id=client_id,
         agent_name=data.agent_name,
@@ -150,6 +174,7 @@ async def setup_agent(
         conversation_memory={},
         customer_preferences={},
         performance_metrics={},
+        dial_policy=dial_policy,
     )
     try:
         async with db.write() as session:
@@ -186,6 +211,8 @@ async def update_agent(
     numbers = changes.pop("phone_numbers", None)
     if numbers is not None:
         numbers = normalize_numbers(numbers)
+    if "dial_policy" in changes:
+        changes["dial_policy"] = dial_policy_of(changes["dial_policy"])
     try:
         async with db.write() as session:
             agent = await get_agent_row(session, client_id, for_update=True)
@@ -216,6 +243,11 @@ def _material(row: AgentTraining) -> rubric.TrainingMaterial:
 
 async def add_training(db: Database, client_id: uuid.UUID, data: TrainingCreate) -> TrainingResult:
     """Store a training session and raise the agent's level by what it adds (the rubric)."""
+    try:
+        # An area's synonym ("objection_handling") is stored as the area (docs/api.md).
+        kind = training_type_of(data.training_type)
+    except ValueError as error:
+        raise ValidationFailed("training_type", str(error)) from None
     async with db.write() as session:
         # Locked so two sessions at once both count (PostgreSQL; SQLite writes are serial).
         agent = await get_agent_row(session, client_id, for_update=True)
@@ -229,7 +261,7 @@ async def add_training(db: Database, client_id: uuid.UUID, data: TrainingCreate)
         new = AgentTraining(
             client_id=client_id,
             agent_id=agent.id,
-            training_type=data.training_type,
+            training_type=kind,
             training_content=data.training_content,
             product_details=msgspec.structs.asdict(data.product_details),
             objection_responses=dict(data.objection_responses),
@@ -240,7 +272,7 @@ async def add_training(db: Database, client_id: uuid.UUID, data: TrainingCreate)
         level = rubric.level(coverage)
         new.level_before = agent.training_level
         new.level_after = level
-        new.completion_percentage = rubric.area_percent(coverage, data.training_type)
+        new.completion_percentage = rubric.area_percent(coverage, kind)
         session.add(new)
         agent.training_level = level
         agent.training_coverage = coverage

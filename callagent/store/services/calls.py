@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -65,7 +65,14 @@ from callagent.store.services.customers import (
     set_do_not_call,
     set_interest,
 )
-from callagent.store.services.dial_queue import LIVE_GRACE, Rule, caller_id_for, gather_facts
+from callagent.store.services.dial_queue import (
+    LIVE_GRACE,
+    DialFacts,
+    Rule,
+    Verdict,
+    caller_id_for,
+    gather_facts,
+)
 from callagent.store.states import (
     UNREACHED_OUTCOMES,
     AgentStatus,
@@ -103,6 +110,20 @@ class PreparedCall:
     existing: bool = False
 
 
+@runtime_checkable
+class WindowedRule(Protocol):
+    """A start-call rule that also checks the customer's legal calling window, and can give
+    the same rule without it: what ``ignore_working_hours`` asks for (docs/api.md)."""
+
+    def __call__(self, facts: DialFacts) -> Verdict:
+        """The verdict on ``facts``."""
+        ...
+
+    def without_window(self) -> Rule:
+        """The same rule without the calling window."""
+        ...
+
+
 def within_working_hours(agent: AIAgent, now: dt.datetime) -> bool:
     """Whether ``now`` falls in the agent's working hours, in the agent's time zone (a window
     that ends before it starts runs overnight)."""
@@ -135,7 +156,11 @@ async def prepare_call(
         raise ValidationFailed(
             "call_type", "start-call places outgoing calls: use outbound, scheduled or followup"
         )
-    phone = normalize_phone(data.phone_number)
+    phone = None if data.phone_number is None else normalize_phone(data.phone_number)
+    if data.ignore_working_hours and isinstance(rule, WindowedRule):
+        # The person asked for the call now: neither the agent's hours nor the customer's
+        # calling window stop it (docs/api.md "start-call"); every other rule still does.
+        rule = rule.without_window()
     for attempt in range(2):
         try:
             async with db.write() as session:
@@ -182,7 +207,7 @@ async def _prepare(
     session: AsyncSession,
     client_id: uuid.UUID,
     data: StartCall,
-    phone: str,
+    phone: str | None,
     now: dt.datetime,
     idempotency_key: str | None = None,
     rule: Rule | None = None,
@@ -191,6 +216,14 @@ async def _prepare(
     earlier = await _earlier_call(session, client_id, idempotency_key)
     if earlier is not None:
         return earlier
+    if data.customer_id is not None:
+        known = await get_scoped(session, CustomerProfile, client_id, data.customer_id, "customer")
+        if phone is not None and phone != known.phone_number:
+            raise ValidationFailed("customer_id", "that customer has another phone number")
+        phone = known.phone_number
+    if phone is None:
+        raise ValidationFailed("phone_number", "phone_number or customer_id is required")
+    context = data.context if isinstance(data.context, dict) else {"note": data.context}
     agent = await get_agent_row(session, client_id)
     if agent.training_level < rubric.LEARNING_AT:
         raise CallRefused(
@@ -247,7 +280,7 @@ async def _prepare(
         callback_id=callback_id,
         call_type=data.call_type,
         purpose=data.purpose,
-        context=data.context,
+        context=context,
         phone_number=phone,
         status=CallStatus.QUEUED,
         transcript=[],
@@ -269,7 +302,7 @@ async def _prepare(
         phone_number=phone,
         call_type=data.call_type,
         purpose=data.purpose,
-        context=data.context,
+        context=context,
         scheduled_callback_id=callback_id,
         caller_id=await caller_id_for(session, agent.id),
     )

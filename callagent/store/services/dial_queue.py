@@ -352,7 +352,8 @@ async def take(
             callback_id=row.id,
             call_type=CALL_TYPES.get(row.kind, CallType.SCHEDULED),
             purpose=(row.reason or row.kind)[:500],
-            context={"scheduled": row.kind, "callback_id": str(row.id)},
+            # A triggered call's context (docs/api.md "Autonomous calls") goes along.
+            context={**(row.context or {}), "scheduled": row.kind, "callback_id": str(row.id)},
             phone_number=customer.phone_number,
             status=CallStatus.QUEUED,
             transcript=[],
