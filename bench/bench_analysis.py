@@ -61,10 +61,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-async def bench_profile(profile: str, calls: list[LabelledCall], repeat: int) -> dict[str, Any]:
-    """Analyse every call ``repeat`` times with ``profile``'s model; scores and times."""
+async def bench_profile(
+    profile: str, calls: list[LabelledCall], repeat: int, nice: int | None = None
+) -> dict[str, Any]:
+    """Analyse every call ``repeat`` times with ``profile``'s model; scores and times.
+    ``nice``: the model thread's priority instead of the worker's (19), for a machine where
+    other processes compute - at 19 they starve it (seen: load average 15, no answer in 30 min)."""
     paths = resolve_profile(profile, REPO / "models")
-    model = LlamaJsonModel(paths.llm_path, JsonModelSettings())
+    settings = JsonModelSettings() if nice is None else JsonModelSettings(nice=nice)
+    model = LlamaJsonModel(paths.llm_path, settings)
     started = time.perf_counter()
     await model.load()
     load_s = time.perf_counter() - started
@@ -159,12 +164,13 @@ async def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["ci", "default"])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every answer and score here")
+    parser.add_argument("--nice", type=int, help="the analysis thread's nice (worker: 19)")
     args = parser.parse_args()
     calls = load_all()
     results = []
     for profile in args.profiles:
         print(f"profile {profile}: {len(calls)} calls, load average {os.getloadavg()[0]:.2f}")
-        results.append(await bench_profile(profile, calls, args.repeat))
+        results.append(await bench_profile(profile, calls, args.repeat, args.nice))
         print(f"  load average after: {os.getloadavg()[0]:.2f}")
     for result in results:
         print()

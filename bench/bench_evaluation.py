@@ -7,7 +7,8 @@ Three parts, each reusing the bench that measures it:
   backstop, then the model's action line, ``dialog/conversation.py``) with the profile's model
   as a call runs it (``LlamaCppLanguageModel``, one thread): the caller's turns are the
   labelled ones, the agent's are whatever the model says; the actions taken go to an
-  ``ActionLog`` on the call's clock, in the customer's zone and calling window. Scored: the
+  ``ActionLog`` on the call's clock, in the customer's zone and calling window
+  (``tests/helpers/call_replay.py``, shared with the CI slice). Scored: the
   do-not-call (recall, false positives), the hand-over, the callback or appointment time to the
   minute, and "are you a robot?" heard by the rules. The rules alone (no model) are scored too:
   what holds whatever the model does.
@@ -25,15 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
 import json
 import os
 import sys
-import time
-import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +41,10 @@ sys.path.insert(0, str(REPO / "bench"))  # the benches this one reuses
 import bench_actions  # noqa: E402
 import bench_analysis  # noqa: E402
 
-from callagent.dialog.actions import ActionKind, ActionLog  # noqa: E402
-from callagent.dialog.agent_profile import AgentProfile  # noqa: E402
-from callagent.dialog.analysis import customer_zone  # noqa: E402
-from callagent.dialog.conversation import Conversation  # noqa: E402
-from callagent.dialog.customer_context import customer_context  # noqa: E402
-from callagent.dialog.intents import Intent, detect  # noqa: E402
-from callagent.dialog.llm import LanguageModel, LlamaCppLanguageModel  # noqa: E402
-from callagent.dialog.when import CallingWindow  # noqa: E402
+from callagent.dialog.llm import LlamaCppLanguageModel  # noqa: E402
 from callagent.modelfiles import resolve_profile  # noqa: E402
 
+from helpers.call_replay import InCallRun, incall_scores, replay, rules_only  # noqa: E402
 from helpers.labelled_calls import LabelledCall, load_all  # noqa: E402
 
 SPLITS = ("all", "tune", "held_out")
@@ -65,125 +55,6 @@ TARGETS = {
     "do-not-call false positives": "≤ 2 %",
     "added p50": "≤ 100 ms",
 }
-
-
-# --- in-call: a labelled call replayed through the product's Conversation ---------------------
-
-
-@dataclass
-class InCallRun:
-    """What the agent did on one replayed call."""
-
-    dnc: bool = False
-    transfer: bool = False
-    callback_at: dt.datetime | None = None
-    appointment_at: dt.datetime | None = None
-    ai_rule: bool = False
-    said: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def _profile(labelled: LabelledCall) -> AgentProfile:
-    call = labelled.call
-    return AgentProfile(
-        name=call.agent_name,
-        company=call.company,
-        purpose=call.purpose or "answer questions and help the caller",
-    )
-
-
-def rules_only(labelled: LabelledCall) -> InCallRun:
-    """The rule backstop alone on every caller turn (``dialog/intents.py``): what the agent
-    does whatever the model says."""
-    run = InCallRun()
-    for speaker, text in labelled.call.transcript:
-        if speaker != "caller" or not text.strip():
-            continue
-        found = {m.intent for m in detect(text)}
-        run.dnc |= Intent.DO_NOT_CALL in found
-        run.transfer |= Intent.TRANSFER_REQUEST in found
-        run.ai_rule |= Intent.AI_QUESTION in found
-    return run
-
-
-async def replay(llm: LanguageModel, labelled: LabelledCall) -> InCallRun:
-    """``labelled``'s caller turns, in order, to a ``Conversation`` on ``llm``; the actions it
-    took. A turn is said at its share of the call's length (``started_at`` .. ``ended_at``);
-    the replay stops when the agent ends the call."""
-    call = labelled.call
-    run = InCallRun()
-    turns = [text for speaker, text in call.transcript if speaker == "caller" and text.strip()]
-    if not turns or call.started_at is None:
-        return run
-    end = call.ended_at or call.started_at
-    step = (end - call.started_at) / (len(turns) + 1)
-    clock = [call.started_at]
-    sink = ActionLog(
-        can_transfer=True,
-        tz=customer_zone(call),
-        window=CallingWindow(
-            agent_hours=call.working_hours, agent_zone=zoneinfo.ZoneInfo(call.agent_timezone)
-        ),
-        now=lambda: clock[0],
-    )
-    first = call.transcript[0]
-    greeting = first[1] if first[0] == "agent" else None
-    conversation = Conversation(
-        _profile(labelled),
-        llm,
-        context=customer_context(None, direction=call.direction, purpose=call.purpose),
-        greeting=greeting,
-        actions=sink,
-    )
-    if greeting is not None:
-        conversation.commit_turn("", greeting, False)
-    started = time.perf_counter()
-    for number, text in enumerate(turns, start=1):
-        clock[0] = call.started_at + step * number
-        run.ai_rule |= any(m.intent is Intent.AI_QUESTION for m in detect(text))
-        async with contextlib.aclosing(conversation.reply(text)) as pieces:
-            said = "".join([piece async for piece in pieces])
-        conversation.commit_turn(text, " ".join(said.split()), False)
-        run.said.append((text, said))
-        if conversation.end_call_requested:
-            break
-    run.seconds = time.perf_counter() - started
-    for action in sink.taken:
-        if action.kind is ActionKind.SET_DO_NOT_CALL:
-            run.dnc = True
-        elif action.kind is ActionKind.TRANSFER:
-            run.transfer = True
-        elif action.kind is ActionKind.SCHEDULE_CALLBACK and action.at is not None:
-            run.callback_at = action.at.astimezone(dt.UTC)  # the later one wins
-        elif action.kind is ActionKind.BOOK_APPOINTMENT and action.at is not None:
-            run.appointment_at = action.at.astimezone(dt.UTC)
-    return run
-
-
-def _minute(at: dt.datetime | None) -> dt.datetime | None:
-    return None if at is None else at.replace(second=0, microsecond=0)
-
-
-def incall_scores(labelled: LabelledCall, run: InCallRun) -> dict[str, bool | None]:
-    """Per in-call field: right, wrong, or None (not scored on this call)."""
-    want = labelled.in_call
-    timed = want.callback_at is not None or want.appointment_at is not None
-    return {
-        "dnc": run.dnc == want.do_not_call,
-        "transfer": run.transfer == want.transfer,
-        # The labelled time, to the minute, taken as the right kind of action.
-        "time": (
-            _minute(run.callback_at) == _minute(want.callback_at)
-            and _minute(run.appointment_at) == _minute(want.appointment_at)
-            if timed
-            else None
-        ),
-        # A callback or appointment on a call that asked for none.
-        "no_spurious_time": (
-            None if timed else run.callback_at is None and run.appointment_at is None
-        ),
-        "ai_rule": run.ai_rule if want.ai_question else None,
-    }
 
 
 async def bench_incall(profile: str, calls: list[LabelledCall]) -> dict[str, Any]:
@@ -404,6 +275,9 @@ async def main() -> None:
     )
     parser.add_argument("--calls", nargs="*", help="only these call ids")
     parser.add_argument("--json", type=Path, help="write every answer and score here")
+    parser.add_argument(
+        "--nice", type=int, help="the analysis thread's nice (worker: 19; see bench_analysis)"
+    )
     args = parser.parse_args()
     calls = load_all()
     if args.calls:
@@ -427,7 +301,7 @@ async def main() -> None:
             tables.append(incall_table(result))
             dump[f"incall/{profile}"] = result
         if "analysis" in args.parts:
-            result = await bench_analysis.bench_profile(profile, calls, 1)
+            result = await bench_analysis.bench_profile(profile, calls, 1, args.nice)
             tables.append(analysis_table(result, expected))
             dump[f"analysis/{profile}"] = result
         if "latency" in args.parts:
