@@ -5,6 +5,7 @@ runs end to end through the call runner over a real AudioSocket connection."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from callagent.dialog.prompt import build_system_prompt
 from callagent.dialog.purposes import CallPurpose
 from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.schemas import CustomerCreate, StartCall, TrainingCreate
-from callagent.store.services import agents, calls, customers
+from callagent.store.services import agents, calls, campaigns, customers, dial_queue
 from callagent.store.services import telephony as store
 from callagent.store.services.call_state import CallUpdate, apply_call_update
 from callagent.store.states import CallStatus, TrainingType
@@ -362,3 +364,59 @@ async def test_a_direct_sip_call_is_stored_with_its_keys(db: Database, tmp_path:
     (customer,) = (await customers.list_customers(db, tenant.client_id)).items
     assert customer.phone_number == CALLER
     assert await store.call_owner(db, result.call_id) == tenant.client_id
+
+
+async def test_a_campaigns_purpose_and_script_reach_the_call_the_scheduler_placed(
+    db: Database,
+) -> None:
+    # docs/campaigns.md: the campaign's purpose and script override go with each call it
+    # places, into the call's context message - after the byte-stable prompt, per call.
+    tenant = await make_tenant(db, "Alma", "Alpha Roofing")
+    phone = number()
+    customer = await customers.create_customer(
+        db, tenant.client_id, CustomerCreate(phone_number=phone, name="Jane Doe")
+    )
+    script = "Tell them the warranty extension is free for customers of more than five years."
+    now = utcnow()
+    campaign = await campaigns.create_campaign(
+        db,
+        tenant.client_id,
+        campaigns.CampaignCreate(
+            name="Warranty",
+            call_purpose="renewal_reminder: your roof warranty",
+            script_override=script,
+        ),
+        now,
+    )
+    await campaigns.add_contacts(
+        db, tenant.client_id, campaign.id, campaigns.ContactsAdd(customer_ids=[customer.id]), now
+    )
+    await campaigns.start_campaign(db, tenant.client_id, campaign.id, now)
+    claimed = [
+        c
+        for c in await dial_queue.claim_due(
+            db, "node", utcnow(), lease=dt.timedelta(seconds=30), limit=20
+        )
+        if c.client_id == tenant.client_id
+    ]
+    taken = await dial_queue.take(
+        db,
+        claimed[0],
+        "node",
+        lambda _facts: dial_queue.Verdict("dial"),
+        utcnow(),
+        live_grace=dt.timedelta(seconds=90),
+        wait=dt.timedelta(seconds=60),
+    )
+    assert taken.order is not None
+    router = CallRouter(db, ProfileCache(db), fallback=FALLBACK, ami=AmiWithoutState())  # type: ignore[arg-type]
+    line = Line()
+    line.call_id = taken.order.call_id
+    route = await router.route(line)
+    assert route.purpose == CallPurpose.RENEWAL_REMINDER
+    assert "calling about your roof warranty." in str(route.greeting)
+    context = route.context or ""
+    assert "Reason for this call: your roof warranty." in context
+    assert f"Script for this call (follow it): {script}" in context
+    assert route.profile is not None
+    assert script not in build_system_prompt(route.profile, route.purpose)
