@@ -142,6 +142,23 @@ PROBES = [
     Probe("POST", "/calls/api/calls/trigger_campaign_calls",
           lambda i: "/calls/api/calls/trigger_campaign_calls/",
           lambda i: {"campaign_id": i["campaign"], "stagger_minutes": 0}),
+    Probe("POST", "/calls/api/calls/trigger_autonomous_call",
+          lambda i: "/calls/api/calls/trigger_autonomous_call/",
+          lambda i: {"contact_id": i["customer"], "call_purpose": "follow_up",
+                     "scheduled_time": LATER}),
+    Probe("POST", "/calls/api/calls/bulk_autonomous_calls",
+          lambda i: "/calls/api/calls/bulk_autonomous_calls/",
+          lambda i: {"calls": [{"contact_id": i["customer"], "call_purpose": "follow_up",
+                                "delay_minutes": 0}]}, expect="items-refused"),
+    Probe("GET", "/calls/api/calls/autonomous_call_status",
+          lambda i: f"/calls/api/calls/autonomous_call_status/?contact_id={i['customer']}"),
+    Probe("POST", "/api/agents/ai/web-form-trigger", lambda i: "/api/agents/ai/web-form-trigger/",
+          lambda i: {"call_purpose": "follow_up"}, expect="own"),
+    Probe("GET", "/api/agents/ai/web-form-trigger", lambda i: "/api/agents/ai/web-form-trigger/"),
+    # The form's endpoint takes no API key: B's key does not open A's form (unsigned: 401).
+    Probe("POST", "/api/triggers/web-form/{agent_token:str}",
+          lambda i: f"/api/triggers/web-form/{i['web_form']}/",
+          lambda i: {"phone_number": i["phone"]}, expect="401"),
 ]  # fmt: skip
 
 
@@ -209,7 +226,13 @@ async def _world_of_a(client: Client, headers: Headers, clock: FixedClock) -> Id
         json={"customer_ids": [customer["id"]]},
         headers=headers,
     )
+    web_form = (
+        await client.post(
+            "/api/agents/ai/web-form-trigger/", json={"call_purpose": "follow_up"}, headers=headers
+        )
+    ).json()
     return {
+        "web_form": web_form["token"],
         "campaign": campaign["id"],
         "webhook": webhook["id"],
         "delivery": delivery["id"],
@@ -237,6 +260,8 @@ async def _snapshot(client: Client, headers: Headers, ids: Ids) -> list[Any]:
         f"/api/webhook-deliveries/{ids['delivery']}/",
         f"/api/campaigns/{ids['campaign']}/",
         f"/api/campaigns/{ids['campaign']}/contacts/",
+        "/api/agents/ai/web-form-trigger/",
+        f"/calls/api/calls/autonomous_call_status/?contact_id={ids['customer']}",
     ]
     return [(await client.get(path, headers=headers)).json() for path in paths]
 
@@ -271,6 +296,16 @@ async def test_client_b_cannot_reach_client_a(
         assert missing.status_code == 404
         # Indistinguishable from an id that never existed, but for the id in the message.
         assert response.json()["error"] == missing.json()["error"]
+    elif probe.expect == "items-refused":
+        # A batch answers item by item: A's customer is "not found", as an unknown id.
+        assert response.status_code == 200, response.text
+        missing = await send(_random_ids(ids))
+        for answer in (response.json(), missing.json()):
+            assert answer["scheduled"] == 0
+            assert [r["field"] for r in answer["results"]] == ["contact_id"]
+        assert "not found" in response.json()["results"][0]["reason"]
+    elif probe.expect == "401":
+        assert response.status_code == 401, response.text
     elif probe.expect == "list":
         assert response.status_code == 200, response.text
         text = response.text
