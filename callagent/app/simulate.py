@@ -342,13 +342,16 @@ async def run_routed_call(
     profile: AgentProfile | None = None,
     model: JsonModel | None = None,
     final_wait_s: float = 2.0,
+    max_wait_for_agent_s: float = 20.0,
     analysis_wait_s: float = ANALYSIS_WAIT_S,
 ) -> RoutedCall:
     """One inbound call of client ``client_id`` from ``caller_number``, handled as ``serve``
     handles it (see the module docstring); ``utterances`` are PCM at the rate the dialplan
     fixes (``asterisk.audiosocket_format``). After the hang-up the post-call analysis runs
-    unless ``analyse`` is False (``model``: the analysis model, else the profile's). Raises
-    :class:`UsageError` for a client, number or caller that cannot make the call."""
+    unless ``analyse`` is False (``model``: the analysis model, else the profile's). The caller
+    hangs up ``final_wait_s`` after the agent's last answer, and gives up waiting for an answer
+    after ``max_wait_for_agent_s``. Raises :class:`UsageError` for a client, number or caller
+    that cannot make the call."""
     caller = e164(caller_number)
     if caller is None:
         raise UsageError(
@@ -380,6 +383,7 @@ async def run_routed_call(
                 sample_rate=settings.asterisk.audiosocket_sample_rate(),
                 call_id=call_id,
                 final_wait_s=final_wait_s,
+                max_wait_for_agent_s=max_wait_for_agent_s,
             )
             report = await _report_of(telephony, call_id, timeout_s=60.0)
             analysed = "not run"
