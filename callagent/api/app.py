@@ -28,7 +28,7 @@ from litestar.static_files import create_static_files_router
 
 from callagent.api.auth import api_key_guard, authenticate, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
-from callagent.api.pages import dashboard_router
+from callagent.api.pages import BrowserPhone, dashboard_router
 from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
 from callagent.api.routes.campaigns import CampaignController, CampaignTriggerController
@@ -131,6 +131,7 @@ def create_app(
     api: ApiState | None = None,
     *,
     metrics: CallMetrics | None = None,
+    phone: BrowserPhone | None = None,
 ) -> Litestar:
     """A Litestar app serving ``GET /health``; with ``api``, the REST API.
 
@@ -139,6 +140,8 @@ def create_app(
     (an invalid one is a 401), and never without ``api``, where no key can be checked.
     With ``metrics`` and ``api``, ``GET /metrics`` serves them in Prometheus' text format to a
     caller with a valid API key, like ``/health``'s details (docs/metrics.md).
+    With ``phone`` the dashboard's "Talk to your agent" page calls the agent from the browser
+    (docs/dashboard.md).
     """
 
     @get("/health", include_in_schema=False)
@@ -172,7 +175,7 @@ def create_app(
             )
         )
         # The web dashboard (docs/dashboard.md): its own login and cookie, never an API key.
-        handlers.extend(dashboard_router(api))
+        handlers.extend(dashboard_router(api, phone=phone))
     return Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -354,6 +354,7 @@ async def _serve_http(
     import uvicorn
 
     from callagent.api.app import create_app
+    from callagent.api.pages import BrowserPhone
     from callagent.api.state import ApiState, start_call_rule
 
     def status() -> dict[str, Any]:
@@ -374,10 +375,17 @@ async def _serve_http(
                     voices=voice_catalog(settings.models),
                 ),
                 metrics=telephony.metrics,
+                # "Talk to your agent": the browser phone's calls run like phone calls.
+                phone=BrowserPhone(telephony.runner, telephony.runner.clock),
             ),
             host=network.host,
             port=network.http_port,
             log_level="warning",
+            # A WebSocket message is buffered whole before the app sees it: the browser
+            # phone's are 2-20 kB (docs/dashboard.md), so 64 kB bounds what a peer can make
+            # the server hold.
+            ws_max_size=64 * 1024,
+            ws="wsproto",
         )
     )
     log.info("health endpoint on http://%s:%d/health", network.host, network.http_port)

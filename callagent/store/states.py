@@ -58,12 +58,16 @@ class InterestLevel(StrEnum):
 
 
 class CallType(StrEnum):
-    """Why a call exists. ``start-call`` places every kind but ``inbound``."""
+    """Why a call exists. ``start-call`` places every kind but ``inbound`` and ``test``."""
 
     INBOUND = "inbound"
     OUTBOUND = "outbound"
     SCHEDULED = "scheduled"
     FOLLOWUP = "followup"
+    TEST = "test"
+    """A call from the dashboard's browser phone (docs/dashboard.md "Talk to your agent"): the
+    client's own person talking to their agent; stored like an inbound call, never dialled.
+    No migration: call types are stored as VARCHAR(32) without a CHECK constraint."""
 
 
 class CallStatus(StrEnum):

@@ -30,7 +30,7 @@ from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.admission import BusyPrompt, CallAdmission, turn_away
 from callagent.telephony.call_actions import ActionParams, CallActions
 from callagent.telephony.call_journal import CallJournal, CallJournals, JournalObserver
-from callagent.telephony.connection import AddressedCall, CallConnection
+from callagent.telephony.connection import AddressedCall, CallConnection, ClientTestCall
 from callagent.telephony.metrics import CallMetrics, FrameGaps
 from callagent.telephony.recording import CallRecorder
 from callagent.telephony.routing import CallRouter, MessageResponder, Route
@@ -170,6 +170,11 @@ class CallRunner:
         self._router = router
         self._journals = journals
 
+    @property
+    def clock(self) -> Clock:
+        """The clock of the calls' voice pipelines: a transport stamps its frames with it."""
+        return self._clock
+
     async def __call__(self, connection: CallConnection) -> None:
         # Every line logged during the call, also by the tasks it starts, carries the call's id
         # (callagent.call_logging), so the lines here need not repeat it.
@@ -191,6 +196,8 @@ class CallRunner:
         # After routing, so the refused call is stored like any other and an unannounced
         # connection never counts (docs/telephony.md "Capacity").
         via = "sip" if isinstance(connection, AddressedCall) else "audiosocket"
+        if isinstance(connection, ClientTestCall):
+            via = "browser"
         if self._admission is not None and not self._admission.admit(connection.call_id, via):
             await self._refuse(connection, route)
             return
@@ -216,7 +223,7 @@ class CallRunner:
         async with self._journals.hold(route.call_id, route.client_id) as journal:
             assert self._admission is not None
             capacity = self._admission.capacity
-            if route.direction == "inbound":
+            if route.direction == "inbound" and not isinstance(connection, ClientTestCall):
                 # Before the update that ends the call: an action applies to a live call. A
                 # do-not-call customer gets none (the store skips it).
                 at = dt.datetime.now(dt.UTC) + BUSY_CALLBACK_AFTER
@@ -273,6 +280,8 @@ class CallRunner:
             observers.append(writer)
         if self._metrics is not None:
             observers.append(self._metrics)
+        if isinstance(connection, ClientTestCall):
+            observers.append(connection.observer)  # the page's live transcript
         observer: PipelineObserver = observers[0] if len(observers) == 1 else _Tee(*observers)
         gaps = FrameGaps(self._metrics) if self._metrics is not None else None
         # What the agent decides during the call is carried out here: stored through the

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from callagent.voice_pipeline.frames import InboundFrame
+from callagent.voice_pipeline.pipeline import PipelineObserver
 
 
 class CallConnection(Protocol):
@@ -70,4 +71,21 @@ class AddressedCall(Protocol):
     @property
     def dialed(self) -> str:
         """The number that was called (the DID), "" when unknown."""
+        ...
+
+
+@runtime_checkable
+class ClientTestCall(Protocol):
+    """A call a client's own person makes to their agent from the dashboard (the browser
+    phone, docs/dashboard.md "Talk to your agent"): it names its client, and it watches the
+    call (the transcript goes back to the page as the call goes)."""
+
+    @property
+    def client_id(self) -> uuid.UUID:
+        """The signed-in person's client, whose agent answers."""
+        ...
+
+    @property
+    def observer(self) -> PipelineObserver:
+        """Told every finished turn, barge-in and greeting, like the call's journal."""
         ...

@@ -53,7 +53,7 @@ from callagent.store.services import telephony as store
 from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.ami import AmiClient
 from callagent.telephony.asterisk.call_tracker import AmiCallDirection
-from callagent.telephony.connection import AddressedCall, CallConnection
+from callagent.telephony.connection import AddressedCall, CallConnection, ClientTestCall
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ class CallRouter:
 
     async def _route(self, connection: CallConnection) -> Route:
         call_id = connection.call_id
+        if isinstance(connection, ClientTestCall):  # the dashboard's browser phone
+            return await self._test(call_id, connection.client_id)
         if isinstance(connection, AddressedCall):  # direct SIP: the call names both numbers
             return await self._inbound(call_id, connection.dialed, connection.caller, "", False)
         announced = self._announced.pop(call_id, None)
@@ -275,6 +277,28 @@ class CallRouter:
             call_id=routed.call_id,
             direction="inbound",
             via_ami=via_ami,
+        )
+
+    async def _test(self, call_id: uuid.UUID, client_id: uuid.UUID) -> Route:
+        """A browser-phone call: the signed-in person's own agent, stored as type ``test``
+        (docs/dashboard.md "Talk to your agent"). The agent hears of no customer: the tester
+        is a new caller each time, whatever earlier test calls taught the record."""
+        routed = await store.open_test_call(
+            self._db, call_id=call_id, client_id=client_id, now=self._clock()
+        )
+        if routed is None:
+            return _refused(f"client {client_id} has no agent")
+        profile = await self._profiles.get(routed.client_id, routed.agent_id)
+        if profile is None:
+            return _refused(f"the agent of client {client_id} is gone")
+        return Route(
+            kind="agent",
+            reason=f"browser test call of client {client_id}",
+            profile=profile,
+            context=customer_context(None, direction="inbound"),
+            client_id=routed.client_id,
+            call_id=routed.call_id,
+            direction="inbound",
         )
 
     async def _outbound(self, placed: store.PlacedCall) -> Route:

@@ -34,6 +34,7 @@ from callagent.api.pages.auth import (
     session_guard,
     signed_in,
 )
+from callagent.api.pages.phone import BrowserPhone, phone_handlers
 from callagent.api.pages.render import STATIC, render
 from callagent.api.routes.agent import place
 from callagent.api.state import ApiState
@@ -69,7 +70,7 @@ from callagent.store.states import (
     TrainingType,
 )
 
-__all__ = ["DashboardConfig", "dashboard_router"]
+__all__ = ["BrowserPhone", "DashboardConfig", "dashboard_router"]
 
 PREFIX = "/dashboard"
 PAGE_SIZE = 25
@@ -133,8 +134,11 @@ async def _form(request: Request[Any, Any, Any]) -> Form:
     return {key: form.get(key) for key in form if key != CSRF_FIELD}
 
 
-def dashboard_router(api: ApiState, config: DashboardConfig | None = None) -> list[Any]:
-    """The dashboard's routes and its static files, to mount on the app."""
+def dashboard_router(
+    api: ApiState, config: DashboardConfig | None = None, *, phone: BrowserPhone | None = None
+) -> list[Any]:
+    """The dashboard's routes and its static files, to mount on the app. With ``phone``
+    (a node with voice models), "Talk to your agent" calls the agent from the browser."""
     config = config or DashboardConfig()
     throttle = LoginThrottle(config.max_failures, config.window_s)
 
@@ -802,6 +806,7 @@ def dashboard_router(api: ApiState, config: DashboardConfig | None = None) -> li
             callbacks_view,
             callback_reschedule,
             callback_cancel,
+            *phone_handlers(api, phone),
         ],
         guards=[session_guard(api)],
         before_request=check_csrf,

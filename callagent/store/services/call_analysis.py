@@ -201,7 +201,7 @@ async def load_call(db: Database, lease: JobLease) -> CallForAnalysis | None:
         call_id=call.id,
         client_id=call.client_id,
         customer_id=customer.id,
-        direction="inbound" if call.call_type == CallType.INBOUND else "outbound",
+        direction="inbound" if call.call_type in _CALLED_US else "outbound",
         purpose=call.purpose,
         company=company,
         agent_name=agent.agent_name,
@@ -228,6 +228,8 @@ async def load_call(db: Database, lease: JobLease) -> CallForAnalysis | None:
 MEMORY_ENTRIES: Final = 5
 """Calls a customer's ``conversation_memory`` keeps (newest last)."""
 _MAX_CUSTOMER_OBJECTIONS: Final = 50
+_CALLED_US: Final = frozenset({CallType.INBOUND, CallType.TEST})
+"""Calls the customer made: a browser-phone test call is the client's person calling in."""
 _ALREADY_SCHEDULED: Final = "callback: the call already scheduled one"
 _STRONGER_THAN_MEETING: Final = frozenset({CallOutcome.CONVERTED, CallOutcome.DO_NOT_CALL})
 _STRONGER_THAN_CALLBACK: Final = _STRONGER_THAN_MEETING | {CallOutcome.DEMO_SCHEDULED}
@@ -670,7 +672,7 @@ async def _count_for_learning(
     observation = learning.observe(
         [turn for turn in call.transcript or [] if isinstance(turn, dict)],
         list(trained),
-        inbound=call.call_type == CallType.INBOUND,
+        inbound=call.call_type in _CALLED_US,
         started_at=call.started_at or call.created_at,
         timezone=customer.timezone or agent.timezone,
         customer_name=customer.name,

@@ -152,7 +152,7 @@ async def prepare_call(
     and the others see its live call; any verdict but ``dial`` is a refusal with its code."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationFailed("Idempotency-Key", "must be 1..200 characters")
-    if data.call_type == CallType.INBOUND:
+    if data.call_type in (CallType.INBOUND, CallType.TEST):
         raise ValidationFailed(
             "call_type", "start-call places outgoing calls: use outbound, scheduled or followup"
         )

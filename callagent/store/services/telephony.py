@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callagent.store import counters
 from callagent.store.db import Database
 from callagent.store.models import (
     AgentTraining,
@@ -38,7 +39,11 @@ from callagent.store.services._common import (
     agent_view,
     training_view,
 )
-from callagent.store.services.customers import find_or_create_customer
+from callagent.store.services.customers import (
+    customer_counts,
+    find_or_create_customer,
+    new_customer,
+)
 from callagent.store.states import (
     CallStatus,
     CallType,
@@ -183,13 +188,98 @@ async def _open_inbound(
     )
 
 
+BROWSER_TEST_NUMBER = "+12025550100"
+"""The number of each client's "Browser test" customer, who makes the dashboard's browser-phone
+calls (docs/dashboard.md "Talk to your agent"): a valid E.164 number from the range the North
+American plan keeps for fiction (555-0100..0199), so it reaches nobody."""
+
+BROWSER_TEST_NAME = "Browser test"
+
+
+async def open_test_call(
+    db: Database, *, call_id: uuid.UUID, client_id: uuid.UUID, now: dt.datetime
+) -> InboundCall | None:
+    """A browser-phone call of ``client_id`` to its own agent: a call session of type ``test``
+    ``in_progress`` whose id is ``call_id``, from the client's "Browser test" customer
+    (created the first time, on the do-not-call list so that no callback, campaign or
+    retry ever dials its made-up number). None when the client has no agent yet."""
+    for attempt in range(2):
+        try:
+            async with db.write() as session:
+                return await _open_test(session, call_id, client_id, now)
+        except IntegrityError:
+            # Two first test calls at once: the other one created the customer.
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _open_test(
+    session: AsyncSession, call_id: uuid.UUID, client_id: uuid.UUID, now: dt.datetime
+) -> InboundCall | None:
+    agent_id = await session.scalar(select(AIAgent.id).where(AIAgent.client_id == client_id))
+    if agent_id is None:
+        return None
+    customer = await session.scalar(
+        select(CustomerProfile)
+        .where(
+            CustomerProfile.client_id == client_id,
+            CustomerProfile.phone_number == BROWSER_TEST_NUMBER,
+        )
+        .with_for_update()
+    )
+    created = customer is None
+    if customer is None:
+        customer = new_customer(
+            client_id,
+            BROWSER_TEST_NUMBER,
+            name=BROWSER_TEST_NAME,
+            do_not_call=True,
+            do_not_call_source="browser test",
+        )
+        session.add(customer)
+        await counters.bump(session, client_id, customer_counts(customer))
+        await session.flush()
+    customer.total_calls += 1
+    customer.last_call_at = now
+    call = CallSession(
+        id=call_id,
+        client_id=client_id,
+        agent_id=agent_id,
+        customer_id=customer.id,
+        call_type=CallType.TEST,
+        purpose="browser test",
+        phone_number=BROWSER_TEST_NUMBER,
+        status=CallStatus.QUEUED,
+        transcript=[],
+        latency={},
+        created_at=now,
+        last_activity_at=now,
+    )
+    call.status = check_transition(call.status, CallStatus.IN_PROGRESS)
+    call.started_at = now
+    session.add(call)
+    await session.flush()
+    if created:
+        await events.customer_created(session, customer, source="call", call_id=call.id)
+    await events.call_started(session, call)
+    return InboundCall(
+        client_id=client_id,
+        agent_id=agent_id,
+        call_id=call.id,
+        customer_id=customer.id,
+        customer_created=created,
+    )
+
+
 async def placed_call(db: Database, call_id: uuid.UUID) -> PlacedCall | None:
     """The outbound call session ``call_id`` names (the AudioSocket UUID of a call placed by
     ``AmiCallPlacer``), or None."""
     async with db.read() as session:
         call = await session.scalar(
             select(CallSession).where(
-                CallSession.id == call_id, CallSession.call_type != CallType.INBOUND
+                CallSession.id == call_id,
+                CallSession.call_type.not_in((CallType.INBOUND, CallType.TEST)),
             )
         )
     if call is None:

@@ -195,6 +195,8 @@ async def test_start_call_refusals(client: Client, tenant: Headers, clock: Fixed
         ({"phone_number": "12345"}, "phone_number"),
         ({"phone_number": "+1 415 555 01234567"}, "phone_number"),
         ({"phone_number": "+14155550199", "call_type": "inbound"}, "call_type"),
+        # A browser-phone test call is made from the dashboard, never dialled.
+        ({"phone_number": "+14155550199", "call_type": "test"}, "call_type"),
         ({"phone_number": "+14155550199", "call_type": "carrier-pigeon"}, "call_type"),
     ]:
         response = await client.post("/api/agents/ai/start-call/", json=body, headers=tenant)
