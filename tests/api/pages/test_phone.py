@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ import pytest
 import soundfile
 import soxr
 import uvicorn
+from sqlalchemy import select
 
 from callagent.api.app import create_app
 from callagent.api.pages import BrowserPhone
@@ -31,6 +33,7 @@ from callagent.app.components import load_engines
 from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.settings import ModelSettings
 from callagent.store.db import Database
+from callagent.store.models import CallAnalysisJob
 from callagent.store.services import calls
 from callagent.store.states import CallStatus, CallType
 from callagent.telephony.call_journal import CallJournals
@@ -205,6 +208,12 @@ async def test_a_browser_call_reaches_the_agent_and_is_stored_as_a_test_call(
     speakers = [turn.speaker for turn in stored.transcript]
     assert speakers[:3] == ["agent", "caller", "agent"], stored.transcript
     assert stored.transcript[1].text == call.lines("caller")[0]
+    # Its post-call analysis is queued like any answered call's (docs/analysis.md).
+    async with node.db.read() as session:
+        job = await session.scalar(
+            select(CallAnalysisJob.call_id).where(CallAnalysisJob.call_id == stored.id)
+        )
+    assert job == stored.id
 
 
 async def test_without_a_session_or_from_another_site_the_socket_is_refused(
@@ -257,3 +266,72 @@ async def test_a_bad_frame_ends_only_that_call(node: Node, person: Person) -> No
         await good.send(json.dumps({"type": "hangup"}))
         await readers[0]
     assert good.close_code == 1000
+
+
+def _fake_microphone(text: str, tmp_path: Path) -> Path:
+    """What chromium's fake microphone plays (in a loop): the caller waits out the greeting,
+    says ``text``, and then is quiet long enough for the agent to answer."""
+    wav = flite_phone_wav(text, tmp_path / "words.wav", rate=16000)
+    words, rate = soundfile.read(str(wav), dtype="float32")
+    quiet = np.zeros(rate * 12, dtype=np.float32)
+    path = tmp_path / "caller.wav"
+    soundfile.write(str(path), np.concatenate([quiet, words, quiet, quiet]), rate, "PCM_16")
+    return path
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not flite_available(), reason="needs Debian's flite")
+async def test_talking_to_the_agent_in_chromium_with_a_fake_microphone(
+    node: Node, person: Person, tmp_path: Path
+) -> None:
+    """The page itself: getUserMedia, the AudioWorklet, the WebSocket, playback and the live
+    transcript, in Debian's chromium with a file as its microphone."""
+    playwright_api = pytest.importorskip("playwright.async_api")
+    chromium_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium_path is None:
+        pytest.skip("needs Debian's chromium")
+    await ready_agent(node.db, person.client_id)
+    microphone = _fake_microphone("I would like to know the price of your solar panels.", tmp_path)
+    base = f"http://{node.base}"
+    errors: list[str] = []
+    async with playwright_api.async_playwright() as driver:
+        chromium = await driver.chromium.launch(
+            executable_path=chromium_path,
+            args=[
+                "--no-sandbox",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            page = await chromium.new_page()
+            page.set_default_timeout(15_000)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: errors.append(message.text) if message.type == "error" else None,
+            )
+            await page.goto(f"{base}/dashboard/login")
+            await page.get_by_label("E-mail").fill(person.email)
+            await page.get_by_label("Password").fill(person.password)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(f"{base}/dashboard/")
+            await page.get_by_role("link", name="Talk to your agent").click()
+            await page.get_by_role("button", name="Start the call").click()
+            await page.get_by_role("status").filter(has_text="Connected").wait_for()
+            transcript = page.locator("#phone-transcript")
+            # The greeting, the caller's words, the agent's answer: real models, real time.
+            await transcript.locator("li.turn.agent").nth(1).wait_for(timeout=120_000)
+            caller = await transcript.locator("li.turn.caller").first.inner_text()
+            answer = await transcript.locator("li.turn.agent").nth(1).inner_text()
+            await page.get_by_role("button", name="Hang up").click()
+            await page.get_by_role("status").filter(has_text="The call ended").wait_for()
+        finally:
+            await chromium.close()
+    assert {"price", "solar", "panels"} & word_set(caller), caller
+    assert answer.removeprefix("Agent").strip()
+    assert not errors, errors
+    listed = await calls.list_calls(node.db, person.client_id, call_type=CallType.TEST)
+    assert [c.status for c in listed.items] == [CallStatus.COMPLETED]
