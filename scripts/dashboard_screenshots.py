@@ -4,7 +4,8 @@
 Starts the app on a throw-away SQLite database filled with a small demo client (an agent
 trained past 80 %, customers, an answered call with its transcript, latency, actions and
 analysis, callbacks), signs in with Debian's chromium through Playwright, and saves one PNG
-per page, plus the overview at a phone's width.
+per page, plus the overview at a phone's width, and "Talk to your agent" after a real exchange
+with the ``ci`` models (chromium's fake microphone plays Debian's flite speaking).
 
     python scripts/dashboard_screenshots.py [--out docs/dashboard]
 
@@ -18,16 +19,20 @@ import asyncio
 import datetime as dt
 import shutil
 import socket
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import soundfile
 import uvicorn
 from playwright.async_api import async_playwright
 
 from callagent.api.app import create_app
+from callagent.api.pages import BrowserPhone
 from callagent.api.state import ApiState
 from callagent.store.db import Database, migrate_url
 from callagent.store.models import CallSession
@@ -37,6 +42,7 @@ from callagent.telephony.outbound import OutboundCallRequest, PlacementResult
 
 EMAIL = "owner@sunny-roofs.example"
 PASSWORD = "demo password 1"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 
@@ -195,6 +201,67 @@ async def _seed(base: str, db: Database, api_key: str) -> dict[str, str]:
         return {"call": str(call_id)}
 
 
+async def _browser_phone(db: Database) -> tuple[BrowserPhone, Any]:
+    """The browser phone with the ``ci`` models, as ``callagent serve`` wires it."""
+    from callagent.app.components import load_engines
+    from callagent.dialog.agent_profile import DEFAULT_AGENT
+    from callagent.settings import ModelSettings
+    from callagent.telephony.call_journal import CallJournals
+    from callagent.telephony.call_runner import CallRunner
+    from callagent.telephony.routing import CallRouter, ProfileCache
+    from callagent.voice_pipeline.clock import MonotonicClock
+
+    models = MODELS
+    engines = await asyncio.to_thread(load_engines, ModelSettings(profile="ci", models_dir=models))
+    clock = MonotonicClock()
+    profiles = ProfileCache(db)
+    router = CallRouter(db, profiles, fallback=DEFAULT_AGENT)
+    runner = CallRunner(engines, DEFAULT_AGENT, clock, router=router, journals=CallJournals(db))
+
+    async def close() -> None:
+        await profiles.close()
+        await db.dispose()
+
+    return BrowserPhone(runner, clock), close
+
+
+async def _talk_shot(driver: Any, chromium: str, base: str, out: Path, folder: Path) -> None:
+    """The "Talk to your agent" page after a real exchange: chromium's fake microphone plays flite's
+    words after the greeting, the ``ci`` models answer."""
+    words = folder / "words.wav"
+    await asyncio.to_thread(
+        subprocess.run,
+        ["flite", "-voice", "slt", "-t", "How much do the solar panels cost?", "-o", str(words)],
+        check=True,
+    )
+    samples, rate = soundfile.read(str(words), dtype="float32")
+    quiet = np.zeros(rate * 12, dtype=np.float32)
+    caller = folder / "caller.wav"
+    soundfile.write(str(caller), np.concatenate([quiet, samples, quiet, quiet]), rate, "PCM_16")
+    browser = await driver.chromium.launch(
+        executable_path=chromium,
+        args=[
+            "--no-sandbox",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={caller}",
+        ],
+    )
+    page = await browser.new_page(viewport={"width": 1100, "height": 800})
+    await page.goto(f"{base}/dashboard/login")
+    await page.get_by_label("E-mail").fill(EMAIL)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{base}/dashboard/")
+    await page.goto(f"{base}/dashboard/talk")
+    await page.get_by_role("button", name="Start the call").click()
+    await page.locator("#phone-transcript li.turn.agent").nth(1).wait_for(timeout=120_000)
+    await page.screenshot(path=out / "talk.png", full_page=True)
+    await page.get_by_role("button", name="Hang up").click()
+    await page.get_by_role("status").filter(has_text="The call ended").wait_for()
+    await browser.close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -209,7 +276,8 @@ async def main(out: Path) -> None:
     created = await clients.create_client(db, "Sunny Roofs")
     await users.create_user(db, created.client_id, EMAIL, PASSWORD)
     port = _free_port()
-    app = create_app(lambda: {}, ApiState(db=Database(url), placer=DemoPlacer()))
+    phone, close_phone = await _browser_phone(Database(url))
+    app = create_app(lambda: {}, ApiState(db=Database(url), placer=DemoPlacer()), phone=phone)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"
@@ -243,9 +311,11 @@ async def main(out: Path) -> None:
             await page.goto(f"{base}/dashboard/")
             await page.screenshot(path=out / "overview-phone.png")
             await browser.close()
+            await _talk_shot(driver, chromium, base, out, folder)
     finally:
         server.should_exit = True
         await task
+        await close_phone()
         await db.dispose()
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -35,7 +35,8 @@ from callagent.settings import ModelSettings
 from callagent.store.db import Database
 from callagent.store.models import CallAnalysisJob
 from callagent.store.services import calls
-from callagent.store.states import CallStatus, CallType
+from callagent.store.states import CallOutcome, CallStatus, CallType
+from callagent.telephony.admission import BusyPrompt, CallAdmission
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.call_runner import CallRunner, VoiceEngines
 from callagent.telephony.routing import CallRouter, ProfileCache
@@ -69,6 +70,7 @@ class Node:
     base: str
     db: Database
     runner: CallRunner
+    admission: CallAdmission
 
 
 def _free_port() -> int:
@@ -83,12 +85,17 @@ async def node(api_state: ApiState, engines: VoiceEngines) -> AsyncIterator[Node
     db = api_state.db
     clock = MonotonicClock()
     profiles = ProfileCache(db)
+    admission = CallAdmission(2)
+    busy = BusyPrompt(engines.tts, "Every line is busy. We will call you back.")
+    await busy.prepare()
     runner = CallRunner(
         engines,
         DEFAULT_AGENT,
         clock,
         router=CallRouter(db, profiles, fallback=DEFAULT_AGENT),
         journals=CallJournals(db),
+        admission=admission,
+        busy=busy,
     )
     app = create_app(lambda: {}, api_state, phone=BrowserPhone(runner, clock))
     port = _free_port()
@@ -102,7 +109,7 @@ async def node(api_state: ApiState, engines: VoiceEngines) -> AsyncIterator[Node
         async with asyncio.timeout(10):
             while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
                 await asyncio.sleep(0.05)
-        yield Node(f"127.0.0.1:{port}", db, runner)
+        yield Node(f"127.0.0.1:{port}", db, runner, admission)
     finally:
         server.should_exit = True
         await task
@@ -335,3 +342,25 @@ async def test_talking_to_the_agent_in_chromium_with_a_fake_microphone(
     assert not errors, errors
     listed = await calls.list_calls(node.db, person.client_id, call_type=CallType.TEST)
     assert [c.status for c in listed.items] == [CallStatus.COMPLETED]
+
+
+async def test_a_browser_call_counts_against_the_nodes_capacity(node: Node, person: Person) -> None:
+    await ready_agent(node.db, person.client_id)
+    cookie, csrf = await _session(node, person)
+    phone_calls = [uuid.uuid4(), uuid.uuid4()]
+    for call_id in phone_calls:  # both lines taken by phone calls
+        assert node.admission.admit(call_id, "audiosocket")
+    try:
+        async with _connect(node, cookie, f"http://{node.base}") as ws:
+            call = Call(ws)
+            reader = asyncio.create_task(call.read())
+            await ws.send(json.dumps({"type": "hello", "rate": RATE, "csrf": csrf}))
+            await reader
+    finally:
+        for call_id in phone_calls:
+            node.admission.release(call_id)
+    assert call.audio_bytes > 16000  # the busy prompt was played, then the call ended
+    assert not call.lines("agent")  # no conversation
+    assert node.admission.refused["browser"] == 1
+    listed = await calls.list_calls(node.db, person.client_id, call_type=CallType.TEST)
+    assert [(c.status, c.outcome) for c in listed.items] == [(CallStatus.FAILED, CallOutcome.BUSY)]
