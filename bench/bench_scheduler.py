@@ -163,7 +163,6 @@ async def main() -> None:
             max_attempts_24h=0,
             max_calls_per_agent=0,
             max_calls_per_client=0,
-            max_calls_per_node=0,
         ),
     )
     scheduler = Scheduler(db, placer, params)

@@ -19,7 +19,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import msgspec
 
@@ -548,9 +548,11 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     ``blocked_number_types`` (phonenumbers' types, lower case, plus ``satellite`` and
     ``international_network``) or outside ``allowed_countries`` (ISO codes; empty: any); at
     most ``max_attempts_24h`` calls to one number a day; at most ``max_calls_per_agent`` /
-    ``_client`` / ``_node`` live calls at once (a row that would pass a cap waits
-    ``wait_s``). An outgoing call that reached nobody is retried ``retry_after_s`` later, then
-    with doubling delays, up to ``retry_max_attempts`` calls in all."""
+    ``_client`` live calls at once (a row that would pass a cap waits ``wait_s``). How many
+    calls this node carries is ``routing.max_active_calls`` alone: the scheduler takes a slot
+    from admission control before each dial, or leaves the row due. An outgoing call that
+    reached nobody is retried ``retry_after_s`` later, then with doubling delays, up to
+    ``retry_max_attempts`` calls in all."""
 
     env_prefix: ClassVar[str] = "SCHEDULER_"
     env_names: ClassVar[Mapping[str, str]] = {"enabled": "SCHEDULER"}
@@ -571,7 +573,6 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     max_attempts_24h: int = 3
     max_calls_per_agent: int = 2
     max_calls_per_client: int = 2
-    max_calls_per_node: int = 2
     retry_after_s: float = 1800.0
     retry_max_attempts: int = 3
 
@@ -602,10 +603,6 @@ class SchedulerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
         for name in ("max_attempts_24h", "max_calls_per_agent", "max_calls_per_client"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise SettingsError(f"scheduler.{name} must be 1..1000, got {getattr(self, name)}")
-        if not 1 <= self.max_calls_per_node <= 256:
-            raise SettingsError(
-                f"scheduler.max_calls_per_node must be 1..256, got {self.max_calls_per_node}"
-            )
         if not 60 <= self.retry_after_s <= 7 * 86_400:
             raise SettingsError(
                 f"scheduler.retry_after_s must be 60..604800 s, got {self.retry_after_s}"
@@ -767,6 +764,16 @@ def environment_names(root: type[msgspec.Struct] = Settings) -> dict[str, tuple[
 ENVIRONMENT: Mapping[str, tuple[str, str]] = environment_names()
 
 
+REMOVED: Final[Mapping[tuple[str, str], tuple[str, str]]] = {
+    ("scheduler", "max_calls_per_node"): (
+        "CALLAGENT_SCHEDULER_MAX_CALLS_PER_NODE",
+        "a node's calls, the scheduler's included, are capped by routing.max_active_calls "
+        "(CALLAGENT_MAX_ACTIVE_CALLS); see docs/scheduler.md",
+    ),
+}
+"""Settings that are gone: naming one is an error that says what replaced it."""
+
+
 def load_settings(
     *,
     config_file: Path | None = None,
@@ -790,6 +797,11 @@ def load_settings(
         value = (environ if environ is not None else os.environ).get(variable)
         if value is not None and value != "":
             raw.setdefault(section, {})[name] = value
+    source = environ if environ is not None else os.environ
+    for (section, name), (variable, instead) in REMOVED.items():
+        # Silently ignoring a cap someone set would dial more (or fewer) calls than they asked.
+        if name in raw.get(section, {}) or source.get(variable):
+            raise SettingsError(f"{section}.{name} ({variable}) was removed: {instead}")
     for (section, name), value in (overrides or {}).items():
         if value is not None:
             # Paths are kept as text: that is how they arrive from files and the environment.

@@ -69,7 +69,6 @@ def default_start_call_rule() -> Rule:
         DialPolicy(
             max_calls_per_agent=0,
             max_calls_per_client=0,
-            max_calls_per_node=0,
             check_window=False,
         )
     )

@@ -26,7 +26,6 @@ def dial_policy(settings: Settings) -> DialPolicy:
         max_attempts_24h=section.max_attempts_24h,
         max_calls_per_agent=section.max_calls_per_agent,
         max_calls_per_client=section.max_calls_per_client,
-        max_calls_per_node=section.max_calls_per_node,
     )
 
 

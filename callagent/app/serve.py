@@ -221,8 +221,8 @@ async def start_telephony(
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
     finished: list[CallReport] = []
     clock = clock or MonotonicClock()
-    # One count for AudioSocket, direct SIP and start-call (docs/telephony.md "Capacity"); the
-    # busy prompt is rendered now, so a refusal costs the full node no TTS time.
+    # One count for AudioSocket, direct SIP, start-call and the scheduler (docs/telephony.md
+    # "Capacity"); the busy prompt is rendered now, so a refusal costs the full node no TTS time.
     admission = CallAdmission(settings.routing.max_active_calls)
     busy = BusyPrompt(engines.tts, settings.routing.busy_message)
     await busy.prepare()
@@ -303,7 +303,11 @@ async def start_telephony(
         if settings.scheduler.enabled and ami is not None:
             # Due callbacks, retries and follow-ups are dialled from here (docs/scheduler.md).
             # Without a phone line nothing is dialled: due rows wait instead of failing.
-            telephony.scheduler = Scheduler(database, placer, scheduler_params(settings))
+            # Its calls take their slots from the same admission as every other call
+            # (docs/scheduler.md "Capacity"): no dial into a node that is full.
+            telephony.scheduler = Scheduler(
+                database, placer, scheduler_params(settings), admission=admission
+            )
             telephony.scheduler.start()
     except BaseException:
         await telephony.close()

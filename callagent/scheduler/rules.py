@@ -17,13 +17,17 @@ this order, the first that stops the call wins:
    Monday-Saturday) and the agent's working hours in the agent's zone: else moved to the next
    open minute (``dialog.when.CallingWindow``, DST-safe);
 5. **one live call per customer** - the customer is on a call now: wait;
-6. **caps** - live calls of the agent, the client, this node at their maximum: wait.
+6. **caps** - live calls of the agent or the client at their maximum: wait.
+
+This node's own capacity is no rule here: the scheduler takes a slot from the node's admission
+control before it dials (``routing.max_active_calls``, docs/scheduler.md "Capacity"), the one
+count of every call on the node.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -106,21 +110,11 @@ class DialPolicy:
     max_attempts_24h: int = 3
     max_calls_per_agent: int = 4
     max_calls_per_client: int = 4
-    max_calls_per_node: int = 4
     check_window: bool = True
 
 
-@dataclass(frozen=True)
-class NodeLoad:
-    """What only the dialling node knows: its own live calls."""
-
-    live_calls: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-
-def check(facts: DialFacts, policy: DialPolicy, node: NodeLoad | None = None) -> Verdict:
+def check(facts: DialFacts, policy: DialPolicy) -> Verdict:
     """The verdict of the rules in the module docstring, in that order."""
-    node = node or NodeLoad()
     if facts.suppressed:
         return Verdict("close", "do_not_call", f"{facts.phone} is on the do-not-call list")
     kind, region = number_class(facts.phone)
@@ -156,7 +150,6 @@ def check(facts: DialFacts, policy: DialPolicy, node: NodeLoad | None = None) ->
     caps = (
         ("agent", facts.agent_live_calls, min(policy.max_calls_per_agent, agent_cap or 10**9)),
         ("client", facts.client_live_calls, policy.max_calls_per_client),
-        ("node", node.live_calls, policy.max_calls_per_node),
     )
     for who, live, cap in caps:
         if cap and live >= cap:

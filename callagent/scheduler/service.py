@@ -3,16 +3,20 @@
 One :class:`Scheduler` runs per node (``callagent serve``). Each pass it
 
 1. turns outgoing calls that reached nobody into retry rows (``dial_queue.create_retries``);
-2. leases the due rows it has room for (``dial_queue.claim_due``: ``FOR UPDATE SKIP LOCKED`` on
+2. leases the due rows it has room for - as many as the node's admission control has free
+   slots (``routing.max_active_calls``, shared with inbound calls, browser calls and start-call;
+   docs/telephony.md "Capacity") - (``dial_queue.claim_due``: ``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL, so several nodes share the work and never take one row twice);
-3. for each, checks the dial-time rules under the row lock (``dial_queue.take`` with
+3. for each, takes a slot (``CallAdmission.try_reserve``; a node that filled up meanwhile
+   gives the row back untouched with ``dial_queue.give_back``, so it waits for a later pass
+   or another node), checks the dial-time rules under the row lock (``dial_queue.take`` with
    :func:`callagent.scheduler.rules.check`) and either places the call it wrote - through the
    same ``CallPlacer`` start-call uses, presenting the agent's own number - or leaves the row
    moved, closed or waiting, with the reason;
 4. records the placement (``calls.record_placement``) and drops the lease.
 
-Nothing is kept in memory between passes but the ids of the calls this node placed (for the
-per-node cap): a restart loses nothing, and a row leased by a node that died is taken again
+Nothing is kept in memory between passes (the node's call count is the admission's, which the
+call runner keeps): a restart loses nothing, and a row leased by a node that died is taken again
 when its lease runs out. Calls and callbacks a crash left ``dialing`` / ``in_progress`` are
 settled by crash recovery (``telephony/recovery.py``), which ``serve`` runs beside this.
 """
@@ -29,13 +33,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
-from callagent.scheduler.rules import DialPolicy, NodeLoad, check
+from callagent.scheduler.rules import DialPolicy, check
 from callagent.store.db import Database
-from callagent.store.models import CallSession, utcnow
+from callagent.store.models import utcnow
 from callagent.store.services import calls, dial_queue
 from callagent.store.services.dial_queue import Claimed, DialFacts, RetryPolicy, Verdict
+from callagent.telephony.admission import CallAdmission
 from callagent.telephony.outbound import CallPlacer, OutboundCallRequest, PlacementResult
 
 log = logging.getLogger(__name__)
@@ -78,10 +81,13 @@ class PassReport:
     dialled: list[uuid.UUID] = field(default_factory=list)
     verdicts: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    full: bool = False
+    """The node had no free slot: nothing was leased."""
 
 
 class Scheduler:
-    """Dials due rows (see the module docstring)."""
+    """Dials due rows (see the module docstring). Without ``admission`` (a node that counts no
+    calls, as in tests of the queue alone) a pass dials up to ``params.batch`` rows."""
 
     def __init__(
         self,
@@ -90,12 +96,13 @@ class Scheduler:
         params: SchedulerParams,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
+        admission: CallAdmission | None = None,
     ) -> None:
         self._db = db
         self._placer = placer
         self._params = params
         self._clock = clock
-        self._placed: set[uuid.UUID] = set()
+        self._admission = admission
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_retry_scan: dt.datetime | None = None
@@ -143,26 +150,6 @@ class Scheduler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await stop
 
-    async def _node_load(self) -> NodeLoad:
-        """This node's live calls among those it placed (finished ones are forgotten); not
-        counted without a per-node cap."""
-        if not self._placed or not self._params.policy.max_calls_per_node:
-            self._placed.clear()
-            return NodeLoad()
-        since = self._clock() - dt.timedelta(seconds=self._params.live_grace_s)
-        async with self._db.read() as session:
-            live = set(
-                await session.scalars(
-                    select(CallSession.id).where(
-                        CallSession.id.in_(list(self._placed)),
-                        CallSession.status.in_(dial_queue.LIVE),
-                        CallSession.last_activity_at >= since,
-                    )
-                )
-            )
-        self._placed &= live
-        return NodeLoad(live_calls=len(live))
-
     async def run_pass(self) -> PassReport:
         """One pass (see the module docstring)."""
         report = PassReport()
@@ -177,9 +164,12 @@ class Scheduler:
             report.retries = len(made)
             self._last_retry_scan = now
         room = params.batch
-        if params.policy.max_calls_per_node:
-            room = params.policy.max_calls_per_node - (await self._node_load()).live_calls
+        if self._admission is not None:
+            room = self._admission.free
             if room <= 0:
+                # Leave the due rows unleased: another node with room takes them, or this
+                # one at a later pass once a call ended.
+                report.full = True
                 return report
         claimed = await dial_queue.claim_due(
             self._db,
@@ -209,22 +199,36 @@ class Scheduler:
         """Decide and, if the rules allow, place the call of one leased row; what happened
         (the verdict's code, ``dial``, ``redial`` or ``released``) and the call's id."""
         params = self._params
-        load = await self._node_load()
+        # The slot comes first: a row that finds the node full is left as it was (no attempt
+        # counted, not failed) and its lease given back.
+        slot = None
+        if self._admission is not None:
+            slot = self._admission.try_reserve()
+            if slot is None:
+                await dial_queue.give_back(self._db, row, params.node)
+                return "at_capacity", None
 
         def rule(facts: DialFacts) -> Verdict:
-            return check(facts, params.policy, load)
+            return check(facts, params.policy)
 
-        taken = await dial_queue.take(
-            self._db,
-            row,
-            params.node,
-            rule,
-            self._clock(),
-            live_grace=dt.timedelta(seconds=params.live_grace_s),
-            wait=dt.timedelta(seconds=params.wait_s),
-        )
+        try:
+            taken = await dial_queue.take(
+                self._db,
+                row,
+                params.node,
+                rule,
+                self._clock(),
+                live_grace=dt.timedelta(seconds=params.live_grace_s),
+                wait=dt.timedelta(seconds=params.wait_s),
+            )
+        except BaseException:
+            if slot is not None:
+                slot.cancel()
+            raise
         order = taken.order
         if order is None:
+            if slot is not None:
+                slot.cancel()
             if taken.verdict is not None and taken.verdict.action != "dial":
                 log.info(
                     "scheduler: row %s %s: %s",
@@ -234,8 +238,13 @@ class Scheduler:
                 )
                 return taken.verdict.code, None
             return "released" if taken.released else "skipped", None
+        if slot is not None:
+            # Bound before the Originate, as start-call does: the connection Asterisk opens
+            # when the callee answers must find its slot, whenever place_call returns.
+            slot.bind(order.call_id)
         result = await _place(self._placer, order)
-        self._placed.add(order.call_id)
+        if slot is not None and not result.placed:
+            slot.cancel()
         if order.redial and not result.placed:
             # Taken over from a node that died after writing the call: Asterisk refusing it
             # (its channel id in use) may mean the first Originate went out after all. The

@@ -9,9 +9,9 @@ rendered by the TTS once at start, no LLM - and is hung up, and start-call is re
 node is full.
 
 One :class:`CallAdmission` per node counts AudioSocket and direct-SIP calls alike (the call
-runner asks it for both) and the outbound calls start-call is placing: a placement reserves a
-slot until its call connects (the reservation becomes the call's slot), AMI reports that it
-was not answered, or :data:`RESERVATION_S` passed.
+runner asks it for both) and the outbound calls start-call and the scheduler are placing: a
+placement reserves a slot until its call connects (the reservation becomes the call's slot),
+AMI reports that it was not answered, or :data:`RESERVATION_S` passed.
 """
 
 from __future__ import annotations
@@ -142,16 +142,31 @@ class CallAdmission:
         """The call is over: its slot is free."""
         self._live.discard(call_id)
 
+    @property
+    def free(self) -> int:
+        """Slots neither taken by a live call nor held for a call being placed."""
+        return max(0, self.capacity - self.active - self.reserved)
+
     def reserve(self) -> Reservation:
         """A slot for a call start-call is about to place; :meth:`Reservation.bind` it to the
         call session's id once there is one. Raises :class:`AtCapacity` when the node is full."""
-        if self.active + self.reserved >= self.capacity:
+        reservation = self.try_reserve()
+        if reservation is None:
             self.refused["start_call"] += 1
             raise AtCapacity(
                 f"this node is at capacity: {self.active} of {self.capacity} calls live and "
                 f"{len(self._reserved)} being placed (routing.max_active_calls = "
                 f"{self.capacity}); try again when a call has ended"
             )
+        return reservation
+
+    def try_reserve(self) -> Reservation | None:
+        """A slot for a call the scheduler is about to place, or None when the node is full.
+
+        Not counted as a refusal: the scheduler's row waits for a later pass (docs/scheduler.md
+        "Capacity"), nobody was turned away."""
+        if self.active + self.reserved >= self.capacity:
+            return None
         reservation = Reservation(self)
         self._reserved[reservation] = self._clock()
         return reservation

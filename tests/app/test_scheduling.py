@@ -54,7 +54,8 @@ def test_settings_from_the_environment_reach_the_rules() -> None:
         ({"CALLAGENT_SCHEDULER_ALLOWED_COUNTRIES": "Germany"}, "allowed_countries"),
         ({"CALLAGENT_SCHEDULER_LEASE_S": "1"}, "lease_s"),
         ({"CALLAGENT_SCHEDULER_NODE_NAME": "a b"}, "node_name"),
-        ({"CALLAGENT_SCHEDULER_MAX_CALLS_PER_NODE": "0"}, "max_calls_per_node"),
+        # Removed: the node's capacity is routing.max_active_calls (docs/scheduler.md).
+        ({"CALLAGENT_SCHEDULER_MAX_CALLS_PER_NODE": "2"}, "routing.max_active_calls"),
     ],
 )
 def test_bad_values_are_refused_naming_the_setting(environ: dict[str, str], message: str) -> None:

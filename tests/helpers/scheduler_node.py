@@ -62,7 +62,6 @@ def params(node: str) -> SchedulerParams:
             max_attempts_24h=0,
             max_calls_per_agent=0,
             max_calls_per_client=0,
-            max_calls_per_node=0,
         ),
     )
 

@@ -82,9 +82,7 @@ def params(node: str = "node-a") -> SchedulerParams:
         node=node,
         wait_s=60.0,
         live_grace_s=86_400.0,
-        policy=dataclasses.replace(
-            DialPolicy(), max_calls_per_agent=10, max_calls_per_client=10, max_calls_per_node=10
-        ),
+        policy=dataclasses.replace(DialPolicy(), max_calls_per_agent=10, max_calls_per_client=10),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from callagent.scheduler.rules import DialPolicy, NodeLoad, check, number_class
+from callagent.scheduler.rules import DialPolicy, check, number_class
 from callagent.store.services.dial_queue import DialFacts
 
 UTC = dt.UTC
@@ -43,14 +43,13 @@ def facts(**changes: Any) -> DialFacts:
 
 POLICY = DialPolicy()
 
-# (case, facts, policy, node load, expected action, expected code, expected time or None)
+# (case, facts, policy, expected action, expected code, expected time or None)
 CASES = [
-    ("an ordinary due call goes out", facts(), POLICY, None, "dial", "", None),
+    ("an ordinary due call goes out", facts(), POLICY, "dial", "", None),
     (
         "a do-not-call added after the row was scheduled closes it",
         facts(suppressed=True),
         POLICY,
-        None,
         "close",
         "do_not_call",
         None,
@@ -59,7 +58,6 @@ CASES = [
         "do-not-call wins over every other rule",
         facts(suppressed=True, phone="+19005551234", now=at("2026-03-04T23:00")),
         POLICY,
-        None,
         "close",
         "do_not_call",
         None,
@@ -68,7 +66,6 @@ CASES = [
         "the window closed before the due time: moved to the next morning (Berlin 08:00)",
         facts(now=at("2026-03-04T20:30")),
         POLICY,
-        None,
         "move",
         "outside_calling_window",
         at("2026-03-05T07:00"),
@@ -77,7 +74,6 @@ CASES = [
         "the agent's hours end before the legal window: moved to the agent's next morning",
         facts(now=at("2026-03-04T17:30")),  # 18:30 in Berlin: legal, but the agent stopped
         POLICY,
-        None,
         "move",
         "outside_calling_window",
         at("2026-03-05T07:00"),
@@ -86,7 +82,6 @@ CASES = [
         "a customer in another zone: 02:00 in California is not called, 08:00 PST is",
         facts(phone=SAN_FRANCISCO, agent_hours=(dt.time(8), dt.time(20))),
         POLICY,
-        None,
         "move",
         "outside_calling_window",
         at("2026-03-04T16:00"),  # 08:00 PST = 17:00 in Berlin, inside the agent's hours
@@ -95,7 +90,6 @@ CASES = [
         "the customer record's own zone wins over the number's",
         facts(phone=SAN_FRANCISCO, customer_zone="Europe/Berlin"),
         POLICY,
-        None,
         "dial",
         "",
         None,
@@ -108,7 +102,6 @@ CASES = [
             agent_zone="America/Los_Angeles",
         ),
         POLICY,
-        None,
         "move",
         "outside_calling_window",
         at("2026-03-09T15:00"),
@@ -117,7 +110,6 @@ CASES = [
         "across the EU change to summer time: Monday 08:00 CEST is 06:00 UTC",
         facts(now=at("2026-03-28T21:00")),  # Saturday 22:00 CET; clocks go forward Sunday
         POLICY,
-        None,
         "move",
         "outside_calling_window",
         at("2026-03-30T06:00"),
@@ -126,7 +118,6 @@ CASES = [
         "a premium-rate number is never dialled",
         facts(phone="+19005551234"),
         POLICY,
-        None,
         "close",
         "blocked_number_type",
         None,
@@ -135,7 +126,6 @@ CASES = [
         "a satellite number is never dialled",
         facts(phone="+870772001234"),
         POLICY,
-        None,
         "close",
         "blocked_number_type",
         None,
@@ -144,7 +134,6 @@ CASES = [
         "a country outside the installation's allow-list is closed",
         facts(phone=SAN_FRANCISCO, customer_zone="Europe/Berlin"),
         dataclasses.replace(POLICY, allowed_countries=frozenset({"DE", "AT"})),
-        None,
         "close",
         "country_not_allowed",
         None,
@@ -153,7 +142,6 @@ CASES = [
         "the agent's own allow-list replaces the installation's",
         facts(agent_policy={"allowed_countries": ["US"]}),
         POLICY,
-        None,
         "close",
         "country_not_allowed",
         None,
@@ -164,7 +152,6 @@ CASES = [
             attempts_24h=(at("2026-03-03T14:00"), at("2026-03-04T05:00"), at("2026-03-04T09:00"))
         ),
         POLICY,
-        None,
         "move",
         "attempt_limit",
         at("2026-03-04T14:00"),
@@ -173,7 +160,6 @@ CASES = [
         "two calls in 24 h are fine",
         facts(attempts_24h=(at("2026-03-04T05:00"), at("2026-03-04T09:00"))),
         POLICY,
-        None,
         "dial",
         "",
         None,
@@ -182,7 +168,6 @@ CASES = [
         "the customer is on a call: wait",
         facts(customer_live_calls=1),
         POLICY,
-        None,
         "wait",
         "call_in_progress",
         None,
@@ -191,7 +176,6 @@ CASES = [
         "the client's cap of live calls is full: wait",
         facts(client_live_calls=2),
         dataclasses.replace(POLICY, max_calls_per_client=2),
-        None,
         "wait",
         "too_many_calls",
         None,
@@ -200,16 +184,6 @@ CASES = [
         "the agent's own cap is below the installation's",
         facts(agent_live_calls=1, agent_policy={"max_concurrent_calls": 1}),
         POLICY,
-        None,
-        "wait",
-        "too_many_calls",
-        None,
-    ),
-    (
-        "this node's cap is full: wait",
-        facts(),
-        dataclasses.replace(POLICY, max_calls_per_node=2),
-        NodeLoad(live_calls=2),
         "wait",
         "too_many_calls",
         None,
@@ -218,7 +192,6 @@ CASES = [
         "a cap of 0 is no cap",
         facts(client_live_calls=50, agent_live_calls=50),
         dataclasses.replace(POLICY, max_calls_per_agent=0, max_calls_per_client=0),
-        None,
         "dial",
         "",
         None,
@@ -227,7 +200,6 @@ CASES = [
         "start-call's policy leaves the window out",
         facts(now=at("2026-03-04T23:00")),
         dataclasses.replace(POLICY, check_window=False),
-        None,
         "dial",
         "",
         None,
@@ -236,19 +208,18 @@ CASES = [
 
 
 @pytest.mark.parametrize(
-    ("facts_", "policy", "node", "action", "code", "when"),
+    ("facts_", "policy", "action", "code", "when"),
     [case[1:] for case in CASES],
     ids=[case[0] for case in CASES],
 )
 def test_dial_time_rules(
     facts_: DialFacts,
     policy: DialPolicy,
-    node: NodeLoad | None,
     action: str,
     code: str,
     when: dt.datetime | None,
 ) -> None:
-    verdict = check(facts_, policy, node)
+    verdict = check(facts_, policy)
     assert (verdict.action, verdict.code) == (action, code), verdict.reason
     assert verdict.at == when
     if action != "dial":

@@ -3,10 +3,12 @@ crash of the node that held a row, and with dial-time rules that stop a row (doc
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,12 +21,14 @@ from callagent.store.schemas import AgentUpdate, CallbackCreate, CustomerCreate,
 from callagent.store.services import agents, callbacks, calls, customers, dial_queue
 from callagent.store.services.call_state import CallUpdate, apply_call_update
 from callagent.store.states import CallbackStatus, CallOutcome, CallStatus
+from callagent.telephony.admission import CallAdmission
 from callagent.telephony.asterisk.placer import AmiCallPlacer
 from callagent.telephony.call_journal import CallJournals
 from callagent.telephony.outbound import OutboundCallRequest, PlacementResult
 
 from fakes.ami_rig import NUMBER, rig
 from fakes.ami_simulator import Callee
+from fakes.routing_rig import CALLER, make_tenant, routing_rig
 from helpers.audio import voice
 from helpers.store_data import number, ready_client
 
@@ -309,3 +313,94 @@ async def test_busy_and_unanswered_calls_come_back_as_retries(own_db: Database) 
     report = await scheduler.run_pass()
     assert len(report.dialled) == 1
     assert placer.dialled[report.dialled[0]].phone_number == phone
+
+
+async def test_a_full_node_dials_a_due_row_only_once_its_inbound_call_ended(
+    own_db: Database, tmp_path: Path
+) -> None:
+    """docs/scheduler.md "Capacity": the scheduler takes its slot from the node's admission
+    (routing.max_active_calls = 1 here), shared with the inbound call the call runner admitted."""
+    did, callee_number = number(), number()
+    callee = Callee(ring_s=0.1, utterances=(voice(0.3, 16000),), final_wait_s=0.5)
+    async with routing_rig(
+        own_db.url, tmp_path / "recordings", dids=[did], capacity=1, callees={callee_number: callee}
+    ) as rig:
+        assert rig.admission is not None
+        admission = rig.admission
+        tenant = await make_tenant(rig.db, "Alma", "Alpha Roofing", did)
+        customer = await customers.create_customer(
+            rig.db, tenant.client_id, CustomerCreate(phone_number=callee_number, name="Kim")
+        )
+        clock = Clock(now=dt.datetime.now(dt.UTC))
+        callback_id = await due_callback(rig.db, tenant.client_id, customer.id, clock)
+        scheduler = Scheduler(
+            rig.db, rig.placer, params(check_window=False), clock=clock, admission=admission
+        )
+        # An inbound caller stays on the line, silent, until the test hangs up for them.
+        inbound = asyncio.create_task(
+            rig.sim.inbound_call(did, CALLER, (), final_wait_s=3600.0, max_wait_for_agent_s=3600.0)
+        )
+        await rig.wait_for(lambda: admission.active == 1)
+
+        # Full: nothing is leased or dialled, and the row stays due as it was.
+        for _ in range(3):
+            report = await scheduler.run_pass()
+            assert report.full
+            assert (report.claimed, report.dialled) == (0, [])
+        waiting = await row(rig.db, callback_id)
+        assert (waiting.status, waiting.attempts, waiting.locked_by) == (
+            CallbackStatus.SCHEDULED,
+            0,
+            "",
+        )
+        assert await calls_of(rig.db, callback_id) == []
+        assert not [c for c in rig.sim.channels.values() if c.originate_caller_id]  # no Originate
+
+        # The call ends: the next pass dials the row, once.
+        channel = next(c for c in rig.sim.channels.values() if c.caller_num == CALLER)
+        rig.sim.hang_up(channel, 16)
+        await inbound
+        await rig.wait_for(lambda: admission.active == 0)
+        first = await scheduler.run_pass()
+        second = await scheduler.run_pass()  # the slot is the placed call's now
+        assert (len(first.dialled), second.dialled) == (1, [])
+        (call_id,) = first.dialled
+        # The call connects into the slot held for it: admitted, not turned away as busy.
+        await rig.wait_for(lambda: call_id in {r.call_id for r in rig.reports})
+        assert len([c for c in rig.sim.channels.values() if c.call_id == call_id]) == 1
+        assert admission.refused == {}
+        assert "busy" not in " ".join(rig.tts.spoken).lower()
+        (call,) = await calls_of(rig.db, callback_id)
+        assert call.id == call_id
+        assert (await row(rig.db, callback_id)).attempts == 1
+
+
+async def test_a_row_leased_before_the_node_filled_up_waits_for_any_node(
+    own_db: Database,
+) -> None:
+    """A row claimed while there was room, dialled after an inbound call took the last slot:
+    given back untouched - not failed, no attempt counted - and another node may take it."""
+    clock = Clock()
+    client_id, customer_id = await berlin_client(own_db, number())
+    callback_id = await due_callback(own_db, client_id, customer_id, clock)
+    admission = CallAdmission(1)
+    placer = LedgerPlacer()
+    scheduler = Scheduler(own_db, placer, params(), clock=clock, admission=admission)
+    (claimed,) = await dial_queue.claim_due(
+        own_db, "node-a", clock.now, lease=dt.timedelta(seconds=30), limit=5
+    )
+    assert admission.admit(uuid.uuid4(), "audiosocket")  # an inbound call takes the slot
+    assert await scheduler.dial(claimed) == ("at_capacity", None)
+    given_back = await row(own_db, callback_id)
+    assert (given_back.status, given_back.attempts, given_back.locked_by) == (
+        CallbackStatus.SCHEDULED,
+        0,
+        "",
+    )
+    assert placer.dialled == {}
+    assert admission.refused == {}  # a row that waits is no refused call
+    assert admission.reserved == 0
+    other = Scheduler(own_db, placer, params("node-b"), clock=clock, admission=CallAdmission(1))
+    report = await other.run_pass()
+    assert len(report.dialled) == 1
+    assert (await row(own_db, callback_id)).attempts == 1

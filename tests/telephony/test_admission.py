@@ -110,6 +110,21 @@ def test_a_placement_that_never_connects_lapses() -> None:
     assert admission.admit(uuid.uuid4(), "audiosocket")
 
 
+def test_the_scheduler_reserves_without_counting_a_refusal() -> None:
+    """docs/scheduler.md "Capacity": a due row that finds the node full waits; no caller was
+    turned away, so the refused count (and its metric) stays as it was."""
+    admission = CallAdmission(2)
+    assert admission.free == 2
+    assert admission.admit(uuid.uuid4(), "audiosocket")
+    slot = admission.try_reserve()
+    assert slot is not None
+    assert (admission.free, admission.reserved) == (0, 1)
+    assert admission.try_reserve() is None
+    assert admission.refused == {}
+    slot.cancel()
+    assert admission.free == 1
+
+
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         CallAdmission(0)

@@ -408,6 +408,26 @@ async def release(db: Database, claimed: Claimed, node: str) -> None:
             _unlock(row)
 
 
+async def give_back(db: Database, claimed: Claimed, node: str) -> None:
+    """Hand back a row ``node`` leased but has no room to dial (docs/scheduler.md "Capacity"):
+    due again as it was, no attempt counted, for any node's next pass. A row whose call was
+    written already (taken over from a node that died) keeps its lease until it runs out, as
+    any such row does, rather than be left in progress without a lease."""
+    async with db.write() as session:
+        row = await session.scalar(
+            select(ScheduledCallback)
+            .where(ScheduledCallback.id == claimed.callback_id)
+            .with_for_update()
+        )
+        if row is None or row.locked_by != node:
+            return
+        if row.status == CallbackStatus.IN_PROGRESS and row.call_id is None:
+            await counters.bump(
+                session, row.client_id, callback_service.move(row, CallbackStatus.SCHEDULED)
+            )
+            _unlock(row)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When an unreached call is tried again: ``base`` after it ended, and at most

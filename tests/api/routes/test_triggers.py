@@ -398,7 +398,7 @@ async def windowed(
         db=Database(database_url),
         placer=placer,
         clock=clock,
-        dial_rule=start_call_rule(DialPolicy(max_calls_per_node=0)),
+        dial_rule=start_call_rule(DialPolicy()),
     )
     async with AsyncTestClient(app=create_app(lambda: {}, state)) as test_client:
         yield test_client
