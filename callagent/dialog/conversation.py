@@ -7,7 +7,9 @@ agent's words cut at the barge-in point.
 Each caller turn goes first through the rule backstop (:mod:`callagent.dialog.intents`): a
 do-not-call request, "are you a robot?", a request for a person, abuse and the caller's goodbye
 are answered with fixed lines and acted on without the language model, so nothing the caller or
-the model says can talk the agent around them. Every other turn goes to the model, which may
+the model says can talk the agent around them. A callback or appointment the caller asks for
+with a time is heard by the scheduling pass (:mod:`callagent.dialog.scheduling_intents`) and
+taken and confirmed the same way, on any model. Every other turn goes to the model, which may
 begin its reply with an action line (:mod:`callagent.dialog.actions`); the line never reaches
 the caller, and the agent confirms the action in fixed words ("Sure, I'll call you back
 Tuesday the 8th at 2 pm"). docs/dialog.md has the design and its measurements.
@@ -38,6 +40,7 @@ from callagent.dialog.actions import (
     ActionLog,
     ActionSink,
     ActionTextFilter,
+    ResolvedTime,
 )
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.intents import Intent, detect, is_lone_bye, is_yes, match_objection
@@ -45,6 +48,7 @@ from callagent.dialog.intents import is_farewell as is_farewell
 from callagent.dialog.llm import ChatMessage, LanguageModel
 from callagent.dialog.prompt import build_system_prompt
 from callagent.dialog.purposes import ALWAYS_ALLOWED, PURPOSES, CallPurpose
+from callagent.dialog.scheduling_intents import SchedulingMatch, detect_scheduling
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 # Turns of at least this many words count as the caller having said something; before that a
 # lone "bye" is asked about (intents.is_lone_bye).
 _SUBSTANTIVE_WORDS = 3
+# What the agent waits for after its own question: a yes to "take you off the list?", a yes to
+# "did you want to end the call?", or the time it asked for a callback or an appointment.
+_Awaiting = Literal["do_not_call", "bye", "callback", "appointment"]
+_NO = re.compile(r"^\W*(?:no|nope|nah|never mind|forget it)\b", re.IGNORECASE)
 
 
 def speakable(text: str) -> str:
@@ -108,7 +116,7 @@ class _Decision:
     text: str
     actions: list[Action] = field(default_factory=list)
     ends_call: bool = False
-    awaiting: Literal["do_not_call", "bye"] | None = None
+    awaiting: _Awaiting | None = None
 
 
 class FarewellGuard:
@@ -249,7 +257,9 @@ class Conversation:
         self._exact_spoken = ""
         self._actions: ActionSink = actions if actions is not None else ActionLog()
         self._lines = lines or AgentLines()
-        self._awaiting: Literal["do_not_call", "bye"] | None = None
+        self._awaiting: _Awaiting | None = None
+        # What the agent asked a time for ("demo", "appointment"), while awaiting it.
+        self._asked_kind = ""
         self._abuse_warned = False
         self._caller_said_something = False
         self._objections_answered: set[str] = set()
@@ -311,9 +321,7 @@ class Conversation:
 
     # --- the rule backstop ----------------------------------------------------------------------
 
-    def _by_rule(
-        self, caller_text: str, awaiting: Literal["do_not_call", "bye"] | None
-    ) -> _Decision | None:
+    def _by_rule(self, caller_text: str, awaiting: _Awaiting | None) -> _Decision | None:
         """The turn answered by the rules (intents), or None for the model to answer."""
         lines = self._lines
         found = {match.intent for match in detect(caller_text)}
@@ -335,6 +343,7 @@ class Conversation:
                 return _Decision(_join(disclosure, lines.abuse_end), [action], ends_call=True)
             self._abuse_warned = True
             return _Decision(_join(disclosure, lines.abuse_warning))
+        timed = self._by_scheduling(caller_text, awaiting)
         if Intent.FAREWELL in found or (awaiting == "bye" and is_yes(caller_text)):
             if is_lone_bye(caller_text) and not self._caller_said_something:
                 # Possibly a "Hi." Whisper heard as "Bye." (intents.is_lone_bye): ask - and a
@@ -343,7 +352,13 @@ class Conversation:
                 check = lines.bye_check if awaiting is None else lines.bye_check_again
                 return _Decision(_join(disclosure, check), awaiting="bye")
             action = Action.make(ActionKind.END_CALL, source="rule")
+            if timed is not None and timed.actions:
+                # "Call me back tomorrow at three, bye": taken and confirmed, then goodbye.
+                text = _join(timed.text, self.profile.goodbye)
+                return _Decision(text, [*timed.actions, action], ends_call=True)
             return _Decision(self.profile.goodbye, [action], ends_call=True)
+        if timed is not None:
+            return _Decision(_join(disclosure, timed.text), timed.actions, awaiting=timed.awaiting)
         if disclosure:
             offer = lines.ai_offer_person if self._actions.can_transfer else ""
             return _Decision(_join(disclosure, offer, lines.ai_follow_up))
@@ -360,6 +375,52 @@ class Conversation:
                 log.info("rules: trained objection answer")
                 return _Decision(self.profile.objection_answers[objection])
         return None
+
+    def _by_scheduling(self, caller_text: str, awaiting: _Awaiting | None) -> _Decision | None:
+        """A callback or appointment the caller asks for, heard by the scheduling pass
+        (``dialog/scheduling_intents.py``) whatever the model would write: taken with the time
+        the caller said and confirmed in fixed words; without a time the agent asks for one.
+        A time said right after the agent asked for it is the answer."""
+        last = next((m["content"] for m in reversed(self._history) if m["role"] == "assistant"), "")
+        match = detect_scheduling(caller_text, last)
+        if match is None and awaiting in ("callback", "appointment") and not _NO.match(caller_text):
+            match = SchedulingMatch(awaiting, self._asked_kind, needs_time=True)
+        if match is None:
+            return None
+        log.info("rules: %s", match.what)
+        log.debug("scheduling rule on %r", match.matched)
+        callback = match.what == "callback"
+        kind = ActionKind.SCHEDULE_CALLBACK if callback else ActionKind.BOOK_APPOINTMENT
+        arguments = {"when": caller_text} if callback else {"when": caller_text, "kind": match.kind}
+        action = Action.make(kind, arguments, "rule")
+        resolved = self._actions.resolve_time(caller_text)
+        if resolved is None and match.needs_time:
+            return None  # a bare "yes" to the agent's offer: the model answers it
+        if not self.allows(kind):
+            # Like the model's actions (_by_model): recorded as skipped, with why.
+            assert self.purpose is not None
+            why = f"not allowed on a {PURPOSES[self.purpose].label} call"
+            log.info("the caller asked for %s: %s", kind.value, why)
+            return _Decision(self._lines.not_on_this_call, [action.skip(why)])
+        return self._confirm_timed(action, resolved)
+
+    def _confirm_timed(self, action: Action, resolved: ResolvedTime | None) -> _Decision:
+        """A callback or appointment with its time taken and the words that confirm it; or,
+        with no time understood, the question for one (nothing is taken)."""
+        lines = self._lines
+        callback = action.kind is ActionKind.SCHEDULE_CALLBACK
+        kind = " ".join(action.get("kind").split()[:4]) or "appointment"
+        if resolved is None:
+            self._asked_kind = kind
+            if callback:
+                return _Decision(lines.callback_ask, awaiting="callback")
+            return _Decision(lines.appointment_ask.format(kind=kind), awaiting="appointment")
+        if callback:
+            line = lines.callback_moved if resolved.moved else lines.callback
+        else:
+            line = lines.appointment_moved if resolved.moved else lines.appointment
+        text = line.format(when=resolved.spoken, kind=kind)
+        return _Decision(text, [action.resolved(resolved.at)])
 
     def _transfer(
         self, before: str, source: Literal["rule", "model"], target: str = ""
@@ -480,22 +541,10 @@ class Conversation:
         """A callback or an appointment: taken once its time is understood - from the caller's
         own words first (they keep "next" and "after", which the model drops), else from the
         model's - and confirmed with the resolved time; without a time the agent asks."""
-        lines = self._lines
-        callback = action.kind is ActionKind.SCHEDULE_CALLBACK
-        kind = " ".join(action.get("kind").split()[:4]) or "appointment"
         resolved = self._actions.resolve_time(caller_text)
         if resolved is None and action.get("when"):
             resolved = self._actions.resolve_time(action.get("when"))
-        if resolved is None:
-            return _Decision(
-                lines.callback_ask if callback else lines.appointment_ask.format(kind=kind)
-            )
-        self._take(action.resolved(resolved.at))
-        if callback:
-            line = lines.callback_moved if resolved.moved else lines.callback
-        else:
-            line = lines.appointment_moved if resolved.moved else lines.appointment
-        return _Decision(line.format(when=resolved.spoken, kind=kind))
+        return self._confirm_timed(action, resolved)
 
     def _take(self, action: Action) -> None:
         log.info("action: %s (%s)", action.kind.value, action.source)

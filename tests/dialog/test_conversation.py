@@ -261,11 +261,12 @@ async def test_the_models_end_call_alone_does_not_end_the_call(llm: FakeLanguage
 async def test_a_callback_from_the_model_gets_its_time_from_the_callers_words(
     llm: FakeLanguageModel,
 ) -> None:
-    # The model drops "after"; the caller's own words resolve (dialog/when.py).
+    # The model drops "after"; the caller's own words resolve (dialog/when.py). Said without
+    # "call me back", so the scheduling rule leaves the turn to the model.
     llm.replies = ['ACTION: schedule_callback(when="tomorrow at three", reason="busy")']
     actions = sink()
     conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
-    said = await collect(conversation, "I'm busy now, call me back tomorrow after three.")
+    said = await collect(conversation, "I'm busy now, tomorrow after three would suit me.")
     assert said == "Sure, I'll call you back tomorrow at 3 pm."
     (action,) = actions.taken
     assert action.kind is ActionKind.SCHEDULE_CALLBACK
@@ -441,3 +442,125 @@ async def test_a_support_call_gets_no_sales_answer_to_an_objection(llm: FakeLang
     conversation = Conversation(DEFAULT_AGENT, llm, purpose=CallPurpose.CUSTOMER_SUPPORT)
     said = await collect(conversation, "The repair you quoted is too expensive.")
     assert said == "I'm sorry to hear that. Let me see what I can do."
+
+
+# --- the scheduling pass (docs/dialog.md "The scheduling pass") --------------------------------
+
+PROSE = "Of course! I'd be happy to help you with that."
+"""What a small model says instead of an action line (measured with the ci model)."""
+
+
+def assert_no_action_syntax(said: str) -> None:
+    for syntax in ("ACTION", "(", "_", "book_appointment", "schedule_callback"):
+        assert syntax not in said, said
+
+
+async def test_a_callback_the_model_misses_is_taken_at_the_time_said_and_confirmed(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = [PROSE]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "I'm busy right now. Call me back tomorrow after three.")
+    assert said == "Sure, I'll call you back tomorrow at 3 pm."
+    assert_no_action_syntax(said)
+    (action,) = actions.taken
+    assert action.kind is ActionKind.SCHEDULE_CALLBACK
+    assert action.source == "rule"
+    assert action.at == dt.datetime(2026, 12, 1, 15, 0, tzinfo=NEW_YORK)
+    assert not conversation.end_call_requested
+
+
+async def test_a_demo_the_caller_agrees_to_is_booked_at_the_time_said_and_confirmed(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = ["Solar panels are a great choice for a house.", PROSE]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    await collect(conversation, "Hi, I'm interested in solar panels for my house.")
+    said = await collect(conversation, "Yes, a demo next Tuesday at two.")
+    (action,) = actions.taken
+    assert action.kind is ActionKind.BOOK_APPOINTMENT
+    assert action.get("kind") == "demo"
+    assert action.source == "rule"
+    assert action.at is not None
+    # On a Monday, "next Tuesday" is the coming one (dialog/when.py).
+    assert action.at == dt.datetime(2026, 12, 1, 14, 0, tzinfo=NEW_YORK)
+    assert said == "Great, I've booked the demo for tomorrow at 2 pm."
+    assert_no_action_syntax(said)
+
+
+async def test_a_callback_without_a_time_is_asked_when_and_the_answer_is_taken(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = [PROSE, PROSE]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "Sorry, I'm driving, can you call me back?")
+    assert said == AgentLines().callback_ask
+    assert actions.taken == []
+    conversation.commit_turn("Sorry, I'm driving, can you call me back?", said, False)
+    said = await collect(conversation, "Tomorrow at ten is good.")
+    assert said == "Sure, I'll call you back tomorrow at 10 am."
+    (action,) = actions.taken
+    assert action.at == dt.datetime(2026, 12, 1, 10, 0, tzinfo=NEW_YORK)
+    assert llm.requests == []  # neither turn needed the model
+
+
+async def test_an_offered_demo_accepted_with_a_time_is_booked(llm: FakeLanguageModel) -> None:
+    llm.replies = ["We could show you the panels. Would you like a free demo?"]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    offer = await collect(conversation, "What do you sell?")
+    conversation.commit_turn("What do you sell?", offer, False)
+    said = await collect(conversation, "Sure, Thursday at eleven works.")
+    assert said == "Great, I've booked the demo for Thursday the 3rd of December at 11 am."
+    (action,) = actions.taken
+    assert action.at == dt.datetime(2026, 12, 3, 11, 0, tzinfo=NEW_YORK)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My husband will call you back.",
+        "Don't call me back tomorrow.",
+        "I called you back yesterday at three.",
+        "When would you call back?",
+    ],
+)
+async def test_callback_words_that_ask_for_no_callback_are_the_models_to_answer(
+    llm: FakeLanguageModel, text: str
+) -> None:
+    llm.replies = ["I see, thanks for letting me know."]
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, text)
+    assert said == "I see, thanks for letting me know."
+    assert actions.taken == []
+
+
+async def test_a_callback_in_a_goodbye_is_taken_confirmed_and_then_the_call_ends(
+    llm: FakeLanguageModel,
+) -> None:
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    said = await collect(conversation, "Call me back on Friday at four. Bye!")
+    assert said.startswith("Sure, I'll call you back Friday the 4th of December at 4 pm.")
+    assert said.endswith(DEFAULT_AGENT.goodbye)
+    assert [a.kind for a in actions.taken] == [ActionKind.SCHEDULE_CALLBACK, ActionKind.END_CALL]
+    assert conversation.end_call_requested
+
+
+async def test_a_demo_the_calls_purpose_does_not_allow_is_skipped_by_the_rule_too(
+    llm: FakeLanguageModel,
+) -> None:
+    actions = sink()
+    conversation = Conversation(
+        DEFAULT_AGENT, llm, actions=actions, purpose=CallPurpose.CUSTOMER_SUPPORT
+    )
+    said = await collect(conversation, "Yes, a demo next Tuesday at two.")
+    assert said == AgentLines().not_on_this_call
+    (action,) = actions.taken
+    assert action.kind is ActionKind.BOOK_APPOINTMENT
+    assert action.skipped == "not allowed on a customer support call"
+    assert action.at is None
