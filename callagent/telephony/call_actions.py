@@ -137,6 +137,11 @@ class CallActions:
 
     def take(self, action: Action) -> None:
         record = action.to_record()
+        if self._already_taken(record):
+            # The scheduling rule and the model may both decide the same callback or
+            # appointment (docs/dialog.md "The scheduling pass"): one row, not two.
+            log.info("%s at the same time already taken on this call", action.kind.value)
+            return
         change = CallAction(record=record)
         if action.skipped:
             # Not carried out (the call's purpose does not allow it, dialog/purposes.py): only
@@ -154,6 +159,17 @@ class CallActions:
         self.taken.append(record)
         if self._journal is not None:
             self._journal.action(change)
+
+    def _already_taken(self, record: dict[str, Any]) -> bool:
+        """Whether a callback or appointment for the same time (and of the same kind) was
+        already carried out on this call."""
+        if record.get("skipped") or "at" not in record:
+            return False
+        same = ("type", "at", "kind")
+        return any(
+            not taken.get("skipped") and all(taken.get(k) == record.get(k) for k in same)
+            for taken in self.taken
+        )
 
     def _timed(self, action: Action, record: dict[str, Any]) -> CallAction:
         said = action.get("when")

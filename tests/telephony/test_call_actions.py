@@ -292,3 +292,35 @@ async def test_an_action_the_calls_purpose_forbids_is_recorded_as_skipped_and_no
     assert change.record["skipped"] == "not allowed on a customer support call"
     assert change.callback_at is None
     assert call.hung_up_at is None
+
+
+async def test_a_callback_the_rule_took_and_the_model_writes_again_is_one_row() -> None:
+    """docs/dialog.md "The scheduling pass": the rule hears "call me back tomorrow after
+    three"; the caller confirms and the model writes the same callback - one row, not two."""
+    call = Call(
+        ["I'm busy, call me back tomorrow after three.", "Yes, tomorrow at three."],
+        ['ACTION: schedule_callback(when="tomorrow at three")\nGreat.'],
+    )
+    async with running(call):
+        await say(call)
+        await say(call)
+    assert call.taken() == ["schedule_callback"]
+    ((_, change),) = call.journal.actions
+    assert change.record["source"] == "rule"
+    assert change.callback_at == dt.datetime(2026, 12, 1, 15, 0, tzinfo=NOW.tzinfo)
+    assert [t.agent_text for t in call.log.turns[-2:]] == [
+        "Sure, I'll call you back tomorrow at 3 pm.",
+        "Sure, I'll call you back tomorrow at 3 pm.",
+    ]
+
+
+async def test_a_second_callback_at_another_time_is_its_own_row() -> None:
+    call = Call(["Call me back tomorrow at three.", "Actually, call me back on Friday at ten."], [])
+    async with running(call):
+        await say(call)
+        await say(call)
+    assert call.taken() == ["schedule_callback", "schedule_callback"]
+    assert [change.callback_at for _, change in call.journal.actions] == [
+        dt.datetime(2026, 12, 1, 15, 0, tzinfo=NOW.tzinfo),
+        dt.datetime(2026, 12, 4, 10, 0, tzinfo=NOW.tzinfo),
+    ]
