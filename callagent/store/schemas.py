@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -83,6 +83,10 @@ class AgentDialPolicy(Input):
         list[Annotated[str, Meta(pattern=r"^[A-Za-z]{2}$")]], Meta(max_length=250)
     ] = msgspec.field(default_factory=list)
     max_concurrent_calls: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    # What the agent does when AMD hears an answering machine on a call it placed
+    # (docs/telephony.md "When a machine answers"); null: hang up, the default.
+    on_machine: Literal["hang_up", "leave_message"] | None = None
+    machine_message: Annotated[str, Meta(max_length=300)] | None = None
 
 
 class Output(msgspec.Struct, kw_only=True):

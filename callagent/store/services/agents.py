@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 import uuid
 from typing import Any, Protocol
 
@@ -139,7 +140,35 @@ def dial_policy_of(policy: AgentDialPolicy) -> dict[str, Any]:
         stored["allowed_countries"] = sorted(set(countries))
     if policy.max_concurrent_calls is not None:
         stored["max_concurrent_calls"] = policy.max_concurrent_calls
+    if policy.on_machine is not None:
+        stored["on_machine"] = policy.on_machine
+    if policy.machine_message is not None and policy.machine_message.strip():
+        stored["machine_message"] = _machine_message(policy.machine_message)
     return stored
+
+
+MACHINE_MESSAGE_FIELDS = frozenset({"name", "company", "customer"})
+"""What a ``dial_policy.machine_message`` may fill in (docs/api.md "Per-agent dial policy")."""
+
+
+def _machine_message(text: str) -> str:
+    """The message left on an answering machine, checked: only ``{name}``, ``{company}`` and
+    ``{customer}`` are filled, so anything else in braces would be spoken as it is - or fail
+    mid-call - and is refused here."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+    except ValueError as error:
+        raise ValidationFailed(
+            "dial_policy.machine_message", f"unbalanced braces: {error}"
+        ) from None
+    unknown = sorted(fields - MACHINE_MESSAGE_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            "dial_policy.machine_message",
+            f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
+            "allowed: {name}, {company}, {customer}",
+        )
+    return " ".join(text.split())
 
 
 def _check_hours(start: str, end: str) -> None:

@@ -623,3 +623,33 @@ async def test_start_call_with_one_idempotency_key_dials_once(
     )
     assert other.status_code == 409
     assert other.json()["error"] == "call_in_progress"
+
+
+async def test_what_the_agent_does_on_an_answering_machine_is_set_and_checked(
+    client: Client, tenant: Headers
+) -> None:
+    created = await client.post(
+        "/api/agents/ai/setup/", json={"agent_name": "Alex"}, headers=tenant
+    )
+    assert created.status_code == 201, created.text
+    assert "on_machine" not in created.json()["dial_policy"]  # hang up: the default
+    policy = {
+        "on_machine": "leave_message",
+        "machine_message": "This is {name} of {company} for {customer}; we will call again.",
+    }
+    changed = await client.patch("/api/agents/ai/", json={"dial_policy": policy}, headers=tenant)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["dial_policy"] == policy
+    cases = [
+        ({"on_machine": "voicemail"}, "dial_policy.on_machine"),
+        ({"machine_message": "x" * 301}, "dial_policy.machine_message"),
+        ({"machine_message": "Call {agent} back"}, "dial_policy.machine_message"),
+        ({"machine_message": "Call us {back"}, "dial_policy.machine_message"),
+    ]
+    for body, field in cases:
+        response = await client.patch("/api/agents/ai/", json={"dial_policy": body}, headers=tenant)
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["field"] == field, (body, response.json())
+    # The refused requests changed nothing.
+    kept = await client.get("/api/agents/ai/", headers=tenant)
+    assert kept.json()["dial_policy"] == policy
