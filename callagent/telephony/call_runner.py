@@ -12,11 +12,13 @@ embedded mode and ``callagent call --simulate``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from callagent.telephony.call_journal import CallJournal, CallJournals, JournalO
 from callagent.telephony.connection import AddressedCall, CallConnection, ClientTestCall
 from callagent.telephony.metrics import CallMetrics, FrameGaps
 from callagent.telephony.recording import CallRecorder
-from callagent.telephony.routing import CallRouter, MessageResponder, Route
+from callagent.telephony.routing import CallRouter, MachinePolicy, MessageResponder, Route
 from callagent.voice_pipeline.clock import Clock
 from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, InboundFrame
 from callagent.voice_pipeline.pipeline import (
@@ -328,9 +330,12 @@ class CallRunner:
         # The line's own DTMF is stored only when AMI does not report it (direct SIP).
         keys = journal if journal is not None and not route.via_ami else None
         failure: str | None = None
+        machine = False
         try:
             frames = self._frames(connection, recorder, keys)
-            await pipeline.run(frames, send, hang_up, sample_rate=connection.sample_rate)
+            machine = await self._run(
+                pipeline, frames, send, hang_up, connection, route, tts, observer
+            )
         except Exception as error:
             failure = f"call handler error: {type(error).__name__}"
             raise
@@ -349,6 +354,10 @@ class CallRunner:
                 journal.update(
                     CallUpdate(
                         status=CallStatus.FAILED if failure else CallStatus.COMPLETED,
+                        # A machine answered: nobody was reached, so the call is retried like
+                        # any unreached one (docs/scheduler.md); the message is in the
+                        # transcript.
+                        outcome=CallOutcome.VOICEMAIL if machine and not failure else None,
                         failure_reason=failure,
                         recording_ref=report.recording,
                         latency=writer.snapshot(),
@@ -356,6 +365,65 @@ class CallRunner:
                 )
             if self._on_call_finished is not None:
                 self._on_call_finished(report)
+
+    async def _run(
+        self,
+        pipeline: VoicePipeline,
+        frames: AsyncIterator[InboundFrame],
+        send: Callable[[bytes], Awaitable[None]],
+        hang_up: Callable[[], Awaitable[None]],
+        connection: CallConnection,
+        route: Route,
+        tts: TextToSpeech,
+        observer: PipelineObserver,
+    ) -> bool:
+        """Converse; when AMD's verdict on a placed call is MACHINE - before the agent said a
+        word or while it speaks - follow the agent's ``on_machine`` instead (docs/telephony.md
+        "When a machine answers"). True: a machine answered and the call is over."""
+        if route.machine is None or self._router is None:
+            await pipeline.run(frames, send, hang_up, sample_rate=connection.sample_rate)
+            return False
+        verdict = asyncio.Event()
+        stop_watching = self._router.watch_amd(connection.call_id, verdict.set)
+        try:
+            if not verdict.is_set():
+                talk = asyncio.create_task(
+                    pipeline.run(frames, send, hang_up, sample_rate=connection.sample_rate),
+                    name="conversation",
+                )
+                heard = asyncio.create_task(verdict.wait(), name="amd-verdict")
+                try:
+                    await asyncio.wait({talk, heard}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (talk, heard):
+                        task.cancel()  # the greeting stops mid-word, as on a barge-in
+                    for task in (talk, heard):
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                if not verdict.is_set() or connection.closed:
+                    return False  # the conversation ended first (its failure raised above)
+            log.info("AMD: an answering machine; the agent's policy follows")
+            await self._leave_machine(connection, route.machine, tts, observer)
+            return True
+        finally:
+            stop_watching()
+
+    async def _leave_machine(
+        self,
+        connection: CallConnection,
+        policy: MachinePolicy,
+        tts: TextToSpeech,
+        observer: PipelineObserver,
+    ) -> None:
+        """Hang up on the machine, or speak the agent's message once (TTS only, no LLM) and
+        then hang up. AMD decides after the machine's greeting and a silence, so the message
+        starts after the beep in practice (docs/telephony.md)."""
+        if policy.message is None:
+            await connection.hang_up()
+            return
+        observer.agent_spoke(policy.message)
+        # Rendered and paced like the busy prompt: a fixed text, played once, then hang up.
+        await turn_away(connection, BusyPrompt(tts, policy.message), self._clock)
 
     async def _frames(
         self,

@@ -36,7 +36,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.customer_context import Direction, customer_context
@@ -52,7 +52,12 @@ from callagent.store.services import customers as customer_service
 from callagent.store.services import telephony as store
 from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.ami import AmiClient
-from callagent.telephony.asterisk.call_tracker import AmiCallDirection
+from callagent.telephony.asterisk.call_tracker import (
+    AmdResult,
+    AmdStatus,
+    AmiCallDirection,
+    CallEvent,
+)
 from callagent.telephony.connection import AddressedCall, CallConnection, ClientTestCall
 
 log = logging.getLogger(__name__)
@@ -84,6 +89,52 @@ class Route:
     purpose: CallPurpose | None = None
     """What a placed call is for (``dialog/purposes.py``: its objective and allowed actions);
     None: the agent's general job."""
+    machine: MachinePolicy | None = None
+    """What the agent does when AMD says MACHINE (a stored agent's placed call); None: it talks
+    as to anyone."""
+
+
+@dataclass(frozen=True)
+class MachinePolicy:
+    """An agent's ``dial_policy.on_machine`` for one call (docs/telephony.md "When a machine
+    answers"): hang up at once (``message`` None), or speak ``message`` once and hang up."""
+
+    message: str | None = None
+
+
+MACHINE_MESSAGE: Final = (
+    "Hello, this is {name}, an AI assistant from {company}, calling {for_customer}. Sorry we "
+    "missed you; we will try again later. Goodbye."
+)
+"""The message left on a machine when the agent's ``machine_message`` is empty: who called,
+from where, and that they will call again."""
+
+
+def machine_policy(
+    dial_policy: dict[str, Any], profile: AgentProfile, customer: str
+) -> MachinePolicy:
+    """The agent's choice (``ai_agents.dial_policy``: ``on_machine``, ``machine_message``) for a
+    call to ``customer`` (a name, or ``""``), with the message filled in."""
+    if dial_policy.get("on_machine") != "leave_message":
+        return MachinePolicy()  # "hang_up", the default
+    name = " ".join(customer.split())[:60]
+    template = str(dial_policy.get("machine_message") or "").strip()
+    text = ""
+    if template:
+        try:
+            text = template.format(name=profile.name, company=profile.company, customer=name)
+        except (KeyError, IndexError, ValueError):
+            # The API refuses other placeholders (store/services/agents.py); a row written
+            # before that check gets the default message rather than a failed call.
+            log.warning("the agent's machine_message does not fill in; using the default")
+    if not text:
+        text = MACHINE_MESSAGE.format(
+            name=profile.name,
+            company=profile.company,
+            for_customer=f"for {name}" if name else "you",
+        )
+    # A message that does not say the caller is an AI gets the disclosure (docs/dialog.md).
+    return MachinePolicy(message=profile.with_notices(" ".join(text.split())))
 
 
 def e164(number: str) -> str | None:
@@ -114,6 +165,7 @@ class ProfileCache:
         self._db = db
         self._warm = warm
         self._profiles: dict[uuid.UUID, tuple[tuple[Any, ...], AgentProfile]] = {}
+        self._dial_policies: dict[uuid.UUID, dict[str, Any]] = {}
         self._warming: set[asyncio.Task[None]] = set()
         self.builds = 0
 
@@ -130,12 +182,18 @@ class ProfileCache:
             return None
         profile = build_agent_profile(material.agent, material.trainings, material.client_name)
         self._profiles[agent_id] = (fingerprint, profile)
+        self._dial_policies[agent_id] = dict(material.agent.dial_policy or {})
         self.builds += 1
         if self._warm is not None:
             task = asyncio.create_task(self._warm_up(build_system_prompt(profile)))
             self._warming.add(task)
             task.add_done_callback(self._warming.discard)
         return profile
+
+    def dial_policy(self, agent_id: uuid.UUID) -> dict[str, Any]:
+        """The agent's ``dial_policy`` as of its cached profile (a PATCH changes the agent's
+        fingerprint, so :meth:`get` refreshes both)."""
+        return self._dial_policies.get(agent_id, {})
 
     async def _warm_up(self, prompt: str) -> None:
         assert self._warm is not None
@@ -333,7 +391,30 @@ class CallRouter:
                 customer.name if customer is not None else "", brief.spoken_reason
             ),
             purpose=brief.purpose,
+            machine=machine_policy(
+                self._profiles.dial_policy(placed.agent_id),
+                profile,
+                customer.name if customer is not None else "",
+            ),
         )
+
+    def watch_amd(self, call_id: uuid.UUID, on_machine: Callable[[], None]) -> Callable[[], None]:
+        """Call ``on_machine`` once AMI reports AMD's MACHINE verdict on a greeting on
+        ``call_id`` (not one for silence alone: :func:`_machine`) - at once when it has
+        already; returns the function that stops watching. Without AMI nothing is ever
+        reported."""
+        if self._ami is None:
+            return lambda: None
+
+        def listener(event: CallEvent) -> None:
+            if event.call_id == call_id and _machine(event):
+                on_machine()
+
+        stop = self._ami.subscribe(listener)  # before looking: no verdict slips in between
+        state = self._ami.tracker.get(call_id)
+        if state is not None and state.amd is not None and _machine(state.amd):
+            on_machine()
+        return stop
 
     async def _customer(
         self, client_id: uuid.UUID, customer_id: uuid.UUID | None
@@ -349,6 +430,17 @@ class CallRouter:
         if self._unknown_number == "message":
             return Route(kind="message", reason=reason, message=self._unknown_message)
         return Route(kind="file_agent", reason=reason, profile=self._fallback, via_ami=via_ami)
+
+
+def _machine(event: CallEvent) -> bool:
+    """AMD heard a machine's greeting. A MACHINE for silence alone (``INITIALSILENCE-…``, after
+    ``initial_silence``: 2 s with ``connect``) is mostly a person waiting for the caller to
+    speak first (docs/telephony.md "Outbound calls and AMD"): the agent talks to them."""
+    return (
+        isinstance(event, AmdResult)
+        and event.status is AmdStatus.MACHINE
+        and not event.cause.upper().startswith("INITIALSILENCE")
+    )
 
 
 def _refused(reason: str) -> Route:

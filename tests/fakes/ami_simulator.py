@@ -162,6 +162,11 @@ class Callee:
     amd_status: str = "HUMAN"
     amd_cause: str = "HUMAN-800-800"
     amd_s: float = 0.05
+    amd_reported_late_s: float | None = None
+    """Deliver AMD's ``CallagentAmd`` event this long after the AudioSocket connection instead
+    of before it. Asterisk sends it first (the dialplan's order), but AMI and AudioSocket are
+    separate TCP connections and panoramisk hands events over later than it read them
+    (docs/telephony.md), so callagent can see the verdict after the agent started speaking."""
     utterances: tuple[bytes | str, ...] = ()
     """What the callee says once connected (PCM at the call's rate, or DTMF key strings)."""
     pause_after_agent_s: float = 0.4
@@ -786,13 +791,21 @@ class AmiSimulator:
         if self.amd_enabled:
             await asyncio.sleep(callee.amd_s)
             self._set_variable(channel, "AMDSTATUS", callee.amd_status)
-            self._user_event(
-                channel,
-                AMD_EVENT,
+            verdict = (
                 ("CallId", channel.variables.get(CALL_ID_VARIABLE, "")),
                 ("Status", callee.amd_status),
                 ("Cause", callee.amd_cause),
             )
+            if callee.amd_reported_late_s is None:
+                self._user_event(channel, AMD_EVENT, *verdict)
+            else:
+                delay = callee.amd_reported_late_s
+
+                async def report_late() -> None:
+                    await asyncio.sleep(delay)
+                    self._user_event(channel, AMD_EVENT, *verdict)
+
+                self._spawn(report_late(), "ami-sim-late-amd")
             if self.hangup_on_machine and callee.amd_status == "MACHINE":
                 self.hang_up(channel, 16)
                 return
