@@ -456,9 +456,9 @@ async def test_values_that_would_inject_ami_headers_never_leave() -> None:
 
 async def test_a_real_call_runner_converses_on_an_originated_call() -> None:
     clock = MonotonicClock()
-    stt = FakeSpeechToText(clock, ["Can you call me back tomorrow?"])  # type: ignore[arg-type]
+    stt = FakeSpeechToText(clock, ["How long does the survey take?"])  # type: ignore[arg-type]
     tts = FakeTextToSpeech(clock, seconds_per_word=0.1)  # type: ignore[arg-type]
-    llm = FakeLanguageModel(clock, ["Sure, tomorrow works."])  # type: ignore[arg-type]
+    llm = FakeLanguageModel(clock, ["About an hour, tops."])  # type: ignore[arg-type]
     reports: list[CallReport] = []
     profile = msgspec.structs.replace(DEFAULT_AGENT, greeting="Hello there.")
     runner = CallRunner(
@@ -474,10 +474,11 @@ async def test_a_real_call_runner_converses_on_an_originated_call() -> None:
     (report,) = reports
     assert report.call_id == call_id
     data = report.to_json()
-    assert data["greeting"] == "Hello there."
-    assert [t["caller_text"] for t in data["turns"]] == ["Can you call me back tomorrow?"]
-    assert data["turns"][0]["agent_text"] == "Sure, tomorrow works."
-    assert tts.spoken[:3] == ["Hello there.", "Sure,", "tomorrow works."]
+    # Every greeting discloses the AI (docs/dialog.md "Compliance").
+    assert data["greeting"] == "Hello there. I'm an AI assistant."
+    assert [t["caller_text"] for t in data["turns"]] == ["How long does the survey take?"]
+    assert data["turns"][0]["agent_text"] == "About an hour, tops."
+    assert tts.spoken[:4] == ["Hello there.", "I'm an AI assistant.", "About an hour,", "tops."]
 
 
 async def test_the_ami_secret_never_reaches_the_log_when_the_login_goes_unanswered(
