@@ -139,11 +139,12 @@ async def test_the_agent_greets_before_the_first_frame_and_keeps_the_line_alive(
     h = Harness(["do you install solar panels"], ["Yes we do."], greet=True)
     task = h.start()
     try:
-        await h.call.no_media(3.0)
+        # 6 s: the greeting with its AI disclosure lasts longer than 3 s on the fake TTS.
+        await h.call.no_media(6.0)
         assert h.log.agent_lines == [DEFAULT_AGENT.greeting_text()]
         assert h.call.agent_audio_times()[0] < 0.3
         times = [t for t, _ in h.call.sent]
-        assert len(times) >= 145  # one frame every 20 ms for 3 s, greeting then silence
+        assert len(times) >= 295  # one frame every 20 ms for 6 s, greeting then silence
         assert all(abs(b - a - 0.02) < 1e-6 for a, b in itertools.pairwise(times))
         assert {len(pcm) for _, pcm in h.call.sent} == {320}
         # The caller's media starts late; the conversation goes on as usual.
