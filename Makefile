@@ -79,7 +79,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 pytest:
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rsx
 
 bench:
 	$(BIN)/python bench/bench_latency.py --models $(PROFILE)
