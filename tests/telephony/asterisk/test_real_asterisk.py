@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,11 +35,12 @@ import soxr
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
 from callagent.app.serve import Telephony, start_telephony
+from callagent.dialog.llm import ChatMessage
 from callagent.settings import Settings
 from callagent.store.db import Database
-from callagent.store.schemas import CallDetail
-from callagent.store.services import calls
-from callagent.store.states import CallOutcome, CallStatus, CallType
+from callagent.store.schemas import AgentSetup, CallDetail, TrainingCreate
+from callagent.store.services import agents, calls, clients
+from callagent.store.states import CallOutcome, CallStatus, CallType, TrainingType
 from callagent.telephony.asterisk.ami import AmiDialer, TransferMethod
 from callagent.telephony.asterisk.call_tracker import CallEnded, CallEvent, OriginateResult
 from callagent.telephony.asterisk.loopback_caller import simulate_call
@@ -103,41 +104,52 @@ class Installation:
     tenant: Tenant
     ami: AmiRecorder
 
-    async def start_call(self, phone: str) -> uuid.UUID:
-        """``POST /api/agents/ai/start-call/``, as a CRM would; the call session id."""
+    async def start_call(self, phone: str, tenant: Tenant | None = None) -> uuid.UUID:
+        """``POST /api/agents/ai/start-call/`` for ``tenant`` (the installation's client by
+        default), as a CRM would; the call session id."""
         app = create_app(lambda: {}, ApiState(self.db, placer=self.telephony.placer))
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # ASGI typing differs
         async with httpx.AsyncClient(transport=transport, base_url="http://callagent") as api:
             response = await api.post(
                 "/api/agents/ai/start-call/",
                 json={"phone_number": phone, "ignore_working_hours": True},
-                headers=self.tenant.headers,
+                headers=(tenant or self.tenant).headers,
             )
         assert response.status_code == 201, response.text
         return uuid.UUID(response.json()["call_id"])
 
     async def call(
-        self, call_id: uuid.UUID, predicate: Callable[[CallDetail], bool], timeout_s: float = 30
+        self,
+        call_id: uuid.UUID,
+        predicate: Callable[[CallDetail], bool],
+        timeout_s: float = 30,
+        tenant: Tenant | None = None,
     ) -> CallDetail:
-        """Poll the stored call until ``predicate`` holds."""
+        """Poll the stored call (of ``tenant``, by default the installation's client) until
+        ``predicate`` holds."""
+        client_id = (tenant or self.tenant).client_id
         detail = None
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
                     with contextlib.suppress(Exception):  # not stored yet
-                        detail = await calls.get_call(self.db, self.tenant.client_id, call_id)
+                        detail = await calls.get_call(self.db, client_id, call_id)
                     if detail is not None and predicate(detail):
                         return detail
                     await asyncio.sleep(0.1)
         except TimeoutError:
             raise AssertionError(f"stored call never matched; last seen: {detail}") from None
 
-    async def ended(self, call_id: uuid.UUID, timeout_s: float = 30) -> CallDetail:
-        """The stored call once the phone side of it is over."""
+    async def ended(
+        self, call_id: uuid.UUID, timeout_s: float = 30, tenant: Tenant | None = None
+    ) -> CallDetail:
+        """The stored call (of ``tenant``, by default the installation's client) once the
+        phone side of it is over."""
         return await self.call(
             call_id,
             lambda d: d.status in (CallStatus.COMPLETED, CallStatus.FAILED),
             timeout_s,
+            tenant,
         )
 
     def report(self, name: str) -> None:
@@ -153,6 +165,25 @@ def fake_engines(transcripts: list[str], replies: list[str]) -> VoiceEngines:
         FakeTextToSpeech(clock, seconds_per_word=0.05),  # type: ignore[arg-type]
         FakeLanguageModel(clock, replies),  # type: ignore[arg-type]
     )
+
+
+@dataclass
+class AnswersEachTurn(FakeLanguageModel):
+    """Answers a caller turn by its words, however often it is asked.
+
+    When the caller pauses inside a turn ("Yes, | tell me more."), the early transcript may end
+    the turn and start an answer; if the caller goes on before any of it was heard, that answer
+    is withdrawn and the whole turn is asked again (voice_pipeline/turns.py,
+    docs/pipeline.md "End of turn"). A queue of replies would hand the second request the next
+    turn's answer; this fake gives the same turn the same answer.
+    """
+
+    answers: dict[str, str] = field(default_factory=dict)
+
+    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        self.replies = [self.answers.get(messages[-1]["content"], "Okay.")]
+        async for word in super().stream(messages):
+            yield word
 
 
 @pytest.fixture
@@ -344,7 +375,17 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
     callee_audio = np.concatenate(
         [hello, np.zeros(int(4.5 * 8000)), reply, np.zeros(4 * 8000)]
     ).astype(np.float32)
-    engines = fake_engines(["Yes, tell me more."], ["We offer free inspections."])
+    clock = MonotonicClock()
+    model = AnswersEachTurn(
+        clock,  # type: ignore[arg-type]
+        [],
+        answers={"Yes, tell me more.": "We offer free inspections."},
+    )
+    engines = VoiceEngines(
+        FakeSpeechToText(clock, ["Yes, tell me more."]),  # type: ignore[arg-type]
+        FakeTextToSpeech(clock, seconds_per_word=0.05),  # type: ignore[arg-type]
+        model,  # type: ignore[arg-type]
+    )
     phone = number()
     async with installation(sqlite_url, tmp_path, ports, engines) as inst:
         callee = asyncio.create_task(
@@ -403,6 +444,15 @@ async def test_outbound_call_answered_by_a_person_is_connected_and_stored(
         " Do you have a moment?"
     )
     assert detail.transcript[2].text == "We offer free inspections."
+    # However often the model was asked (an answer started in a pause inside the turn is
+    # withdrawn when the caller goes on), it was asked about the whole turn and nothing else
+    # (the greeting is left out of requests: conversation.messages_for): the turn was never
+    # split in two, nor a withdrawn answer kept in the history.
+    assert model.requests, "the model was never asked"
+    for request in model.requests:
+        assert [(m["role"], m["content"]) for m in request if m["role"] != "system"] == [
+            ("user", "Yes, tell me more."),
+        ], request
     assert detail.hangup_cause == 16, (detail.hangup_cause, detail.hangup_cause_text)
     # The callee heard the agent (the fake voice speaks a tone).
     assert first_sound_s(result.heard, result.heard_rate) is not None
@@ -659,10 +709,30 @@ async def test_only_asterisk_talks_to_audiosocket_and_its_calls_still_work(
     assert detail.transcript[0].text.startswith("Hello, this is Alma from Alpha Roofing.")
 
 
-def identity_headers(sip: str) -> dict[str, str]:
-    """The From, P-Asserted-Identity and Remote-Party-ID of the first INVITE in a sipp message
-    log, by lower-case name."""
-    invite = sip[sip.index("INVITE sip:") :].split("\n\n", 1)[0]
+async def numberless_tenant(db: Database) -> Tenant:
+    """A client whose trained agent has no phone number of its own (it answers no DID)."""
+    created = await clients.create_client(db, "Beta Plumbing (client)")
+    await agents.setup_agent(
+        db,
+        created.client_id,
+        AgentSetup(agent_name="Bea", business_info={"company_name": "Beta Plumbing"}),
+    )
+    await agents.add_training(
+        db,
+        created.client_id,
+        # Trained enough to place calls, as fakes.routing_rig.make_tenant trains.
+        TrainingCreate(
+            training_type=TrainingType.SCRIPT,
+            training_content="Greet the caller on behalf of Beta Plumbing. " + "w " * 200,
+        ),
+    )
+    return Tenant(created.client_id, "", "Bea", "Beta Plumbing", created.api_key)
+
+
+def identity_headers(sip: str, called: str) -> dict[str, str]:
+    """The From, P-Asserted-Identity and Remote-Party-ID of the first INVITE to ``called`` in
+    a sipp message log, by lower-case name."""
+    invite = sip[sip.index(f"INVITE sip:{called}@") :].split("\n\n", 1)[0]
     print(f"INVITE as the trunk got it:\n{invite}", file=sys.stderr)
     headers = {}
     for line in invite.splitlines():
@@ -675,30 +745,39 @@ def identity_headers(sip: str) -> dict[str, str]:
 async def test_the_trunk_caller_id_is_presented_on_outbound_calls(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    """``asterisk.trunk_caller_id`` must reach the trunk: with credentials the From names the
+    """Each agent presents its own number (its client's PhoneNumber, docs/scheduler.md), and
+    an agent without one ``asterisk.trunk_caller_id``: with credentials the From names the
     account (``from_user``) and the caller id goes out as P-Asserted-Identity."""
     ports = AsteriskPorts()
-    presented = "+4930999888"
+    shared = "+4930999888"
     async with (
         SippCallee(tmp_path / "callee", ports.trunk, reject=(486, "Busy Here")) as callee,
         installation(
-            sqlite_url, tmp_path, ports, fake_engines([], []), CALLAGENT_TRUNK_CALLER_ID=presented
+            sqlite_url, tmp_path, ports, fake_engines([], []), CALLAGENT_TRUNK_CALLER_ID=shared
         ) as inst,
     ):
-        call_id = await inst.start_call(number())
-        await inst.ended(call_id)
+        own_call = number()
+        await inst.ended(await inst.start_call(own_call))
+        numberless = await numberless_tenant(inst.db)
+        fallback_call = number()
+        await inst.ended(await inst.start_call(fallback_call, numberless), tenant=numberless)
         sip = callee.messages()
-    identity = identity_headers(sip)
-    assert f"<sip:{presented}@" in identity.get("p-asserted-identity", ""), identity
-    assert "<sip:callagent@" in identity["from"], identity
+    own = identity_headers(sip, own_call)
+    assert f"<sip:{inst.tenant.did}@" in own.get("p-asserted-identity", ""), own
+    assert shared not in str(own), own
+    assert "<sip:callagent@" in own["from"], own
+    fallback = identity_headers(sip, fallback_call)
+    assert f"<sip:{shared}@" in fallback.get("p-asserted-identity", ""), fallback
+    assert "<sip:callagent@" in fallback["from"], fallback
 
 
 async def test_an_ip_authenticated_trunk_can_be_configured(tmp_path: Path, sqlite_url: str) -> None:
     """A trunk that admits by source address has no username or password: the rendering leaves
     the auth out, Asterisk loads it, and an outbound call reaches the trunk with the caller id
-    in its From (no ``from_user``) and in P-Asserted-Identity."""
+    in its From (no ``from_user``) and in P-Asserted-Identity: the agent's own number, or
+    ``asterisk.trunk_caller_id`` for an agent without one."""
     ports = AsteriskPorts()
-    presented = "+4930999777"
+    shared = "+4930999777"
     async with (
         SippCallee(tmp_path / "callee", ports.trunk, reject=(486, "Busy Here")) as callee,
         installation(
@@ -708,19 +787,23 @@ async def test_an_ip_authenticated_trunk_can_be_configured(tmp_path: Path, sqlit
             fake_engines([], []),
             CALLAGENT_TRUNK_USERNAME="",
             CALLAGENT_TRUNK_PASSWORD="",
-            CALLAGENT_TRUNK_CALLER_ID=presented,
+            CALLAGENT_TRUNK_CALLER_ID=shared,
         ) as inst,
     ):
         endpoint = inst.asterisk.cli("pjsip show endpoint trunk")
         auths = inst.asterisk.cli("pjsip show auths")
-        call_id = await inst.start_call(number())
-        await inst.ended(call_id)
+        own_call = number()
+        await inst.ended(await inst.start_call(own_call))
+        numberless = await numberless_tenant(inst.db)
+        fallback_call = number()
+        await inst.ended(await inst.start_call(fallback_call, numberless), tenant=numberless)
         sip = callee.messages()
     assert "outbound_auth" not in endpoint or "trunk-auth" not in endpoint, endpoint
     assert "trunk-auth" not in auths, auths
-    identity = identity_headers(sip)
-    assert f"<sip:{presented}@" in identity["from"], identity
-    assert f"<sip:{presented}@" in identity.get("p-asserted-identity", ""), identity
+    for called, presented in ((own_call, inst.tenant.did), (fallback_call, shared)):
+        identity = identity_headers(sip, called)
+        assert f"<sip:{presented}@" in identity["from"], identity
+        assert f"<sip:{presented}@" in identity.get("p-asserted-identity", ""), identity
 
 
 async def test_an_outbound_call_goes_out_while_the_trunk_ignores_options(
