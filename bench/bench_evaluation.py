@@ -280,8 +280,12 @@ async def main() -> None:
     )
     args = parser.parse_args()
     calls = load_all()
-    if args.calls:
-        calls = [c for c in calls if c.name in set(args.calls)]
+    if args.calls:  # in the order given: on a busy machine the first ones finish first
+        by_name = {c.name: c for c in calls}
+        unknown = [name for name in args.calls if name not in by_name]
+        if unknown:
+            parser.error(f"no labelled call named {', '.join(unknown)}")
+        calls = [by_name[name] for name in args.calls]
     expected = {c.name: c.expected for c in calls}
     tune = sum(c.split == "tune" for c in calls)
     print(
