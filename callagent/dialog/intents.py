@@ -56,7 +56,9 @@ _DO_NOT_CALL = _rx(
     rf"\btake {_ME} off\b[^.?!]{{0,30}}\b{_LIST}\b",
     rf"\btake {_ME} off (?:of )?(?:your|the) (?:calling |call |contact )?{_LIST}\b",
     # "remove me / my number (from your list)"
-    rf"\b(?:remove|delete|erase|lose|drop) {_MY_DETAILS}\b",
+    # ("drop me off at the garage", "you lose me there" are other verbs: the phrasal "off"/"at"
+    # and a following "there"/"here" rule them out)
+    rf"\b(?:remove|delete|erase|lose|drop) {_MY_DETAILS}\b(?!\s+(?:off|at|there|here|a line)\b)",
     # "don't (ever) call me again", "never call here again", "do not contact us anymore"
     rf"\b{_NOT}\s+(?:ever\s+)?{_CALL}\s+{_ME}\s+{_AGAIN}\b",
     rf"\bnever\s+(?:ever\s+)?{_CALL}\s+{_ME}\b",
@@ -70,6 +72,10 @@ _DO_NOT_CALL = _rx(
     # "I'd rather you didn't call (this number) again"
     rf"\b(?:rather|prefer(?:red)?|want|wish|like)\s+(?:it\s+if\s+)?you\s+{_YOU_WOULD_NOT}\s+"
     rf"(?:\w+\s+)?{_CALL}\b",
+    # "I'd be grateful / I'd appreciate it if you didn't call me again" - again, or the clause
+    # ends there ("… if you didn't call me before noon" is a preference)
+    rf"\b(?:grateful|thankful|appreciate(?:\s+it)?|happier|glad|better)\s+if\s+you\s+"
+    rf"{_YOU_WOULD_NOT}\s+(?:\w+\s+)?{_CALL}\s+{_ME}\s*(?:{_AGAIN}\b|[.!]|$)",
     # "I don't want (any more) calls", "no more calls"
     r"\b(?:no more|don'?t want (?:any(?: ?more)?|these|your|more)|stop (?:the|these|your)) "
     r"(?:phone )?calls\b",

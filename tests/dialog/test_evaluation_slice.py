@@ -21,6 +21,7 @@ DO_NOT_CALL = [
     "02_do_not_call_mid_sentence",
     "51_dnc_buried_elderly_mother",
     "63_dnc_angry_how_did_you_get",
+    "36_dnc_polite_fixed_income",
 ]
 TRANSFER = ["06_transfer_angry"]
 AI_QUESTION = ["31_real_person_question_dublin", "68_recording_or_person_toronto"]
@@ -33,7 +34,6 @@ NOT_DO_NOT_CALL = [
 # Labelled cases the rules miss today (bench/bench_evaluation.py, docs/evaluation.md "Failing
 # cases"): strict, so a rule that learns them turns the test red until the mark goes.
 RULES_MISS = {
-    "36_dnc_polite_fixed_income": "'I'd be grateful if you didn't call me again' is not heard",
     "13_transfer_polite_billing": "'would it be possible to speak with someone in billing'",
     "40_transfer_to_usual_advisor": "'could you put me through to her'",
     "58_transfer_angry_on_hold": "'I want a real damn person, put me through'",

@@ -47,6 +47,9 @@ DO_NOT_CALL = [
     "Honestly I'm fine with my current setup and, uh, please remove my number from your "
     "calling list, thanks.",
     "Look, I appreciate it, but don't call me again, I'm not going to switch.",
+    # Polite.
+    "I'd appreciate it if you didn't call me again.",
+    "I would be grateful if you did not contact me anymore.",
 ]
 
 NOT_DO_NOT_CALL = [
@@ -64,6 +67,9 @@ NOT_DO_NOT_CALL = [
     "Do you call people on weekends?",
     "I'll never stop calling my bank about their fees.",
     "Honestly it doesn't sound like something we need.",
+    "My husband can drop me off at the garage tomorrow.",
+    "Sorry, you lose me there, what does the warranty cover?",
+    "I'd appreciate it if you didn't call me before noon.",
 ]
 
 AI_QUESTIONS = [
