@@ -327,6 +327,10 @@ async def test_a_person_asked_for_is_handed_over_through_ami_to_the_allow_listed
                 (said("Let me talk to a person.", tmp_path, ami),),
                 pause_after_agent_s=0.8,
                 max_wait_for_agent_s=60.0,
+                # Told "please hold", the caller holds: the hand-over is sent hang_up_grace_s
+                # (0.3 s) after the line's last frame, and a caller hanging up 0.5 s after it
+                # (the simulator's default) beat the Redirect on 2 loaded cores.
+                final_wait_s=3.0,
             )
         finally:
             await telephony.close()
