@@ -39,7 +39,12 @@ from callagent.store.models import utcnow
 from callagent.store.services import calls, dial_queue
 from callagent.store.services.dial_queue import Claimed, DialFacts, RetryPolicy, Verdict
 from callagent.telephony.admission import CallAdmission
-from callagent.telephony.outbound import CallPlacer, OutboundCallRequest, PlacementResult
+from callagent.telephony.outbound import (
+    CallPlacer,
+    OutboundCallRequest,
+    PlacementResult,
+    place_call_safely,
+)
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +288,4 @@ async def _place(placer: CallPlacer, order: dial_queue.DialOrder) -> PlacementRe
         scheduled_callback_id=order.callback_id,
         caller_id=order.caller_id,
     )
-    try:
-        return await placer.place_call(request)
-    except Exception as error:
-        # A placer that raises must not leave the call queued: it is a failed placement.
-        log.exception("scheduler: the call placer failed for call %s", order.call_id)
-        return PlacementResult(placed=False, reason=f"telephony error: {type(error).__name__}")
+    return await place_call_safely(placer, request)

@@ -8,9 +8,12 @@ configured, the embedded mode uses :class:`NoTelephonyPlacer`, which places noth
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +57,16 @@ class CallPlacer(Protocol):
     async def place_call(self, request: OutboundCallRequest) -> PlacementResult:
         """Start dialling ``request.phone_number`` for the call session of the request."""
         ...
+
+
+async def place_call_safely(placer: CallPlacer, request: OutboundCallRequest) -> PlacementResult:
+    """``placer.place_call(request)``; a placer that raises anyway must not leave the call
+    ``queued`` forever: that is recorded as a failed placement naming the error."""
+    try:
+        return await placer.place_call(request)
+    except Exception as error:
+        log.exception("the call placer failed for call %s", request.call_session_id)
+        return PlacementResult(placed=False, reason=f"telephony error: {type(error).__name__}")
 
 
 NO_TELEPHONY_REASON = "no telephony configured"

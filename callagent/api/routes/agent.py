@@ -31,7 +31,12 @@ from callagent.store.schemas import (
     TrainingResult,
 )
 from callagent.store.services import agents, calls, triggers
-from callagent.telephony.outbound import CallPlacer, OutboundCallRequest, PlacementResult
+from callagent.telephony.outbound import (
+    CallPlacer,
+    OutboundCallRequest,
+    PlacementResult,
+    place_call_safely,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +56,7 @@ async def place(placer: CallPlacer, prepared: calls.PreparedCall) -> PlacementRe
         scheduled_callback_id=prepared.scheduled_callback_id,
         caller_id=prepared.caller_id,
     )
-    try:
-        return await placer.place_call(request)
-    except Exception as error:
-        log.exception("call placer failed for call %s", prepared.call_id)
-        return PlacementResult(placed=False, reason=f"telephony error: {type(error).__name__}")
+    return await place_call_safely(placer, request)
 
 
 def check_call_purpose(purpose: str, field: str) -> None:
