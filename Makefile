@@ -79,7 +79,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 pytest:
-	$(BIN)/pytest -q -rsx
+	$(BIN)/pytest -q -rsx --durations=15
 
 bench:
 	$(BIN)/python bench/bench_latency.py --models $(PROFILE)

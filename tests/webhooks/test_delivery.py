@@ -176,9 +176,9 @@ async def test_a_delivery_fails_after_its_attempts_and_can_be_redelivered(db: Da
     assert len({item.json()["id"] for item in receiver.on("/down")}) == 1
 
 
-async def test_two_workers_never_send_one_delivery_twice(db: Database, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("several nodes share PostgreSQL; SQLite is the one-node embedded mode")
+# Several nodes share PostgreSQL; SQLite is the one-node embedded mode.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_two_workers_never_send_one_delivery_twice(db: Database) -> None:
     client_id = await new_client(db)
     with webhook_receiver() as receiver:
         await endpoint(db, client_id, receiver.url())
