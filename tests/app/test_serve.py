@@ -97,7 +97,7 @@ def old_recording(folder: Path) -> Path:
 
 @pytest.fixture
 def sqlite_url() -> str:
-    return store_fixtures.migrated_url("sqlite")
+    return store_fixtures.own_migrated_url("sqlite")
 
 
 @pytest.mark.timeout(40)

@@ -76,7 +76,7 @@ def settings() -> Settings:
         overrides={
             ("models", "profile"): "ci",
             ("models", "models_dir"): REPO / "models",
-            ("database", "url"): store_fixtures.migrated_url("sqlite"),
+            ("database", "url"): store_fixtures.own_migrated_url("sqlite"),
         },
     )
 

@@ -49,6 +49,16 @@ def fresh_url(backend: str) -> str:
     return postgres.create_database(postgres.start(), name)
 
 
+def own_migrated_url(backend: str = "sqlite") -> str:
+    """A migrated database of its own (made outside any event loop), for tests that run
+    ``start_telephony`` with AMI: its scheduler and crash recovery sweep *every* client's rows,
+    so on the shared database another test's due callbacks take its call slots (seen in CI:
+    "refused: 0 of 2 calls live, 2 being placed")."""
+    url = fresh_url(backend)
+    asyncio.run(migrate_url(url))
+    return url
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each test that uses the database runs once per backend."""

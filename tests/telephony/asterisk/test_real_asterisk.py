@@ -188,8 +188,8 @@ class AnswersEachTurn(FakeLanguageModel):
 
 @pytest.fixture
 def sqlite_url() -> str:
-    """The migrated test database (made outside the test's event loop)."""
-    return store_fixtures.migrated_url("sqlite")
+    """A migrated test database of its own (made outside the test's event loop)."""
+    return store_fixtures.own_migrated_url("sqlite")
 
 
 @contextlib.asynccontextmanager
