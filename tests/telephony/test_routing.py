@@ -41,7 +41,7 @@ pytestmark = pytest.mark.timeout(30)
 
 @pytest.fixture
 def sqlite_url() -> str:
-    return store_fixtures.migrated_url("sqlite")
+    return store_fixtures.own_migrated_url("sqlite")
 
 
 @pytest.fixture
