@@ -99,6 +99,9 @@ class LoopbackCallResult:
     """Most audio the agent had sent ahead of the call's clock; Asterisk would have garbled it."""
     error: str | None = None
     """Why the call ended, if the server broke the protocol (the call then ends as "agent")."""
+    agent_arrivals_s: tuple[float, ...] = field(default=(), repr=False)
+    """When each agent audio message arrived, in seconds since the call's first tick: how the
+    server paced its audio on the wire (DESIGN.md "Contracts": one frame per 20 ms)."""
 
     def stereo_pcm(self) -> bytes:
         """Interleaved 2-channel PCM: caller left, agent right."""
@@ -203,6 +206,7 @@ class _LoopbackCall:
         self.caller = bytearray()
         self.agent = bytearray()
         self.agent_max_lead = 0
+        self.agent_arrivals: list[float] = []
         # Call time at which the agent's last speech frame finished playing; None = not yet.
         self.agent_speech_end: float | None = None
         # Call time at which the agent's current (or last) stretch of speech began.
@@ -234,6 +238,7 @@ class _LoopbackCall:
             duration_s=duration,
             agent_max_lead_s=self.agent_max_lead / self.bytes_per_s,
             error=self.error,
+            agent_arrivals_s=tuple(self.agent_arrivals),
         )
 
     # --- the caller's side --------------------------------------------------------------------
@@ -360,6 +365,7 @@ class _LoopbackCall:
                         )
                         logger.error("simulated call %s: %s; hanging up", self.call_id, self.error)
                         return
+                    self.agent_arrivals.append(self.clock.now() - self.t0)
                     self._play(event.pcm)
         finally:
             self.agent_gone = True

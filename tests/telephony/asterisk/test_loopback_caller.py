@@ -7,6 +7,7 @@ the tick and a 2-second call takes milliseconds; one test runs on the real clock
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import struct
 import uuid
@@ -344,6 +345,24 @@ async def test_unpaced_agent_is_laid_end_to_end_and_reported(clock: FakeClock) -
     result = await run_call(blurter, clock, [], final_wait_s=0.1)
     assert [(end - start) for start, end, _ in segments(result.agent_pcm, 8000)] == [10]
     assert result.agent_max_lead_s == pytest.approx(9 * TICK)
+
+
+async def test_the_arrival_of_every_agent_frame_shows_how_it_was_paced(clock: FakeClock) -> None:
+    async def blurter(conn: AudioSocketConnection) -> None:
+        for frame in frames_of(tone(10, GREETING_LEVEL), 8000):  # all at once: a pacing bug
+            await conn.send_audio(frame)
+        async for _ in conn.frames():
+            pass
+
+    burst = await run_call(blurter, clock, [], final_wait_s=0.1)
+    assert len(burst.agent_arrivals_s) == 10
+    assert len(set(burst.agent_arrivals_s)) == 1  # ten frames on the wire in one instant
+
+    paced = await run_call(ToyAgent(clock, greeting_frames=10), clock, [], final_wait_s=0.1)
+    arrivals = paced.agent_arrivals_s
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(paced.agent_arrivals_s) >= 10
+    assert gaps == pytest.approx([TICK] * len(gaps))
 
 
 async def test_real_clock() -> None:
