@@ -109,6 +109,28 @@ class AgentLines:
 _CHANNEL_WORDS = {"email": "email", "sms": "text message", "post": "post"}
 
 
+@dataclass(frozen=True, slots=True)
+class _DialogState:
+    """What one answer may change in the dialog besides its history."""
+
+    awaiting: _Awaiting | None
+    asked_kind: str
+    end_call: bool
+    abuse_warned: bool
+    caller_said_something: bool
+    objections_answered: frozenset[str]
+    pending_keys: tuple[str, ...]
+
+
+@dataclass
+class _Tentative:
+    """An answer the caller may never hear (the pipeline can still withdraw it): the actions it
+    decided, held back, and the dialog's state from before it, to go back to if it is dropped."""
+
+    before: _DialogState
+    actions: list[Action] = field(default_factory=list)
+
+
 @dataclass
 class _Decision:
     """What the agent says for one caller turn without the model, and what it does."""
@@ -263,6 +285,8 @@ class Conversation:
         self._abuse_warned = False
         self._caller_said_something = False
         self._objections_answered: set[str] = set()
+        # The answer under way when the pipeline may still withdraw it (``reply(tentative=True)``).
+        self._tentative: _Tentative | None = None
 
     @property
     def history(self) -> list[ChatMessage]:
@@ -300,7 +324,20 @@ class Conversation:
             messages.append({"role": "system", "content": self._context})
         return [*messages, *history, {"role": "user", "content": caller_text}]
 
-    async def reply(self, caller_text: str) -> AsyncIterator[str]:
+    async def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
+        """Stream the answer to ``caller_text``.
+
+        With ``tentative`` the voice pipeline may still drop the answer before the caller hears
+        any of it (the caller went on talking: docs/pipeline.md "End of turn"), so what it
+        decides to do - do-not-call, a hand-over, a callback - is only carried out at
+        :meth:`reply_heard`, and :meth:`reply_withdrawn` forgets it all. Without it (a caller
+        of the dialog that never withdraws) actions are taken the moment they are decided.
+        """
+        if self._tentative is not None:
+            # The previous answer's fate was never told: it was not heard.
+            self.reply_withdrawn()
+        if tentative:
+            self._tentative = _Tentative(self._state())
         self._exact = self._exact_spoken = ""
         awaiting, self._awaiting = self._awaiting, None
         decision = self._by_rule(caller_text, awaiting)
@@ -547,13 +584,51 @@ class Conversation:
         return self._confirm_timed(action, resolved)
 
     def _take(self, action: Action) -> None:
+        if self._tentative is not None:
+            self._tentative.actions.append(action)  # until the caller hears the answer
+            return
         log.info("action: %s (%s)", action.kind.value, action.source)
         self._actions.take(action)
+
+    def _state(self) -> _DialogState:
+        return _DialogState(
+            awaiting=self._awaiting,
+            asked_kind=self._asked_kind,
+            end_call=self._end_call,
+            abuse_warned=self._abuse_warned,
+            caller_said_something=self._caller_said_something,
+            objections_answered=frozenset(self._objections_answered),
+            pending_keys=tuple(self._pending_keys),
+        )
 
     def _note(self, exact: str, spoken: str) -> None:
         self._exact, self._exact_spoken = exact, spoken
 
     # --- the pipeline's side --------------------------------------------------------------------
+
+    def reply_heard(self) -> None:
+        """The tentative answer is committed - its first audio is on its way to the caller, or
+        its turn is over - so what it decided is carried out now."""
+        tentative, self._tentative = self._tentative, None
+        for action in tentative.actions if tentative is not None else ():
+            self._take(action)
+
+    def reply_withdrawn(self) -> None:
+        """The tentative answer was dropped unheard: none of its actions is taken, and the
+        dialog is as it was before it (the caller's words come back as part of a longer turn)."""
+        tentative, self._tentative = self._tentative, None
+        if tentative is None:
+            return
+        before = tentative.before
+        self._awaiting, self._asked_kind = before.awaiting, before.asked_kind
+        self._end_call, self._abuse_warned = before.end_call, before.abuse_warned
+        self._caller_said_something = before.caller_said_something
+        self._objections_answered = set(before.objections_answered)
+        self._pending_keys = list(before.pending_keys)
+        self._exact = self._exact_spoken = ""
+        if tentative.actions:
+            kinds = ", ".join(action.kind.value for action in tentative.actions)
+            log.info("answer withdrawn before the caller heard it; not taken: %s", kinds)
 
     def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
         exact, spoken = self._exact, self._exact_spoken

@@ -462,8 +462,14 @@ class MessageResponder:
     def greeting(self) -> str | None:
         return self._message
 
-    async def reply(self, caller_text: str) -> AsyncIterator[str]:
+    async def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
         yield self._message
+
+    def reply_heard(self) -> None:
+        """The message decides nothing to carry out."""
+
+    def reply_withdrawn(self) -> None:
+        """The message decides nothing to take back."""
 
     def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
         """Nothing to remember: the call ends after the message."""

@@ -50,8 +50,22 @@ class Responder(Protocol):
         """What the agent says when the call connects (None: wait for the caller)."""
         ...
 
-    def reply(self, caller_text: str) -> AsyncIterator[str]:
-        """Stream the agent's answer to ``caller_text`` as text deltas."""
+    def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
+        """Stream the agent's answer to ``caller_text`` as text deltas.
+
+        The pipeline asks ``tentative``ly: it may still drop the answer before the caller
+        hears any of it, so the responder must not act on it (do-not-call, a hand-over, a
+        callback) before :meth:`reply_heard`, and must forget it at :meth:`reply_withdrawn`.
+        """
+        ...
+
+    def reply_heard(self) -> None:
+        """The tentative answer is committed: its first audio is queued for the caller, or its
+        turn is over (the reply settled, the call ended). Carry out what it decided."""
+        ...
+
+    def reply_withdrawn(self) -> None:
+        """The tentative answer is dropped unheard: take none of its actions."""
         ...
 
     def commit_turn(self, caller_text: str, heard_text: str, interrupted: bool) -> None:
@@ -232,6 +246,8 @@ class Reply:
         self._observer = observer
         self._task: asyncio.Task[None] | None = None
         self._done = False
+        # The responder is answering tentatively and waits to hear whether the answer stands.
+        self._tentative = False
 
     @property
     def audible(self) -> bool:
@@ -247,6 +263,20 @@ class Reply:
     def task(self) -> asyncio.Task[None] | None:
         """The task producing and playing the reply (None before :meth:`start`)."""
         return self._task
+
+    def answer(self, caller_text: str) -> AsyncIterator[str]:
+        """The responder's answer to the caller's turn, asked tentatively: what it decides to
+        do is carried out only once the reply is committed (:meth:`commit`), never when the
+        reply is withdrawn - a caller who goes on talking may have heard nothing of it."""
+        self._tentative = True
+        return self._responder.reply(caller_text, tentative=True)
+
+    def commit(self) -> None:
+        """The reply stands: its first audio is about to be queued, or it ended (settled or
+        interrupted). From here it can no longer be withdrawn; the responder acts on it."""
+        if self._tentative:
+            self._tentative = False
+            self._responder.reply_heard()
 
     def start(self, speak: Callable[[], Awaitable[None]]) -> None:
         """Run ``speak()`` in the reply's task: it produces the reply, queues its audio and
@@ -299,9 +329,13 @@ class Reply:
         if not self._done:
             self._done = True
             self._cancel_task()
+            if self._tentative:
+                self._tentative = False
+                self._responder.reply_withdrawn()
 
     def _end(self, *, interrupted: bool) -> str:
         """Close the books on the reply: record and commit what the caller heard of it."""
+        self.commit()  # the turn is final (DESIGN.md practice 4: a reply ends exactly once)
         self._done = True
         self._cancel_task()
         record = self.record
@@ -632,7 +666,7 @@ class VoicePipeline:
                     for clause in chunker.push(fixed_text + " "):
                         clauses.put_nowait(clause)
                 else:
-                    async for delta in self._responder.reply(caller_text):
+                    async for delta in reply.answer(caller_text):
                         if record.first_token_at is None:
                             record.first_token_at = self._clock.now()
                         for clause in chunker.push(delta):
@@ -650,6 +684,7 @@ class VoicePipeline:
                 async for pcm in self._tts.synthesize(clause):
                     if record.first_audio_at is None:
                         record.first_audio_at = self._clock.now()
+                    reply.commit()  # the caller hears it now: no withdrawing it any more
                     output.enqueue(resampler.process(pcm), segment)
             if reply.segments:
                 output.enqueue(resampler.process(b"", last=True), reply.segments[-1])

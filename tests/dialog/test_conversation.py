@@ -564,3 +564,37 @@ async def test_a_demo_the_calls_purpose_does_not_allow_is_skipped_by_the_rule_to
     assert action.kind is ActionKind.BOOK_APPOINTMENT
     assert action.skipped == "not allowed on a customer support call"
     assert action.at is None
+
+
+async def test_a_withdrawn_answer_takes_nothing_and_leaves_the_dialog_as_it_was(
+    llm: FakeLanguageModel,
+) -> None:
+    # The voice pipeline asks tentatively: the caller may go on talking before hearing it.
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    conversation.dtmf("5")
+    pieces = conversation.reply("Please don't call me again.", tentative=True)
+    assert "".join([p async for p in pieces]) == AgentLines().do_not_call
+    assert actions.taken == []
+    conversation.reply_withdrawn()
+    assert not conversation.end_call_requested
+    pieces = conversation.reply("Call me back tomorrow at three.", tentative=True)
+    assert "call you back" in "".join([p async for p in pieces])
+    conversation.reply_withdrawn()
+    llm.replies = ["They start at ten thousand dollars."]
+    await collect(conversation, "What do the panels cost?")
+    assert actions.taken == []
+    assert "(The caller pressed: 5)" in llm.requests[0][-1]["content"]  # still told once
+
+
+async def test_a_tentative_answer_acts_once_it_is_heard(llm: FakeLanguageModel) -> None:
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    pieces = conversation.reply("Can I talk to a person please?", tentative=True)
+    assert "".join([p async for p in pieces]) == AgentLines().transfer
+    assert actions.taken == []
+    conversation.reply_heard()
+    assert [a.kind for a in actions.taken] == [ActionKind.TRANSFER]
+    assert conversation.end_call_requested
+    conversation.reply_heard()  # told twice: still taken once
+    assert len(actions.taken) == 1

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from callagent.dialog.actions import ActionKind, ActionLog
 from callagent.dialog.agent_profile import DEFAULT_AGENT
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import ChatMessage
@@ -49,6 +50,7 @@ class Harness:
         inbound_rate: int | None = None,
         limits: CallLimits | None = None,
         prefixes: list[str] | None = None,
+        actions: ActionLog | None = None,
     ):
         self.clock = FakeClock()
         self.rate = rate  # the call's rate, as its connection knows it from the start
@@ -58,7 +60,7 @@ class Harness:
             self.stt = PrefixSpeechToText(self.clock, prefixes)
         self.tts = FakeTextToSpeech(self.clock)
         self.llm = FakeLanguageModel(self.clock, replies)
-        self.conversation = Conversation(DEFAULT_AGENT, self.llm)
+        self.conversation = Conversation(DEFAULT_AGENT, self.llm, actions=actions)
         self.log = CallLog()
         self.pipeline = VoicePipeline(
             self.stt,
@@ -687,3 +689,38 @@ async def test_the_call_length_limit_cuts_the_agent_short_says_why_and_hangs_up(
     assert closing[0] - 4.0 <= 0.2  # the closing line follows at once
     assert ended - 4.0 <= limits.closing_grace_s
     assert h.conversation.history[-1]["content"].endswith(limits.max_call_goodbye)
+
+
+async def test_an_answer_withdrawn_before_it_was_heard_takes_no_action() -> None:
+    # "Please don't call me again." - a pause long enough to end the turn - "Actually, wait…":
+    # the do-not-call answer was decided but not yet audible when the caller went on.
+    actions = ActionLog()
+    dont_call = "Please don't call me again."
+    whole = "Please don't call me again. Actually, wait, what do the panels cost?"
+    h = Harness([], [], prefixes=[dont_call, whole], actions=actions)
+    h.tts.delay_s = 1.0  # the answer is still being voiced when the caller resumes
+    async with running(h):
+        await h.call.play(voice(0.6))
+        await h.call.wait(0.5)  # the turn ends after 0.25 s; the rules answer at once
+        assert len(h.stt.heard) == 1
+        await h.call.play(voice(0.8))  # the caller goes on before hearing anything
+        assert actions.taken == []
+        assert not h.conversation.end_call_requested
+        assert not h.log.turns
+        # The whole turn's answer is heard: its do-not-call is taken, once, and the call ends.
+        await h.call.wait_until(lambda: h.call.hung_up)
+    assert [a.kind for a in actions.taken] == [ActionKind.SET_DO_NOT_CALL]
+    assert [t.caller_text for t in h.log.turns] == [whole]
+
+
+async def test_an_answer_the_caller_heard_takes_its_action_even_when_interrupted() -> None:
+    actions = ActionLog(can_transfer=True)
+    h = Harness(["Can I talk to a person please?", "hello"], [], actions=actions)
+    h.tts.seconds_per_word = 0.4  # a long confirmation the caller talks over
+    async with running(h):
+        await h.call.play(voice(0.6))
+        await h.call.wait_until(lambda: bool(h.call.agent_audio_times()))
+        await h.call.wait(0.3)
+        await h.call.play(voice(0.6))  # barge-in: the hand-over was heard being announced
+        await h.call.wait_until(lambda: bool(h.log.barge_ins))
+    assert [a.kind for a in actions.taken] == [ActionKind.TRANSFER]
