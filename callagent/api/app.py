@@ -29,6 +29,7 @@ from litestar.static_files import create_static_files_router
 from callagent.api.auth import api_key_guard, authenticate, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
 from callagent.api.pages import BrowserPhone, dashboard_router
+from callagent.api.recordings import RecordingController
 from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
 from callagent.api.routes.campaigns import CampaignController, CampaignTriggerController
@@ -106,6 +107,7 @@ def api_router(state: ApiState) -> Router:
             CustomerController,
             NoteController,
             CallController,
+            RecordingController,
             CallbackController,
             OpportunityController,
             WebhookController,

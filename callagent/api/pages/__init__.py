@@ -34,8 +34,11 @@ from callagent.api.pages.auth import (
     session_guard,
     signed_in,
 )
+from callagent.api.pages.live import live_handlers
 from callagent.api.pages.phone import BrowserPhone, phone_handlers
+from callagent.api.pages.recording import recording_handlers
 from callagent.api.pages.render import STATIC, render
+from callagent.api.recordings import recording_path
 from callagent.api.routes.agent import place
 from callagent.api.state import ApiState
 from callagent.dialog.profile_builder import BusinessInfoError, check_business_info
@@ -532,7 +535,17 @@ def dashboard_router(
         measured = call.latency.get("turns", []) if isinstance(call.latency, dict) else []
         return render(
             "call.html",
-            **base(request, call=call, zone=zone(agent), latency_turns=measured),
+            **base(
+                request,
+                call=call,
+                zone=zone(agent),
+                latency_turns=measured,
+                barge_in_stops=call.latency.get("barge_in_stop_ms", [])
+                if isinstance(call.latency, dict)
+                else [],
+                # The player only for a file this node can serve (recording on, not deleted).
+                has_recording=recording_path(api.recordings, call.recording_ref) is not None,
+            ),
         )
 
     # --- customers ------------------------------------------------------------------------------
@@ -807,6 +820,8 @@ def dashboard_router(
             callback_reschedule,
             callback_cancel,
             *phone_handlers(api, phone),
+            *live_handlers(api),
+            *recording_handlers(api),
         ],
         guards=[session_guard(api)],
         before_request=check_csrf,
