@@ -31,8 +31,9 @@ class LanguageModel(Protocol):
         """Yield the reply to ``messages`` as text deltas."""
         ...
 
-    async def warm_up(self, system_prompt: str) -> None:
-        """Prepare for requests that start with ``system_prompt`` (e.g. fill a prefix cache)."""
+    async def warm_up(self, system_prompt: str, *, context: str = "") -> None:
+        """Prepare for requests that start with ``system_prompt`` - followed by a second system
+        message ``context`` when it is given - e.g. fill a prefix cache."""
         ...
 
 
@@ -111,12 +112,14 @@ class LlamaCppLanguageModel:
             # Let the worker notice the stop flag; its result (or error) was already delivered.
             worker.add_done_callback(lambda f: f.exception())
 
-    async def warm_up(self, system_prompt: str) -> None:
-        """Evaluate the system prompt once so the first caller turn finds it cached."""
-        messages: list[ChatMessage] = [
-            {"role": "system", "content": system_prompt},
-            {"role": "user", "content": "Hello."},
-        ]
+    async def warm_up(self, system_prompt: str, *, context: str = "") -> None:
+        """Evaluate the system prompt (and the call's context after it) once, so the first
+        caller turn finds it cached: llama.cpp reuses the longest common token prefix of
+        consecutive requests; one token is generated and dropped."""
+        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt}]
+        if context:
+            messages.append({"role": "system", "content": context})
+        messages.append({"role": "user", "content": "Hello."})
         async with contextlib.aclosing(self.stream(messages)) as deltas:
             async for _ in deltas:
                 break

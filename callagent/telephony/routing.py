@@ -462,6 +462,9 @@ class MessageResponder:
     def greeting(self) -> str | None:
         return self._message
 
+    async def prepare(self) -> None:
+        """No model to warm: the message is fixed."""
+
     async def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
         yield self._message
 

@@ -50,6 +50,11 @@ class Responder(Protocol):
         """What the agent says when the call connects (None: wait for the caller)."""
         ...
 
+    async def prepare(self) -> None:
+        """Get ready for the caller's first turn while the greeting plays (the dialog puts its
+        prompt into the model's cache: docs/pipeline.md "Warm prefix")."""
+        ...
+
     def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
         """Stream the agent's answer to ``caller_text`` as text deltas.
 
@@ -422,10 +427,13 @@ class VoicePipeline:
         started = self._clock.now()
         listener: asyncio.Task[None] | None = None
         watchdog: asyncio.Task[None] | None = None
+        warming: asyncio.Task[None] | None = None
         try:
             greeting = self._responder.greeting() if self.settings.greet else None
             if greeting:
                 self._start_reply(output, caller_text="", fixed_text=greeting)
+            # While the greeting plays: the first reply then pays only for the caller's words.
+            warming = asyncio.create_task(self._responder.prepare(), name="warm-prefix")
             listener = asyncio.create_task(self._listen(inbound, vad, output), name="listen")
             watchdog = asyncio.create_task(self._watch(output, started), name="call-watchdog")
             done, _ = await asyncio.wait({listener, watchdog}, return_when=asyncio.FIRST_COMPLETED)
@@ -434,7 +442,7 @@ class VoicePipeline:
             for task in done:
                 task.result()  # a failure of either is the call's failure
         finally:
-            for task in (listener, watchdog):
+            for task in (listener, watchdog, warming):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -598,3 +598,13 @@ async def test_a_tentative_answer_acts_once_it_is_heard(llm: FakeLanguageModel) 
     assert conversation.end_call_requested
     conversation.reply_heard()  # told twice: still taken once
     assert len(actions.taken) == 1
+
+
+async def test_preparing_a_call_warms_the_model_with_its_prompt_and_context(
+    llm: FakeLanguageModel,
+) -> None:
+    conversation = Conversation(DEFAULT_AGENT, llm, context="- Name: Jane Doe.")
+    await conversation.prepare()
+    prompt = conversation.messages_for("Hi")[0]["content"]
+    assert llm.warmed == [(prompt, "- Name: Jane Doe.")]
+    assert llm.requests == []  # no answer was asked for

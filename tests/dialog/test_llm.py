@@ -69,3 +69,16 @@ async def test_every_call_purposes_prompt_fits_the_model_and_gets_a_spoken_answe
         assert "ACTION" not in said
         assert "_" not in said
         assert "AI assistant" in conversation.greeting()
+
+
+async def test_a_calls_prepare_evaluates_its_prompt_and_context_before_the_first_turn(
+    llm: LlamaCppLanguageModel,
+) -> None:
+    # docs/pipeline.md "Warm prefix": while the greeting plays, llama.cpp evaluates the
+    # agent's prompt and this customer's context, so the first reply pays for the caller only.
+    context = "- Name: Priya Raman. Earlier calls: asked about heat pumps for a barn."
+    conversation = Conversation(DEFAULT_AGENT, llm, context=context)
+    await conversation.prepare()
+    cached = llm._llama.detokenize(list(llm._llama._input_ids)).decode()
+    assert "Priya Raman" in cached
+    assert cached.index("Priya Raman") > cached.index(DEFAULT_AGENT.company)

@@ -68,9 +68,10 @@ class FakeLanguageModel:
     token_delay_s: float = 0.02
     requests: list[list[ChatMessage]] = field(default_factory=list)
     stopped_early: int = 0
+    warmed: list[tuple[str, str]] = field(default_factory=list)
 
-    async def warm_up(self, system_prompt: str) -> None:
-        pass
+    async def warm_up(self, system_prompt: str, *, context: str = "") -> None:
+        self.warmed.append((system_prompt, context))
 
     async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
         self.requests.append(list(messages))

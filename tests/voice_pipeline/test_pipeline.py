@@ -724,3 +724,13 @@ async def test_an_answer_the_caller_heard_takes_its_action_even_when_interrupted
         await h.call.play(voice(0.6))  # barge-in: the hand-over was heard being announced
         await h.call.wait_until(lambda: bool(h.log.barge_ins))
     assert [a.kind for a in actions.taken] == [ActionKind.TRANSFER]
+
+
+async def test_the_model_is_warmed_for_the_call_while_the_greeting_plays() -> None:
+    h = Harness(["hi"], ["Hello."], greet=True)
+    async with running(h):
+        await h.call.wait(0.2)
+        assert h.call.agent_audio_times()  # the greeting is playing
+        prompt = h.conversation.messages_for("hi")[0]["content"]
+        assert h.llm.warmed == [(prompt, "")]
+        assert h.llm.requests == []
