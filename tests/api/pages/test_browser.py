@@ -5,11 +5,14 @@ to a host other than the app's is refused and recorded: the pages load nothing f
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +21,15 @@ import uvicorn
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
+from callagent.store.db import Database
+from callagent.store.schemas import TranscriptTurn
+from callagent.store.services import call_state
+from callagent.store.services.call_state import CallUpdate
+from callagent.store.states import CallStatus
 
 from helpers.api_fixtures import SCRIPT
 from helpers.dashboard_fixtures import Person
+from helpers.recordings import write_recording
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -266,3 +275,44 @@ async def test_keyboard_and_phone(browser: Browser, person: Person) -> None:
         # Readable on a phone: nothing wider than the screen makes the page scroll sideways.
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, path
+
+
+async def test_the_live_page_follows_a_call_and_its_recording_plays(
+    browser: Browser, person: Person, api_state: ApiState, db: Database, tmp_path: Path
+) -> None:
+    """The live list takes each turn the call journal writes, without a reload, and drops the
+    call when it ends; the call's page then loads its recording into the audio player."""
+    api_state.recordings = tmp_path
+    call_id = uuid.UUID((await _seed(browser.base, person, "Alpha"))["call"])
+    answered = dt.datetime.now(dt.UTC)
+    await call_state.apply_call_update(
+        db, person.client_id, call_id, CallUpdate(status=CallStatus.IN_PROGRESS), answered
+    )
+    page = browser.page
+    await browser.sign_in(person)
+    await page.get_by_role("link", name="Live").click()
+    await page.get_by_role("heading", name="Alpha Customer").wait_for()
+    assert await page.get_by_text("Nothing said yet.").is_visible()
+    await page.evaluate("window.sameDocument = true")  # gone if the page reloaded
+
+    turn = TranscriptTurn(speaker="caller", text="What would panels cost me?", at=answered)
+    await call_state.append_turns(db, person.client_id, call_id, [turn], now=answered)
+    await page.get_by_text("What would panels cost me?").wait_for()
+    await call_state.apply_call_update(
+        db, person.client_id, call_id, CallUpdate(status=CallStatus.COMPLETED), answered
+    )
+    await page.get_by_text("No calls on the line right now.").wait_for()
+    assert await page.evaluate("window.sameDocument") is True
+
+    recording = write_recording(tmp_path, call_id, seconds=1.0)
+    await call_state.apply_call_update(
+        db, person.client_id, call_id, CallUpdate(recording_ref=recording.name), answered
+    )
+    await page.goto(f"{browser.base}/dashboard/calls/{call_id}")
+    # HAVE_METADATA: chromium fetched the file through the session route and parsed its header.
+    await page.wait_for_function("document.getElementById('recording').readyState >= 1")
+    duration = await page.evaluate("document.getElementById('recording').duration")
+    assert abs(duration - 1.0) < 0.01
+    assert await page.get_by_role("link", name="Download the recording (WAV)").is_visible()
+    assert browser.outside == []
+    assert browser.errors == []
