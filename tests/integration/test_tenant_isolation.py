@@ -84,6 +84,9 @@ PROBES = [
     Probe("DELETE", "/api/notes/{note_id:uuid}", lambda i: f"/api/notes/{i['note']}/"),
     Probe("GET", "/api/calls", lambda i: "/api/calls/", expect="list"),
     Probe("GET", "/api/calls/{call_id:uuid}", lambda i: f"/api/calls/{i['call']}/"),
+    # A's call with its recording on disk is a 404 for B too: tests/api/test_recordings.py.
+    Probe("GET", "/api/calls/{call_id:uuid}/recording",
+          lambda i: f"/api/calls/{i['call']}/recording/"),
     Probe("POST", "/api/callbacks", lambda i: "/api/callbacks/",
           lambda i: {"customer_id": i["customer"], "scheduled_at": LATER}),
     Probe("GET", "/api/callbacks", lambda i: "/api/callbacks/", expect="list"),
