@@ -28,7 +28,7 @@ from litestar.static_files import create_static_files_router
 
 from callagent.api.auth import api_key_guard, authenticate, provide_client_id
 from callagent.api.errors import EXCEPTION_HANDLERS
-from callagent.api.pages import BrowserPhone, dashboard_router
+from callagent.api.pages import BrowserPhone, FirstRun, dashboard_router
 from callagent.api.recordings import RecordingController
 from callagent.api.request import ApiRequest
 from callagent.api.routes.agent import AgentController
@@ -134,6 +134,7 @@ def create_app(
     *,
     metrics: CallMetrics | None = None,
     phone: BrowserPhone | None = None,
+    first_run: FirstRun | None = None,
 ) -> Litestar:
     """A Litestar app serving ``GET /health``; with ``api``, the REST API.
 
@@ -143,7 +144,8 @@ def create_app(
     With ``metrics`` and ``api``, ``GET /metrics`` serves them in Prometheus' text format to a
     caller with a valid API key, like ``/health``'s details (docs/metrics.md).
     With ``phone`` the dashboard's "Talk to your agent" page calls the agent from the browser
-    (docs/dashboard.md).
+    (docs/dashboard.md). With ``first_run`` (a database without users) its one-time link
+    opens the dashboard's set-up form (docs/dashboard.md, "First start").
     """
 
     @get("/health", include_in_schema=False)
@@ -177,7 +179,7 @@ def create_app(
             )
         )
         # The web dashboard (docs/dashboard.md): its own login and cookie, never an API key.
-        handlers.extend(dashboard_router(api, phone=phone))
+        handlers.extend(dashboard_router(api, phone=phone, first_run=first_run))
     return Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -360,11 +360,14 @@ async def _serve_http(
     from callagent.api.app import create_app
     from callagent.api.pages import BrowserPhone
     from callagent.api.state import ApiState, start_call_rule
+    from callagent.app.first_run import announce_first_run
 
     def status() -> dict[str, Any]:
         return {"agent": profile.name, "models": settings.models.profile, **telephony.status()}
 
     network = settings.network
+    # A database without users: a one-time set-up link, never a default password.
+    first_run = await announce_first_run(database, network)
     http = uvicorn.Server(
         uvicorn.Config(
             create_app(
@@ -381,6 +384,7 @@ async def _serve_http(
                 metrics=telephony.metrics,
                 # "Talk to your agent": the browser phone's calls run like phone calls.
                 phone=BrowserPhone(telephony.runner, telephony.runner.clock),
+                first_run=first_run,
             ),
             host=network.host,
             port=network.http_port,

@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -256,11 +257,49 @@ async def test_serve_answers_health_checks_and_audiosocket_calls_then_stops_clea
         )
         assert result.error is None, result.error
         assert rms(result.agent_pcm) > 100  # the agent greeted the caller
+        # `make run` opens onto a working dashboard: the fresh database has no user, so the
+        # start printed a one-time set-up link, and it makes a sign-in (docs/dashboard.md).
+        await set_up_through_the_printed_link(server, http_port)
     finally:
         if server.returncode is None:
             server.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(server.communicate(), 30)
     assert server.returncode == 0, output.decode()[-3000:]
+
+
+async def set_up_through_the_printed_link(server: asyncio.subprocess.Process, port: int) -> None:
+    """Read serve's output up to the set-up link, open it, create the business and user."""
+    assert server.stdout is not None
+    link = ""
+    async with asyncio.timeout(10):
+        while not link:
+            line = (await server.stdout.readline()).decode()
+            assert line, "serve printed no set-up link"
+            found = re.search(r"http://\S+/dashboard/setup\?token=\S+", line)
+            link = found.group(0) if found else ""
+    assert link.startswith(f"http://127.0.0.1:{port}/")
+    async with httpx.AsyncClient(timeout=10) as browser:
+        home = await browser.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
+        assert "Nobody can sign in yet" in home.text  # the login page says where the link is
+        token = link.split("token=", 1)[1]
+        form = await browser.get(link)
+        assert form.status_code == 200, form.text
+        password = "a long enough password"
+        done = await browser.post(
+            f"http://127.0.0.1:{port}/dashboard/setup",
+            data={
+                "token": token,
+                "business_name": "Sunny Roofs",
+                "email": "owner@sunny.example",
+                "password": password,
+                "password_again": password,
+            },
+        )
+        assert done.status_code == 200, done.text
+        overview = await browser.get(f"http://127.0.0.1:{port}/dashboard/")
+        assert overview.status_code == 200
+        assert "owner@sunny.example" in overview.text
+        assert (await browser.get(link)).status_code == 403  # spent
 
 
 @pytest.mark.real_models

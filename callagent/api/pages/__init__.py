@@ -35,6 +35,7 @@ from callagent.api.pages.auth import (
     signed_in,
 )
 from callagent.api.pages.live import live_handlers
+from callagent.api.pages.first_run import FirstRun, first_run_handlers
 from callagent.api.pages.phone import BrowserPhone, phone_handlers
 from callagent.api.pages.recording import recording_handlers
 from callagent.api.pages.render import STATIC, render
@@ -73,7 +74,7 @@ from callagent.store.states import (
     TrainingType,
 )
 
-__all__ = ["BrowserPhone", "DashboardConfig", "dashboard_router"]
+__all__ = ["BrowserPhone", "DashboardConfig", "FirstRun", "dashboard_router"]
 
 PREFIX = "/dashboard"
 PAGE_SIZE = 25
@@ -138,10 +139,15 @@ async def _form(request: Request[Any, Any, Any]) -> Form:
 
 
 def dashboard_router(
-    api: ApiState, config: DashboardConfig | None = None, *, phone: BrowserPhone | None = None
+    api: ApiState,
+    config: DashboardConfig | None = None,
+    *,
+    phone: BrowserPhone | None = None,
+    first_run: FirstRun | None = None,
 ) -> list[Any]:
     """The dashboard's routes and its static files, to mount on the app. With ``phone``
-    (a node with voice models), "Talk to your agent" calls the agent from the browser."""
+    (a node with voice models), "Talk to your agent" calls the agent from the browser. With
+    ``first_run`` (no user yet), its one-time link opens the set-up form."""
     config = config or DashboardConfig()
     throttle = LoginThrottle(config.max_failures, config.window_s)
 
@@ -161,11 +167,20 @@ def dashboard_router(
     # --- login ----------------------------------------------------------------------------------
 
     def login_page(
-        request: Request[Any, Any, Any], error: str = "", email: str = "", status: int = 200
+        request: Request[Any, Any, Any],
+        error: str = "",
+        email: str = "",
+        status: int = 200,
+        setup_pending: bool = False,
     ) -> Response[str]:
         secret = new_login_secret()
         response = render(
-            "login.html", status_code=status, error=error, email=email, login_secret=secret
+            "login.html",
+            status_code=status,
+            error=error,
+            email=email,
+            login_secret=secret,
+            setup_pending=setup_pending,
         )
         response.set_cookie(
             LOGIN_COOKIE,
@@ -180,7 +195,9 @@ def dashboard_router(
 
     @get("/login", opt={"public": True}, include_in_schema=False)
     async def login_form(request: Request[Any, Any, Any]) -> Response[str]:
-        return login_page(request)
+        # A first start with no user: say where the set-up link is (docs/dashboard.md).
+        pending = first_run is not None and await first_run.pending(api)
+        return login_page(request, setup_pending=pending)
 
     @post("/login", opt={"public": True}, include_in_schema=False)
     async def login(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -820,6 +837,7 @@ def dashboard_router(
             callback_reschedule,
             callback_cancel,
             *phone_handlers(api, phone),
+            *first_run_handlers(api, config, first_run),
             *live_handlers(api),
             *recording_handlers(api),
         ],

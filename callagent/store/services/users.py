@@ -24,6 +24,8 @@ from sqlalchemy import delete, select
 from callagent.store.db import Database
 from callagent.store.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from callagent.store.models import Client, utcnow
+from callagent.store.schemas import CreatedClient
+from callagent.store.services.clients import _key_row, _new_key
 from callagent.store.user_models import DashboardSession, DashboardUser
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
@@ -124,6 +126,47 @@ async def create_user(db: Database, client_id: uuid.UUID, email: str, password: 
         session.add(row)
         await session.flush()
         return _view(row)
+
+
+@dataclass(frozen=True)
+class FirstUser:
+    """The installation's first client (with its first API key, shown once) and user."""
+
+    client: CreatedClient
+    user: UserView
+
+
+async def has_users(db: Database) -> bool:
+    """Whether this installation has any dashboard user (a disabled one counts)."""
+    async with db.read() as session:
+        return await session.scalar(select(DashboardUser.id).limit(1)) is not None
+
+
+async def create_first_user(
+    db: Database, business_name: str, email: str, password: str
+) -> FirstUser:
+    """The first-run set-up (docs/dashboard.md, "First start"): a client named
+    ``business_name``, its first API key and its first user, in one transaction, so a refusal
+    leaves nothing half-made. Conflict once any user exists: the set-up is then over."""
+    name = business_name.strip()
+    if not name or len(name) > 200:
+        raise ValidationFailed("business_name", "must be 1 to 200 characters")
+    email = _check_email(email)
+    _check_password(password)
+    # argon2 is CPU-bound (tens of ms): off the event loop (DESIGN.md practice 5).
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    key = _new_key()
+    async with db.write() as session:
+        if await session.scalar(select(DashboardUser.id).limit(1)) is not None:
+            raise Conflict("this installation is set up already: sign in")
+        client = Client(name=name)
+        session.add(client)
+        await session.flush()
+        session.add(_key_row(client.id, key))
+        row = DashboardUser(client_id=client.id, email=email, password_hash=password_hash)
+        session.add(row)
+        await session.flush()
+        return FirstUser(CreatedClient(client_id=client.id, api_key=key), _view(row))
 
 
 async def list_users(db: Database, client_id: uuid.UUID | None = None) -> list[UserView]:
