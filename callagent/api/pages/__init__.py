@@ -18,6 +18,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from callagent.api.pages.analytics import analytics_handlers
 from callagent.api.pages.auth import (
     COOKIE_PATH,
     CSRF_FIELD,
@@ -34,6 +35,8 @@ from callagent.api.pages.auth import (
     session_guard,
     signed_in,
 )
+from callagent.api.pages.campaigns import campaign_handlers
+from callagent.api.pages.imports import import_handlers
 from callagent.api.pages.live import live_handlers
 from callagent.api.pages.first_run import FirstRun, first_run_handlers
 from callagent.api.pages.phone import BrowserPhone, phone_handlers
@@ -837,6 +840,9 @@ def dashboard_router(
             callback_reschedule,
             callback_cancel,
             *phone_handlers(api, phone),
+            *campaign_handlers(api),
+            *import_handlers(api),
+            *analytics_handlers(api),
             *first_run_handlers(api, config, first_run),
             *live_handlers(api),
             *recording_handlers(api),
