@@ -103,6 +103,14 @@ async def test_a_call_asterisk_still_has_is_left_and_a_gone_one_is_settled(
             )
         )
         await rig.wait_for(lambda: rig.sim.live_channel(placed["ringing"]) is not None)
+        # The call's journal writes what AMI reported (its channel, then ringing) with its own
+        # clock. A heartbeat racing that write counts nothing: the row's sign of life is then
+        # newer than the heartbeat's, and touch_calls never moves one backwards (traced: the
+        # ringing write took its time 8 ms after the heartbeat and committed first).
+        await rig.wait_for_call(
+            tenant.client_id, placed["ringing"], lambda d: d.status == CallStatus.RINGING
+        )
+        await rig.settled()
         recording = killed_recording(tmp_path, placed["gone"], 1.5)
         recovery = CallRecovery(
             rig.db,
