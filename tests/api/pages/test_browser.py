@@ -5,6 +5,7 @@ to a host other than the app's is refused and recorded: the pages load nothing f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -20,6 +21,7 @@ import pytest
 import uvicorn
 
 from callagent.api.app import create_app
+from callagent.api.pages import FirstRun
 from callagent.api.state import ApiState
 from callagent.store.db import Database
 from callagent.store.schemas import TranscriptTurn
@@ -28,8 +30,9 @@ from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
 
 from helpers.api_fixtures import SCRIPT
-from helpers.dashboard_fixtures import Person
+from helpers.dashboard_fixtures import PASSWORD, Person
 from helpers.recordings import write_recording
+from helpers.store_fixtures import FixedClock, RecordingPlacer, own_migrated_url
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -51,15 +54,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-async def served(api_state: ApiState) -> AsyncIterator[str]:
-    """The app behind a real uvicorn on loopback."""
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` behind a real uvicorn on loopback; its address."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(lambda: {}, api_state), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(10):
@@ -70,6 +69,13 @@ async def served(api_state: ApiState) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def served(api_state: ApiState) -> AsyncIterator[str]:
+    """The app behind a real uvicorn on loopback."""
+    async with serving(create_app(lambda: {}, api_state)) as base:
+        yield base
 
 
 @dataclass
@@ -89,8 +95,9 @@ class Browser:
         await self.page.wait_for_url(f"{self.base}/dashboard/")
 
 
-@pytest.fixture
-async def browser(served: str) -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def chromium_on(served: str) -> AsyncIterator[Browser]:
+    """A page in Debian's chromium that may load only what ``served`` serves."""
     assert CHROMIUM is not None, "CI must run the browser tests: install Debian's chromium"
     async with playwright_api.async_playwright() as driver:
         chromium = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -118,6 +125,12 @@ async def browser(served: str) -> AsyncIterator[Browser]:
             yield browser
         finally:
             await chromium.close()
+
+
+@pytest.fixture
+async def browser(served: str) -> AsyncIterator[Browser]:
+    async with chromium_on(served) as browser:
+        yield browser
 
 
 async def _seed(base: str, who: Person, name: str) -> dict[str, str]:
@@ -175,6 +188,12 @@ async def test_setup_training_call_and_callback_click_through(
     await page.get_by_role("heading", name="Training level: 25 %").wait_for()
     assert await page.get_by_text("20 %: the agent may make calls").is_visible()
 
+    # Talk to your agent: this node runs without voice models, and the page says so
+    # (test_phone.py talks through it with the ci models and a fake microphone).
+    await page.get_by_role("link", name="Talk to your agent").click()
+    await page.get_by_role("heading", name="Talk to your agent").wait_for()
+    assert await page.get_by_text("runs without voice models").is_visible()
+
     await page.get_by_role("link", name="Calls").click()
     await page.get_by_label("Number to call").fill("+14155550199")
     await page.get_by_label("Purpose").fill("sales_outreach")
@@ -203,6 +222,13 @@ async def test_setup_training_call_and_callback_click_through(
     async with httpx.AsyncClient(base_url=browser.base, headers=person.headers) as api:
         stored = (await api.get(f"/api/callbacks/{callback_id}/")).json()
     assert stored["scheduled_at"].startswith("2026-03-06T08:30:00")  # 09:30 in Berlin
+
+    await page.get_by_role("button", name="Cancel callback to +14155550199").click()
+    await page.wait_for_url("**/dashboard/callbacks")
+    assert await page.get_by_text("No callbacks here.").is_visible()
+    async with httpx.AsyncClient(base_url=browser.base, headers=person.headers) as api:
+        stored = (await api.get(f"/api/callbacks/{callback_id}/")).json()
+    assert stored["status"] == "cancelled"
 
     await page.get_by_role("button", name="Sign out").click()
     await page.wait_for_url("**/dashboard/login")
@@ -316,3 +342,142 @@ async def test_the_live_page_follows_a_call_and_its_recording_plays(
     assert await page.get_by_role("link", name="Download the recording (WAV)").is_visible()
     assert browser.outside == []
     assert browser.errors == []
+
+
+# What a page must have for a screen reader and the keyboard (docs/dashboard.md, "The pages"):
+# every visible form control and meter named by a label (or aria-label/-labelledby), every
+# button and link a name, images an alt, ids unique (a duplicate breaks <label for>), one h1,
+# the language and a title. Returns the problems found.
+PAGE_PROBLEMS = """() => {
+  const problems = [];
+  const text = (el) => (el ? el.textContent.trim() : "");
+  const named = (el) =>
+    (el.getAttribute("aria-label") || "").trim() ||
+    (el.getAttribute("aria-labelledby") || "").split(/\\s+/).filter(Boolean)
+      .map((id) => text(document.getElementById(id))).join("") ||
+    [...(el.labels || [])].map(text).join("") || (el.title || "").trim();
+  for (const el of document.querySelectorAll("input, select, textarea, meter, progress")) {
+    if (el.type !== "hidden" && !named(el)) problems.push("no label: " + el.outerHTML.slice(0, 99));
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!text(el) && !named(el)) problems.push("no name: " + el.outerHTML.slice(0, 160));
+  }
+  for (const el of document.querySelectorAll("img:not([alt])")) problems.push("no alt: " + el.src);
+  const seen = new Set();
+  for (const el of document.querySelectorAll("[id]")) {
+    if (seen.has(el.id)) problems.push("duplicate id: " + el.id);
+    seen.add(el.id);
+  }
+  const h1 = document.querySelectorAll("h1").length;
+  if (h1 !== 1) problems.push(h1 + " h1 headings");
+  if (!document.documentElement.lang) problems.push("no lang");
+  if (!document.title.trim()) problems.push("no title");
+  return problems;
+}"""
+PHONE = {"width": 375, "height": 740}
+
+
+async def _check_page(browser: Browser, label: str) -> None:
+    """The page now open is labelled (PAGE_PROBLEMS) and, at a phone's 375 px, never scrolls
+    sideways (wide tables scroll inside themselves)."""
+    assert await browser.page.evaluate(PAGE_PROBLEMS) == [], label
+    width = await browser.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], label
+
+
+async def _focus_is_visible(page: Any) -> bool:
+    """Whether the focused element draws the focus ring (dashboard.css, :focus-visible)."""
+    return bool(
+        await page.evaluate(
+            """() => { const s = getComputedStyle(document.activeElement);
+                 return s.outlineStyle !== "none" && parseFloat(s.outlineWidth) >= 2; }"""
+        )
+    )
+
+
+async def test_every_page_is_labelled_reachable_by_keyboard_and_fits_a_phone(
+    browser: Browser, person: Person
+) -> None:
+    mine = await _seed(browser.base, person, "Alpha")
+    page = browser.page
+    await page.set_viewport_size(PHONE)
+    await browser.sign_in(person)
+    nav = await page.eval_on_selector_all(
+        'nav[aria-label="Main"] a', "links => links.map(a => a.getAttribute('href'))"
+    )
+    assert "/dashboard/talk" in nav
+    assert "/dashboard/callbacks" in nav
+
+    # The keyboard alone: the skip link first, then every entry of the navigation in order,
+    # each with a visible focus ring, then Sign out; Enter follows a link.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert await _focus_is_visible(page)
+    for href in nav:
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.getAttribute('href')") == href
+        assert await _focus_is_visible(page), href
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Sign out"
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"{browser.base}{nav[-1]}")
+    current = page.locator('nav a[aria-current="page"]')
+    assert await current.get_attribute("href") == nav[-1]
+
+    details = [f"/dashboard/calls/{mine['call']}", f"/dashboard/customers/{mine['customer']}"]
+    for path in [*nav, *details]:
+        response = await page.goto(f"{browser.base}{path}")
+        assert response is not None
+        assert response.status == 200, path
+        await _check_page(browser, path)
+
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/dashboard/login")
+    await _check_page(browser, "login")
+    assert browser.outside == []
+    assert browser.errors == []
+
+
+@pytest.fixture
+def fresh_database_url(backend: str) -> str:
+    """A database of the test's own: the first start is about a database without users."""
+    return own_migrated_url(backend)
+
+
+async def test_the_first_start_sets_up_by_keyboard_from_the_printed_link(
+    fresh_database_url: str, placer: RecordingPlacer, clock: FixedClock
+) -> None:
+    first_run = FirstRun()
+    state = ApiState(db=Database(fresh_database_url), placer=placer, clock=clock)
+    app = create_app(lambda: {}, state, first_run=first_run)
+    async with serving(app) as base, chromium_on(base) as browser:
+        page = browser.page
+        await page.set_viewport_size(PHONE)
+        await page.goto(f"{base}/")  # what `make run` opens onto
+        await page.wait_for_url("**/dashboard/login")
+        assert await page.get_by_text("Nobody can sign in yet").is_visible()
+        await _check_page(browser, "login before set-up")
+
+        await page.goto(first_run.url(base))
+        await _check_page(browser, "set-up form")
+        # Typed and submitted with the keyboard alone, from the field that has the focus.
+        assert await page.evaluate("document.activeElement.id") == "business_name"
+        for value in ("Sunny Roofs", "owner@sunny.example", PASSWORD, PASSWORD):
+            assert await _focus_is_visible(page)
+            await page.keyboard.type(value)
+            await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Create my business"
+        assert await _focus_is_visible(page)
+        await page.keyboard.press("Enter")
+        await page.get_by_role("heading", name="Sunny Roofs is set up").wait_for()
+        await _check_page(browser, "set-up done")  # the API key wraps on a phone
+        assert (await page.locator("#api-key").inner_text()).startswith("ca_")
+
+        await page.get_by_role("link", name="Set up your agent").click()
+        await page.get_by_role("heading", name="Agent setup").wait_for()  # signed in
+        assert browser.errors == []
+        response = await page.goto(first_run.url(base))
+        assert response is not None
+        assert response.status == 403  # spent: the installation has its user
+        assert browser.outside == []
