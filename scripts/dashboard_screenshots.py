@@ -2,10 +2,11 @@
 """Regenerate the dashboard screenshots in docs/dashboard/ (docs/dashboard.md).
 
 Starts the app on a throw-away SQLite database filled with a small demo client (an agent
-trained past 80 %, customers, an answered call with its transcript, latency, actions and
-analysis, callbacks), signs in with Debian's chromium through Playwright, and saves one PNG
-per page, plus the overview at a phone's width, and "Talk to your agent" after a real exchange
-with the ``ci`` models (chromium's fake microphone plays Debian's flite speaking).
+trained past 80 %, customers, an answered call with its transcript, latency, actions,
+analysis and recording - flite speaking its lines -, a call on the line now, callbacks),
+signs in with Debian's chromium through Playwright, and saves one PNG per page, plus the
+overview at a phone's width, and "Talk to your agent" after a real exchange with the ``ci``
+models (chromium's fake microphone plays Debian's flite speaking).
 
     python scripts/dashboard_screenshots.py [--out docs/dashboard]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import io
 import shutil
 import socket
 import subprocess
@@ -38,7 +40,10 @@ from callagent.store.db import Database, migrate_url
 from callagent.store.models import CallSession
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import call_state, clients, users
+from callagent.store.services.call_state import CallUpdate
+from callagent.store.states import CallStatus
 from callagent.telephony.outbound import OutboundCallRequest, PlacementResult
+from callagent.telephony.recording import CallRecorder
 
 EMAIL = "owner@sunny-roofs.example"
 PASSWORD = "demo password 1"
@@ -53,7 +58,7 @@ class DemoPlacer:
         return PlacementResult(placed=True, reason="", telephony_call_id=f"demo-{uuid.uuid4()}")
 
 
-async def _seed(base: str, db: Database, api_key: str) -> dict[str, str]:
+async def _seed(base: str, db: Database, api_key: str, recordings: Path) -> dict[str, str]:
     async with httpx.AsyncClient(
         base_url=base, headers={"Authorization": f"Bearer {api_key}"}
     ) as api:
@@ -154,7 +159,7 @@ async def _seed(base: str, db: Database, api_key: str) -> dict[str, str]:
                 {"end_of_turn": 460.0, "stt": 210.0, "llm_first_token": 290.0,
                  "tts_first_audio": 110.0, "wire": 20.0, "voice_to_voice": 1090.0},
             ],
-            "barge_in_stop_ms": [],
+            "barge_in_stop_ms": [96.0],
         }  # fmt: skip
         await call_state.append_turns(db, client_id, call_id, turns, latency, now=start)
         friday = NOW + dt.timedelta(days=(4 - NOW.weekday()) % 7 or 7)
@@ -179,10 +184,13 @@ async def _seed(base: str, db: Database, api_key: str) -> dict[str, str]:
                 {
                     "type": "schedule_callback",
                     "source": "rule",
+                    "when": "Friday afternoon",
                     "at": friday.replace(hour=14, minute=0).isoformat(),
-                    "result": "scheduled",
+                    "taken_at": (start + dt.timedelta(seconds=20)).isoformat(),
+                    "result": "done",
                 }
             ]
+            row.recording_ref = await asyncio.to_thread(_record, recordings, call_id, lines)
             row.analysis = {
                 "summary": "Jonas is interested in lower bills but busy; call back Friday at 3.",
                 "interest_level": "warm",
@@ -198,7 +206,64 @@ async def _seed(base: str, db: Database, api_key: str) -> dict[str, str]:
                 "priority": 1,
             },
         )
-        return {"call": str(call_id)}
+        live = await post(
+            "/api/agents/ai/start-call/",
+            {
+                "phone_number": "+4915223456789",
+                "purpose": "follow_up",
+                "ignore_working_hours": True,
+            },
+        )
+        live_id = uuid.UUID(live["call_id"])
+        answered = NOW - dt.timedelta(seconds=47)
+        await call_state.apply_call_update(
+            db, client_id, live_id, CallUpdate(status=CallStatus.IN_PROGRESS), answered
+        )
+        talk = [
+            (
+                "agent",
+                "Hello Mia, this is Robin, an AI assistant from Sunny Roofs, about your quote.",
+            ),
+            ("caller", "Yes, hi. Does the 6 kW system fit a roof facing west?"),
+            ("agent", "It does; a west roof gives about 15 percent less, mostly in the evening."),
+        ]
+        await call_state.append_turns(
+            db,
+            client_id,
+            live_id,
+            [
+                TranscriptTurn(speaker=s, text=t, at=answered + dt.timedelta(seconds=8 * i))
+                for i, (s, t) in enumerate(talk)
+            ],
+            now=answered,
+        )
+        return {"call": str(call_id), "live": str(live_id)}
+
+
+def _record(folder: Path, call_id: uuid.UUID, lines: list[tuple[str, str]]) -> str:
+    """The demo call's recording, as the call runner writes it (caller left, agent right):
+    flite speaks each line on its speaker's side."""
+    import soxr
+
+    recorder = CallRecorder(folder, call_id)
+    recorder.start(16_000)
+    frame = 320  # 20 ms at 16 kHz
+    for speaker, text in lines:
+        spoken = subprocess.run(
+            ["flite", "-voice", "slt", "-t", text, "-o", "/dev/stdout"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        samples, rate = soundfile.read(io.BytesIO(spoken), dtype="int16")
+        pcm = soxr.resample(samples, rate, 16_000).astype("<i2")
+        pcm = np.concatenate([pcm, np.zeros(8000, dtype="<i2")])  # half a second's pause
+        silence = bytes(frame * 2)
+        for at in range(0, len(pcm) - frame + 1, frame):
+            words = pcm[at : at + frame].tobytes()
+            recorder.caller_audio(words if speaker == "caller" else silence, 16_000)
+            recorder.agent_audio(words if speaker == "agent" else silence)
+    recorder.close()
+    return recorder.reference
 
 
 async def _browser_phone(db: Database) -> tuple[BrowserPhone, Any]:
@@ -277,14 +342,16 @@ async def main(out: Path) -> None:
     await users.create_user(db, created.client_id, EMAIL, PASSWORD)
     port = _free_port()
     phone, close_phone = await _browser_phone(Database(url))
-    app = create_app(lambda: {}, ApiState(db=Database(url), placer=DemoPlacer()), phone=phone)
+    recordings = folder / "recordings"
+    state = ApiState(db=Database(url), placer=DemoPlacer(), recordings=recordings)
+    app = create_app(lambda: {}, state, phone=phone)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"
     try:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.05)
-        ids = await _seed(base, db, created.api_key)
+        ids = await _seed(base, db, created.api_key, recordings)
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         async with async_playwright() as driver:
             browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -301,6 +368,7 @@ async def main(out: Path) -> None:
                 "training": "/dashboard/training",
                 "calls": "/dashboard/calls",
                 "call": f"/dashboard/calls/{ids['call']}",
+                "live": "/dashboard/live",
                 "customers": "/dashboard/customers",
                 "callbacks": "/dashboard/callbacks",
             }

@@ -24,8 +24,8 @@ from callagent.store.errors import NotFound
 from callagent.store.services import agents, live_calls
 
 REFRESH_S = 2.0
-"""How often an open live page asks for the list again: two reads of the store (the session
-and the calls) per open page per period; a turn lasts seconds."""
+"""How often an open live page asks for the list again: three short reads of the store (the
+session, the agent's time zone, the calls) per open page per period; a turn lasts seconds."""
 
 
 def live_handlers(api: ApiState) -> list[Any]:
