@@ -12,9 +12,11 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+from callagent.store import counters
 from callagent.store.db import Database
-from callagent.store.models import AIAgent, CallSession, CampaignContact
-from callagent.store.states import CallOutcome, CallStatus, CallType
+from callagent.store.models import AIAgent, CallSession, CampaignContact, ScheduledCallback
+from callagent.store.services import callbacks
+from callagent.store.states import CallbackStatus, CallOutcome, CallStatus, CallType
 
 from helpers.api_fixtures import train_to
 from helpers.dashboard_fixtures import Person, sign_in
@@ -163,7 +165,15 @@ async def _dialled(db: Database, campaign_id: str, outcome: CallOutcome) -> str:
         )
         session.add(call)
         await session.flush()
+        # The row the scheduler dialled is completed and leaves the contact (as
+        # campaigns.settled does when the call's outcome settles it).
+        row = await session.get(ScheduledCallback, contact.callback_id)
+        assert row is not None
+        for status in (CallbackStatus.IN_PROGRESS, CallbackStatus.COMPLETED):
+            await counters.bump(session, row.client_id, callbacks.move(row, status))
+        contact.callback_id = None
         contact.state, contact.answered, contact.attempts = "done", True, 1
+        contact.reason = "interested"
         contact.last_call_id = call.id
         return str(call.id)
 
