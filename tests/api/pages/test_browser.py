@@ -425,7 +425,11 @@ async def test_every_page_is_labelled_reachable_by_keyboard_and_fits_a_phone(
     current = page.locator('nav a[aria-current="page"]')
     assert await current.get_attribute("href") == nav[-1]
 
-    details = [f"/dashboard/calls/{mine['call']}", f"/dashboard/customers/{mine['customer']}"]
+    details = [
+        f"/dashboard/calls/{mine['call']}",
+        f"/dashboard/customers/{mine['customer']}",
+        "/dashboard/customers/import",
+    ]
     for path in [*nav, *details]:
         response = await page.goto(f"{browser.base}{path}")
         assert response is not None
