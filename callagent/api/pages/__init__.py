@@ -36,9 +36,9 @@ from callagent.api.pages.auth import (
     signed_in,
 )
 from callagent.api.pages.campaigns import campaign_handlers
+from callagent.api.pages.first_run import FirstRun, first_run_handlers
 from callagent.api.pages.imports import import_handlers
 from callagent.api.pages.live import live_handlers
-from callagent.api.pages.first_run import FirstRun, first_run_handlers
 from callagent.api.pages.phone import BrowserPhone, phone_handlers
 from callagent.api.pages.recording import recording_handlers
 from callagent.api.pages.render import STATIC, render
@@ -843,9 +843,9 @@ def dashboard_router(
             *campaign_handlers(api),
             *import_handlers(api),
             *analytics_handlers(api),
-            *first_run_handlers(api, config, first_run),
             *live_handlers(api),
             *recording_handlers(api),
+            *first_run_handlers(api, config, first_run),
         ],
         guards=[session_guard(api)],
         before_request=check_csrf,
