@@ -166,6 +166,12 @@ class Outcome:
     answer_ready: float | None = None  # decided and its transcript ready
     words: WordsSay | None = None
     text: str | None = None
+    # Speculative answers (TurnSettings.speculate): started on a pause's words before the pause
+    # ended the turn; wasted when the caller went on; the head start of the one that was used.
+    speculations: int = 0
+    wasted: int = 0
+    at_cut_in: int = 0  # used by a decision inside the real turn (a cut-in)
+    head_start: float | None = None
 
 
 def simulate(
@@ -186,9 +192,16 @@ def simulate(
     pending: list[tuple[float, float, str, WordsSay | None, float]] = []
     merged_from: float | None = None  # a cut-in's speech end: the caller goes on, one turn
     size = frame_bytes(RATE)
+    speculating_since: float | None = None  # a speculative answer under way, held silent
+    speculated: set[float] = set()  # the pauses (by speech end) one was started in
 
     def decide(now: float) -> None:
-        nonlocal merged_from
+        nonlocal merged_from, speculating_since
+        if speculating_since is not None and now < turn.turn_end:
+            outcome.at_cut_in += 1
+        elif speculating_since is not None and outcome.decided is None:
+            outcome.head_start = now - speculating_since
+        speculating_since = None
         speech_end = policy.speech_end
         if now < turn.turn_end:
             outcome.cut_ins.append(now)
@@ -208,9 +221,22 @@ def simulate(
             heard = ready_at <= now and policy.words_heard(text, speech_end, judged) is not None
             if heard and policy.turn_complete(ready_at):
                 decide(ready_at)
+            elif (
+                heard
+                and settings.speculate
+                and policy.turn_open
+                and text.strip()
+                and speech_end not in speculated
+            ):
+                speculated.add(speech_end)  # once per pause, as VoicePipeline._words_heard
+                speculating_since = ready_at
+                outcome.speculations += 1
         event = vad.process(AudioFrame(turn.pcm[i : i + size], RATE, start))
         if isinstance(event, SpeechStarted):
             pending.clear()  # new speech cancels the early transcription
+            if speculating_since is not None:
+                outcome.wasted += 1  # dropped without a sound: the caller went on
+                speculating_since = None
             if merged_from is not None:
                 policy.speech_started(merged_from)
                 merged_from = None
@@ -273,6 +299,12 @@ def main() -> None:
             end_silence_s=args.unsure,
             complete_silence_s=args.complete,
             incomplete_silence_s=args.incomplete,
+        ),
+        "words + speculate": TurnSettings(
+            end_silence_s=args.unsure,
+            complete_silence_s=args.complete,
+            incomplete_silence_s=args.incomplete,
+            speculate=True,
         ),
     }
     results = {
@@ -341,6 +373,24 @@ def main() -> None:
                 f"{stats(decided)}      {stats(answer)}"
                 + (f"  ({missed} never ended)" if missed else "")
             )
+    print()
+    print(
+        "speculative answers (words + speculate): started on a pause's words before the pause "
+        "ended the turn; wasted = the caller went on; head start = how much sooner the LLM "
+        "began on the turn that was answered, ms"
+    )
+    speculative = results["words + speculate"]
+    for split in ("tune", "held_out", "all"):
+        picked = [speculative[t.id] for t in turns if split in ("all", t.split)]
+        started = sum(o.speculations for o in picked)
+        wasted = sum(o.wasted for o in picked)
+        cut_in = sum(o.at_cut_in for o in picked)
+        used = [o.head_start for o in picked if o.head_start is not None]
+        print(
+            f"  {split:8} {len(picked):3} turns: {started} started, {wasted} wasted, "
+            f"{cut_in} answered a cut-in, {len(used)} used at the real end; "
+            f"head start mean/p50/p95 {stats(used)}"
+        )
     if args.show:
         print()
         for turn in turns:

@@ -114,6 +114,10 @@ class TurnTakingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     Off: every pause is ``end_silence_s``."""
     complete_silence_s: float = 0.25
     incomplete_silence_s: float = 1.5
+    speculate: bool = False
+    """Start the answer - STT and the LLM, nothing played - on the words of a pause before the
+    pause has ended the turn; dropped without a sound when the caller goes on
+    (docs/pipeline.md "Speculative reply"). Speculative LLM work competes with other calls."""
     vad_aggressiveness: int = 2
     silence_prompt_s: float = 10.0
     silence_end_s: float = 10.0

@@ -111,6 +111,7 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
             use_words=turn_taking.end_of_turn_words,
             complete_silence_s=turn_taking.complete_silence_s,
             incomplete_silence_s=turn_taking.incomplete_silence_s,
+            speculate=turn_taking.speculate,
         ),
         limits=CallLimits(
             silence_prompt_s=turn_taking.silence_prompt_s or None,

@@ -55,6 +55,11 @@ class Responder(Protocol):
         prompt into the model's cache: docs/pipeline.md "Warm prefix")."""
         ...
 
+    async def prepare(self) -> None:
+        """Get ready for the caller's first turn while the greeting plays (the dialog puts its
+        prompt into the model's cache: docs/pipeline.md "Warm prefix")."""
+        ...
+
     def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
         """Stream the agent's answer to ``caller_text`` as text deltas.
 
@@ -104,6 +109,8 @@ class TurnRecord:
     first_token_at: float | None = None
     first_audio_at: float | None = None
     first_frame_at: float | None = None
+    speculative: bool = False
+    """The answer was started on the words of the pause before the pause ended the turn."""
 
     def latency_ms(self) -> dict[str, float | None]:
         """Stage durations in ms: end-of-turn wait, STT, first LLM token, first TTS audio,
@@ -239,6 +246,7 @@ class Reply:
         observer: PipelineObserver,
         caller_pcm: bytes = b"",
         early_transcript: asyncio.Task[Transcript] | None = None,
+        speculative: bool = False,
     ) -> None:
         self.record = record
         self.caller_pcm = caller_pcm  # the caller's turn it answers; empty for the greeting
@@ -251,8 +259,34 @@ class Reply:
         self._observer = observer
         self._task: asyncio.Task[None] | None = None
         self._done = False
+        self.started_at = clock.now()
         # The responder is answering tentatively and waits to hear whether the answer stands.
         self._tentative = False
+        # A speculative reply is produced but held silent until its turn ends (release()).
+        self._released = asyncio.Event()
+        if not speculative:
+            self._released.set()
+
+    @property
+    def held(self) -> bool:
+        """True for a speculative reply whose turn has not ended (yet): nothing may play."""
+        return not self._released.is_set()
+
+    def release(self, turn_end: float) -> None:
+        """The turn this speculative reply answers has ended at ``turn_end``: let it speak.
+        What it did before counts from the turn's end (no stage took less than nothing)."""
+        record = self.record
+        record.turn_end = turn_end
+        record.speculative = True
+        if record.transcript_at is not None:
+            record.transcript_at = max(record.transcript_at, turn_end)
+        if record.first_token_at is not None:
+            record.first_token_at = max(record.first_token_at, turn_end)
+        self._released.set()
+
+    async def wait_released(self) -> None:
+        """Until the reply may be heard (at once, for any but a held speculative reply)."""
+        await self._released.wait()
 
     @property
     def audible(self) -> bool:
@@ -396,6 +430,8 @@ class VoicePipeline:
         self._utterance = bytearray()
         self._end_call_at: float | None = None
         self._early_stt: asyncio.Task[Transcript] | None = None
+        self.speculations = 0
+        """Answers started speculatively on this call (docs/pipeline.md "Speculative reply")."""
         # Caller silence and call length (CallLimits): the watchdog's state.
         self._quiet_since: float | None = None
         self._prompted = False
@@ -428,10 +464,13 @@ class VoicePipeline:
         listener: asyncio.Task[None] | None = None
         watchdog: asyncio.Task[None] | None = None
         warming: asyncio.Task[None] | None = None
+        warming: asyncio.Task[None] | None = None
         try:
             greeting = self._responder.greeting() if self.settings.greet else None
             if greeting:
                 self._start_reply(output, caller_text="", fixed_text=greeting)
+            # While the greeting plays: the first reply then pays only for the caller's words.
+            warming = asyncio.create_task(self._responder.prepare(), name="warm-prefix")
             # While the greeting plays: the first reply then pays only for the caller's words.
             warming = asyncio.create_task(self._responder.prepare(), name="warm-prefix")
             listener = asyncio.create_task(self._listen(inbound, vad, output), name="listen")
@@ -533,7 +572,9 @@ class VoicePipeline:
         """Stop whatever is under way, say ``text`` and hang up once it has been played
         (at most ``closing_grace_s`` later). The caller can no longer interrupt."""
         reply = self._reply
-        if reply is not None and not reply.done:
+        if reply is not None and reply.held:
+            reply.withdraw()  # an answer to a turn that never ended
+        elif reply is not None and not reply.done:
             output.interrupt()  # drop the unplayed rest first: the history keeps what was heard
             reply.settle(cut_short=True)
         if self._early_stt is not None:
@@ -581,10 +622,42 @@ class VoicePipeline:
         if judged is not None:
             log.debug("pause after %r: %s", text, judged.value)
         self._end_turn_if_over(output)
+        if (
+            self.settings.turns.speculate
+            and self._turns.turn_open
+            and text
+            and text.strip()
+            and (self._reply is None or self._reply.done)
+        ):
+            # The pause has not ended the turn yet: start the answer on these words now,
+            # silently. If the caller stays quiet the turn's transcript is this same one
+            # (Whisper runs once per pause), so the answer stands; new speech withdraws it.
+            record = TurnRecord(speech_end=speech_end)
+            self.speculations += 1
+            self._start_reply(
+                output,
+                caller_text=None,
+                caller_pcm=bytes(self._utterance),
+                record=record,
+                early_transcript=early,
+                speculative=True,
+            )
 
     def _end_turn_if_over(self, output: PacedOutput) -> None:
         now = self._clock.now()
         if self._turns.turn_complete(now):
+            reply = self._reply
+            if reply is not None and reply.held and not reply.done:
+                # The answer started on this pause's words is already under way: let it speak.
+                log.info(
+                    "speculative answer used: started %.0f ms before the turn ended",
+                    (now - reply.started_at) * 1000,
+                )
+                self._utterance.clear()
+                self._turns.reset()
+                self._early_stt = None  # the reply has it
+                reply.release(now)
+                return
             speech_end = self._turns.speech_end if self._turns.speech_end is not None else now
             record = TurnRecord(speech_end=speech_end, turn_end=now)
             pcm = bytes(self._utterance)
@@ -601,7 +674,12 @@ class VoicePipeline:
             self._early_stt.cancel()
             self._early_stt = None
         reply = self._reply
-        if reply is not None and not reply.done:
+        if reply is not None and not reply.done and reply.held:
+            # The caller went on after a pause: the answer begun on its words was never heard.
+            # The turn is still open, its audio still gathered: only the answer goes.
+            log.info("speculative answer dropped: the caller went on")
+            reply.withdraw()
+        elif reply is not None and not reply.done:
             if reply.audible or not reply.caller_pcm:
                 reply.interrupt(event.onset)
             else:
@@ -622,6 +700,7 @@ class VoicePipeline:
         fixed_text: str | None = None,
         record: TurnRecord | None = None,
         early_transcript: asyncio.Task[Transcript] | None = None,
+        speculative: bool = False,
     ) -> None:
         if self._reply is not None:
             # Defensive: a new caller turn starts with speech, which has already ended the
@@ -635,6 +714,7 @@ class VoicePipeline:
             observer=self._observer,
             caller_pcm=caller_pcm,
             early_transcript=early_transcript,
+            speculative=speculative,
         )
         self._reply = reply
         reply.start(functools.partial(self._speak_reply, reply, output, caller_text, fixed_text))
@@ -686,6 +766,9 @@ class VoicePipeline:
 
         async def speak_clauses() -> None:
             resampler = StreamResampler(self._tts.sample_rate, output.sample_rate)
+            # A speculative reply stays silent - no TTS, nothing queued - until its turn ends;
+            # the LLM meanwhile fills the queue (docs/pipeline.md "Speculative reply").
+            await reply.wait_released()
             while (clause := await clauses.get()) is not None:
                 segment = SpokenSegment(text=clause)
                 reply.segments.append(segment)
@@ -707,7 +790,9 @@ class VoicePipeline:
 
     async def _finish(self, pacer_task: asyncio.Task[None] | None) -> None:
         reply = self._reply
-        if reply is not None:
+        if reply is not None and reply.held:
+            reply.withdraw()  # the caller hung up inside a pause: that turn was never ended
+        elif reply is not None:
             # The call ended mid-answer: keep the exchange, cut at what was played.
             reply.settle(cut_short=True)
         tasks = [t for t in (pacer_task, reply.task if reply else None, self._early_stt) if t]

@@ -37,6 +37,10 @@ class TurnSettings:
     conjunction, a filler or a number being dictated, ``end_silence_s`` otherwise. Until the
     words are known the turn stays open (the answer needs them anyway) for at most
     ``incomplete_silence_s``. Without ``use_words`` every pause is ``end_silence_s`` long.
+
+    With ``speculate`` the answer starts on the words of a pause before the pause has ended
+    the turn; nothing of it is heard unless the turn then ends (docs/pipeline.md "Speculative
+    reply").
     """
 
     end_silence_s: float = 0.45
@@ -44,6 +48,7 @@ class TurnSettings:
     use_words: bool = True
     complete_silence_s: float = 0.25
     incomplete_silence_s: float = 1.5
+    speculate: bool = False
 
     def __post_init__(self) -> None:
         for name in ("end_silence_s", "complete_silence_s", "incomplete_silence_s", "max_turn_s"):

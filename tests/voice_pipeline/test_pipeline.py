@@ -51,6 +51,7 @@ class Harness:
         limits: CallLimits | None = None,
         prefixes: list[str] | None = None,
         actions: ActionLog | None = None,
+        speculate: bool = False,
     ):
         self.clock = FakeClock()
         self.rate = rate  # the call's rate, as its connection knows it from the start
@@ -69,7 +70,7 @@ class Harness:
             self.clock,
             PipelineSettings(
                 greet=greet,
-                turns=TurnSettings(end_silence_s=0.4),
+                turns=TurnSettings(end_silence_s=0.4, speculate=speculate),
                 limits=limits or CallLimits(),
             ),
             self.log,
@@ -734,3 +735,50 @@ async def test_the_model_is_warmed_for_the_call_while_the_greeting_plays() -> No
         prompt = h.conversation.messages_for("hi")[0]["content"]
         assert h.llm.warmed == [(prompt, "")]
         assert h.llm.requests == []
+
+
+async def test_a_speculative_answer_starts_in_the_pause_and_is_heard_once_the_turn_ends() -> None:
+    asked = "Tell me more about the panels and"  # a trailing "and": the turn waits 1.5 s
+    h = Harness([], ["Sure, I can do that."], prefixes=[asked], speculate=True)
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait(0.6)  # the words are heard; the pause has not ended the turn
+        assert len(h.llm.requests) == 1  # the answer is under way
+        assert not h.call.agent_audio_times()  # and nothing of it is heard
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    (turn,) = h.log.turns
+    assert turn.speculative
+    assert turn.caller_text == asked
+    assert turn.agent_text == "Sure, I can do that."
+    assert h.call.agent_audio_times()[0] >= turn.turn_end
+    assert len(h.llm.requests) == 1
+    assert len(h.stt.heard) == 1
+
+
+async def test_a_speculative_answer_is_dropped_without_a_sound_when_the_caller_goes_on() -> None:
+    first = "Tell me more about the panels and"
+    whole = "Tell me more about the panels and the battery."
+    h = Harness(
+        [],
+        ["Sure, the panels and the battery work together, and the survey is free.", "Of course."],
+        prefixes=[first, whole],
+        speculate=True,
+    )
+    h.llm.token_delay_s = 0.2  # the speculative answer is still being generated
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait(0.8)  # the answer starts on "…and"; the caller thinks
+        assert len(h.llm.requests) == 1
+        await h.call.play(voice(0.8))  # and goes on
+        await h.call.wait_until(lambda: bool(h.log.turns))
+        await h.call.wait_until(lambda: h.call.agent_is_silent_since(0.3))
+    (turn,) = h.log.turns
+    assert turn.caller_text == whole
+    assert not turn.speculative  # the answer to the whole turn began when it ended
+    assert h.call.agent_audio_times()[0] >= turn.turn_end  # nothing was heard before
+    assert h.tts.spoken == ["Of course."]
+    assert h.llm.stopped_early == 1  # the model was let go at once
+    assert h.conversation.history == [
+        {"role": "user", "content": whole},
+        {"role": "assistant", "content": "Of course."},
+    ]
