@@ -3,9 +3,10 @@
 
 Starts the app on a throw-away SQLite database filled with a small demo client (an agent
 trained past 80 %, customers, an answered call with its transcript, latency, actions,
-analysis and recording - flite speaking its lines -, a call on the line now, callbacks),
-signs in with Debian's chromium through Playwright, and saves one PNG per page, plus the
-overview at a phone's width, and "Talk to your agent" after a real exchange with the ``ci``
+analysis and recording - flite speaking its lines -, a call on the line now, callbacks, two
+weeks of calls for the analytics, a running campaign), signs in with Debian's chromium
+through Playwright, and saves one PNG per page, a customer CSV checked with two bad rows,
+the overview at a phone's width, and "Talk to your agent" after a real exchange with the ``ci``
 models (chromium's fake microphone plays Debian's flite speaking).
 
     python scripts/dashboard_screenshots.py [--out docs/dashboard]
@@ -240,6 +241,139 @@ async def _seed(base: str, db: Database, api_key: str, recordings: Path) -> dict
         return {"call": str(call_id), "live": str(live_id)}
 
 
+async def _seed_campaign_and_history(base: str, db: Database, api_key: str) -> str:
+    """Two weeks of past calls (outcomes and voice-to-voice figures per day, as the call
+    runner and the analysis leave them), learning counts, and a running campaign whose first
+    contact was reached, for the campaign and analytics pages. The campaign's id."""
+    from sqlalchemy import select
+
+    from callagent.store import counters
+    from callagent.store.models import AIAgent, CampaignContact, ScheduledCallback
+    from callagent.store.services import callbacks
+    from callagent.store.states import CallbackStatus, CallOutcome, CallType
+
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {api_key}"}
+    ) as api:
+        campaign = (
+            await api.post(
+                "/api/campaigns/",
+                json={
+                    "name": "Spring offer",
+                    "call_purpose": "sales_outreach",
+                    "script_override": "Mention the spring price: 10 % off until May.",
+                    "pacing": {"stagger_minutes": 5, "max_concurrent": 2},
+                },
+            )
+        ).json()
+        added = await api.post(f"/api/campaigns/{campaign['id']}/contacts/", json={"filter": {}})
+        added.raise_for_status()
+        (await api.post(f"/api/campaigns/{campaign['id']}/start/")).raise_for_status()
+        customer = (await api.get("/api/customers/")).json()["items"][0]
+    client_id = await clients.authenticate(db, api_key)
+    outcomes = [
+        CallOutcome.INTERESTED,
+        CallOutcome.NO_ANSWER,
+        CallOutcome.CALLBACK_REQUESTED,
+        CallOutcome.NOT_INTERESTED,
+        CallOutcome.CONVERTED,
+        CallOutcome.VOICEMAIL,
+        CallOutcome.DEMO_SCHEDULED,
+    ]
+    async with db.write() as session:
+        agent = await session.scalar(select(AIAgent).where(AIAgent.client_id == client_id))
+        assert agent is not None
+        for days_ago in range(1, 14):
+            for i in range(2 + (days_ago * 7) % 5):
+                at = NOW - dt.timedelta(days=days_ago, hours=i * 2)
+                outcome = outcomes[(days_ago + i) % len(outcomes)]
+                measured = [
+                    880.0 + 35 * ((days_ago + i) % 6) + 90 * turn + (400 if turn == 2 else 0)
+                    for turn in range(3)
+                ]
+                session.add(
+                    CallSession(
+                        client_id=client_id,
+                        agent_id=agent.id,
+                        customer_id=uuid.UUID(customer["id"]),
+                        call_type=CallType.OUTBOUND,
+                        phone_number=customer["phone_number"],
+                        status=CallStatus.COMPLETED,
+                        outcome=outcome,
+                        latency={"turns": [{"voice_to_voice": v} for v in measured]}
+                        if outcome not in (CallOutcome.NO_ANSWER, CallOutcome.VOICEMAIL)
+                        else {},
+                        created_at=at,
+                        started_at=at,
+                        ended_at=at + dt.timedelta(minutes=3),
+                    )
+                )
+        metrics = dict(agent.performance_metrics or {})
+        metrics["learning"] = {
+            "calls": 46,
+            "good": 25,
+            "answers": {
+                "a1": {"calls": 14, "good": 10, "objection": "too expensive",
+                       "text": "Most customers pay it back in eight years."},
+                "a2": {"calls": 11, "good": 4, "objection": "too expensive",
+                       "text": "We can spread the cost over 24 months."},
+            },
+            "hours": {"10": {"calls": 16, "good": 11}, "17": {"calls": 12, "good": 4}},
+            "weekdays": {"tue": {"calls": 13, "good": 9}, "fri": {"calls": 10, "good": 3}},
+            "openers": {
+                "Hello [CUSTOMER_NAME], this is Robin from Sunny Roofs": {
+                    "calls": 21, "good": 13, "direction": "outbound"},
+            },
+        }  # fmt: skip
+        agent.performance_metrics = metrics
+        # The scheduler dialled the campaign's first contact and it was reached.
+        contact = await session.scalar(
+            select(CampaignContact)
+            .where(CampaignContact.campaign_id == uuid.UUID(campaign["id"]))
+            .order_by(CampaignContact.position)
+            .limit(1)
+        )
+        assert contact is not None
+        row = await session.get(ScheduledCallback, contact.callback_id)
+        assert row is not None
+        for status in (CallbackStatus.IN_PROGRESS, CallbackStatus.COMPLETED):
+            await counters.bump(session, client_id, callbacks.move(row, status))
+        call = CallSession(
+            client_id=client_id,
+            agent_id=agent.id,
+            customer_id=contact.customer_id,
+            call_type=CallType.OUTBOUND,
+            phone_number="+4900000000",
+            status=CallStatus.COMPLETED,
+            outcome=CallOutcome.INTERESTED,
+            created_at=NOW - dt.timedelta(minutes=20),
+        )
+        session.add(call)
+        await session.flush()
+        contact.callback_id = None
+        contact.state, contact.answered, contact.attempts = "done", True, 1
+        contact.reason, contact.last_call_id = "interested", call.id
+    return str(campaign["id"])
+
+
+async def _import_shot(page: Any, base: str, out: Path, folder: Path) -> None:
+    """The customer import page after checking a file with two bad rows."""
+    csv = folder / "customers.csv"
+    csv.write_text(
+        "phone_number,name,interest_level\n"
+        "+4915730000001,Lea Braun,warm\n"
+        "+4915730000002,Tim Vogel,lukewarm\n"
+        "+4915730000003,Ida Koch,\n"
+        "0301234,Max Roth,cold\n"
+    )
+    await page.goto(f"{base}/dashboard/customers/import")
+    await page.get_by_label("CSV file").set_input_files(str(csv))
+    await page.get_by_label("Only check the file: write nothing").check()
+    await page.get_by_role("button", name="Import").click()
+    await page.locator("#row-errors").wait_for()
+    await page.screenshot(path=out / "customers-import.png", full_page=True)
+
+
 def _record(folder: Path, call_id: uuid.UUID, lines: list[tuple[str, str]]) -> str:
     """The demo call's recording, as the call runner writes it (caller left, agent right):
     flite speaks each line on its speaker's side."""
@@ -352,6 +486,7 @@ async def main(out: Path) -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.05)
         ids = await _seed(base, db, created.api_key, recordings)
+        campaign_id = await _seed_campaign_and_history(base, db, created.api_key)
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         async with async_playwright() as driver:
             browser = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -371,10 +506,14 @@ async def main(out: Path) -> None:
                 "live": "/dashboard/live",
                 "customers": "/dashboard/customers",
                 "callbacks": "/dashboard/callbacks",
+                "campaigns": "/dashboard/campaigns",
+                "campaign": f"/dashboard/campaigns/{campaign_id}",
+                "analytics": "/dashboard/analytics",
             }
             for name, path in shots.items():
                 await page.goto(f"{base}{path}")
                 await page.screenshot(path=out / f"{name}.png", full_page=True)
+            await _import_shot(page, base, out, folder)
             await page.set_viewport_size({"width": 390, "height": 844})
             await page.goto(f"{base}/dashboard/")
             await page.screenshot(path=out / "overview-phone.png")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 52, 12, 28, 34
+LEFT, RIGHT, TOP, BOTTOM = 68, 12, 28, 34
 BLUE = "#0072B2"
 VERMILLION = "#D55E00"
 GREEN = "#007A5A"  # Okabe-Ito's bluish green, darkened to 3:1 on white

@@ -206,6 +206,13 @@ async def test_a_campaign_is_created_started_and_followed(
             assert "Paused" in text
             assert "1 of 3 dialled" in text
             assert "Interested 1" in text
+
+            # On a phone's width neither page scrolls sideways (wide tables scroll inside).
+            await page.set_viewport_size({"width": 375, "height": 740})
+            for path in ("/dashboard/campaigns", f"/dashboard/campaigns/{campaign_id}"):
+                await page.goto(f"{served}{path}")
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 375, path
         finally:
             await chromium.close()
     assert outside == []
