@@ -27,6 +27,11 @@ REFRESH_S = 2.0
 """How often an open live page asks for the list again: three short reads of the store (the
 session, the agent's time zone, the calls) per open page per period; a turn lasts seconds."""
 
+QUIET_S = 45.0
+"""A live call without a sign of life for this long is flagged: three of the default
+``recovery.heartbeat_interval_s`` (15 s) were missed, so its node may have stopped; crash
+recovery settles it after ``recovery.stale_after_s`` (docs/telephony.md "After a crash")."""
+
 
 def live_handlers(api: ApiState) -> list[Any]:
     """The live page and its fragment, for the dashboard's guarded router."""
@@ -45,6 +50,7 @@ def live_handlers(api: ApiState) -> list[Any]:
             "now": api.clock(),
             "zone": zone,
             "refresh_ms": int(REFRESH_S * 1000),
+            "quiet_s": QUIET_S,
         }
 
     @get("/live", include_in_schema=False)

@@ -58,6 +58,10 @@ class LiveCall(msgspec.Struct, frozen=True, kw_only=True):
         """Whether the customer called (or the client's person on the browser phone)."""
         return self.call_type in (CallType.INBOUND, CallType.TEST)
 
+    def quiet_s(self, now: dt.datetime) -> float:
+        """Seconds since its last sign of life (a write or its node's heartbeat) at ``now``."""
+        return max(0.0, (now - self.last_activity_at).total_seconds())
+
     def seconds(self, now: dt.datetime) -> float:
         """How long it has been talked on (answered) or dialled/rung (not yet), at ``now``."""
         since = self.started_at or self.created_at

@@ -12,6 +12,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from callagent.store.db import Database
+from callagent.store.models import CallSession
 from callagent.store.schemas import TranscriptTurn
 from callagent.store.services import call_state
 from callagent.store.services.call_state import CallUpdate
@@ -74,12 +75,22 @@ async def test_live_calls_show_each_call_on_the_line_with_its_transcript_as_it_g
     assert "Ringing" in rory
     assert "Nothing said yet." in rory
 
+    assert "No sign of life" not in page.text
+
     # The next turn, as the journal writes it mid-call, is in the next fragment.
     await _say(db, person, talking, ("agent", "Alex from Sunny Roofs, about your roof."))
     fragment = await client.get("/dashboard/live/calls")
     assert fragment.status_code == 200
     assert "<html" not in fragment.text  # the list alone, to put in place
     assert "Alex from Sunny Roofs, about your roof." in fragment.text
+
+    # Its node went quiet (no write, no heartbeat): said, until crash recovery settles it.
+    async with db.write() as session:
+        row = await session.get(CallSession, talking)
+        assert row is not None
+        row.last_activity_at = clock.now - dt.timedelta(seconds=70)
+    fragment = await client.get("/dashboard/live/calls")
+    assert "No sign of life from this call for 70 s" in fragment.text
 
     # Over: no longer live, and the list says so.
     for call_id in (talking, ringing):
