@@ -24,7 +24,6 @@ settled by crash recovery (``telephony/recovery.py``), which ``serve`` runs besi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -33,6 +32,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callagent.background import BackgroundLoop
 from callagent.scheduler.rules import DialPolicy, check
 from callagent.store.db import Database
 from callagent.store.models import utcnow
@@ -108,8 +108,12 @@ class Scheduler:
         self._params = params
         self._clock = clock
         self._admission = admission
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(
+            "scheduler",
+            self._pass,
+            interval_s=params.poll_interval_s,
+            stop_timeout_s=STOP_TIMEOUT_S,
+        )
         self._last_retry_scan: dt.datetime | None = None
         self.passes = 0
         """Passes finished so far."""
@@ -121,39 +125,20 @@ class Scheduler:
 
     def start(self) -> None:
         """Run :meth:`run` in the background until :meth:`close`."""
-        if self._task is not None:
-            raise RuntimeError("the scheduler is already running")
-        self._task = asyncio.create_task(self.run(), name="scheduler")
+        self._loop.start()
 
     async def close(self) -> None:
         """Stop after the pass in progress (a dial cut off between its writes would wait for
         its lease to run out)."""
-        self._stopping.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await self._loop.close()
 
     async def run(self) -> None:
         """Pass, then wait ``poll_interval_s``, until :meth:`close`. A pass that fails (the
         database is down) is logged and the next one tries again."""
-        while not self._stopping.is_set():
-            try:
-                await self.run_pass()
-            except Exception:
-                log.exception("scheduler: a pass failed; trying again")
-            stop = asyncio.ensure_future(self._stopping.wait())
-            try:
-                await asyncio.wait({stop}, timeout=self._params.poll_interval_s)
-            finally:
-                stop.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stop
+        await self._loop.run()
+
+    async def _pass(self) -> None:
+        await self.run_pass()
 
     async def run_pass(self) -> PassReport:
         """One pass (see the module docstring)."""
@@ -189,7 +174,7 @@ class Scheduler:
 
         async def one(row: Claimed) -> None:
             async with gate:
-                if self._stopping.is_set():
+                if self._loop.stopping:
                     return  # keeps its lease until it runs out; then any node takes it
                 verdict, call_id = await self.dial(row)
             report.verdicts[verdict] = report.verdicts.get(verdict, 0) + 1

@@ -25,12 +25,12 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from callagent.background import BackgroundLoop
 from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.services import recovery as store
@@ -93,28 +93,47 @@ class CallRecovery:
         self._clock = clock
         self.sweeps = 0
         """Sweeps finished so far."""
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._waited_for_ami = ami is None
+        # Two loops, so that a long sweep never delays this node's heartbeat.
+        self._heartbeats = BackgroundLoop(
+            "crash recovery heartbeat",
+            self._beat,
+            interval_s=params.heartbeat_interval_s,
+            stop_timeout_s=STOP_TIMEOUT_S,
+        )
+        self._sweeps = BackgroundLoop(
+            "crash recovery sweep",
+            self._sweep_when_ready,
+            interval_s=params.sweep_interval_s,
+            stop_timeout_s=STOP_TIMEOUT_S,
+        )
 
     def start(self) -> None:
-        """Run :meth:`run` in the background until :meth:`close`."""
-        if self._task is not None:
-            raise RuntimeError("crash recovery is already running")
-        self._task = asyncio.create_task(self.run(), name="crash-recovery")
+        """Heartbeat and sweep in the background (see :meth:`run`) until :meth:`close`."""
+        self._heartbeats.start()
+        self._sweeps.start()
+
+    async def run(self) -> None:
+        """Sweep at once (once AMI has had a moment to log in), and heartbeat at once; then
+        each again at its interval until :meth:`close`. A pass that fails is logged and tried
+        again at its next interval: a database that is down for a while delays recovery,
+        nothing else."""
+        await asyncio.gather(self._heartbeats.run(), self._sweeps.run())
 
     async def close(self) -> None:
-        """Stop after the pass in progress (a write cut off midway would only be retried by
+        """Stop after the passes in progress (a write cut off midway would only be retried by
         the next sweep, but a database connection cut off midway outlives the event loop)."""
-        self._stopping.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await asyncio.gather(self._heartbeats.close(), self._sweeps.close())
+
+    async def _beat(self) -> None:
+        await self.heartbeat()
+
+    async def _sweep_when_ready(self) -> None:
+        if not self._waited_for_ami and self._ami is not None:
+            self._waited_for_ami = True
+            if await self._sweeps.pause(AMI_WAIT_S, until=self._ami.wait_connected):
+                return
+        await self.sweep()
 
     async def heartbeat(self) -> int:
         """Mark the calls this node runs, and those AMI reports live, as alive."""
@@ -196,47 +215,6 @@ class CallRecovery:
         log.info("crash recovery: recording %s repaired (%.1f s)", path.name, seconds)
         return path.name
 
-    async def run(self) -> None:
-        """Sweep at once (once AMI has had a moment to log in), then heartbeat and sweep at
-        their intervals until :meth:`close`. A pass that fails is logged and tried again at its
-        next interval: a database that is down for a while delays recovery, nothing else."""
-        if self._ami is not None and await self._pause(AMI_WAIT_S, until=self._ami.wait_connected):
-            return
-        loop = asyncio.get_running_loop()
-        next_beat = next_sweep = loop.time()
-        while True:
-            started = loop.time()
-            if started >= next_beat:
-                await _guarded(self.heartbeat, "heartbeat")
-                next_beat = started + self._params.heartbeat_interval_s
-            if started >= next_sweep:
-                await _guarded(self.sweep, "sweep")
-                next_sweep = started + self._params.sweep_interval_s
-            if await self._pause(min(next_beat, next_sweep) - loop.time()):
-                return
-
-    async def _pause(
-        self, seconds: float, until: Callable[[], Awaitable[object]] | None = None
-    ) -> bool:
-        """Wait ``seconds`` (or until ``until()`` returns); whether :meth:`close` was called."""
-        waits = {asyncio.ensure_future(self._stopping.wait())}
-        if until is not None:
-            waits.add(asyncio.ensure_future(until()))
-        try:
-            await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
-        return self._stopping.is_set()
-
 
 def _repair_if_present(path: Path) -> float | None:
     return repair_recording(path) if path.is_file() else None
-
-
-async def _guarded(action: Callable[[], Awaitable[object]], name: str) -> None:
-    try:
-        await action()
-    except Exception:
-        log.exception("crash recovery: the %s failed; trying again later", name)

@@ -23,7 +23,6 @@ Every node that sends sweeps too: the deletes are idempotent, and a batch is sho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -41,6 +40,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from callagent.background import BackgroundLoop
 from callagent.store.db import Database
 from callagent.store.models import utcnow
 from callagent.store.services import webhooks
@@ -195,15 +195,32 @@ class WebhookWorker:
             follow_redirects=False,
             transport=transport,
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        # An attempt in flight is abandoned on close (stop_timeout_s = 0): its lease runs out
+        # and it is taken again - at least once, never lost (module docstring).
+        self._loops = [
+            BackgroundLoop(
+                f"webhooks-{index}",
+                self._claim,
+                interval_s=self._params.poll_interval_s,
+                stop_timeout_s=0,
+            )
+            for index in range(max(1, self._params.workers))
+        ]
+        if self._params.retention_days > 0:
+            self._loops.append(
+                BackgroundLoop(
+                    "webhooks-retention",
+                    self._retention,
+                    interval_s=self._params.retention_interval_s,
+                    stop_timeout_s=0,
+                )
+            )
         self.sent: dict[str, int] = {"delivered": 0, "retry": 0, "failed": 0, "lost": 0}
 
     def start(self) -> None:
         """Start the claim loops, and the retention sweep unless retention is off."""
-        for index in range(max(1, self._params.workers)):
-            self._tasks.append(asyncio.create_task(self._loop(), name=f"webhooks-{index}"))
-        if self._params.retention_days > 0:
-            self._tasks.append(asyncio.create_task(self._sweeps(), name="webhooks-retention"))
+        for loop in self._loops:
+            loop.start()
 
     async def sweep(self) -> webhooks.Purged:
         """Delete what was delivered more than ``retention_days`` ago (module docstring)."""
@@ -222,38 +239,19 @@ class WebhookWorker:
             )
         return purged
 
-    async def _sweeps(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook retention sweep failed; trying again later")
-            await asyncio.sleep(self._params.retention_interval_s)
+    async def _retention(self) -> None:
+        await self.sweep()
 
     async def close(self) -> None:
         """Stop the loops (an attempt in flight is abandoned: its lease runs out and it is
         taken again) and close the HTTP client."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await asyncio.gather(*(loop.close() for loop in self._loops))
         await self._http.aclose()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                worked = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook delivery failed unexpectedly")
-                worked = False
-            if not worked:
-                await asyncio.sleep(self._params.poll_interval_s)
+    async def _claim(self) -> float | None:
+        """One claim loop's pass: the next delivery at once after one was sent, else a pause
+        of ``poll_interval_s``."""
+        return 0.0 if await self.run_once() else None
 
     async def run_once(self) -> bool:
         """Claim and send one due delivery; whether there was one."""
