@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,15 +123,23 @@ async def open_inbound_call(
     """Route an answered inbound call: ``did`` (E.164) → the client's agent; ``caller``
     (E.164, or None when withheld) → that client's customer, created if new; and a call session
     ``in_progress`` whose id is ``call_id``. None when no client has the number."""
-    for attempt in range(2):
-        try:
-            async with db.write() as session:
-                return await _open_inbound(session, call_id, did, caller, channel, now)
-        except IntegrityError:
-            # The same new caller on two lines at once: the other call created the customer.
-            if attempt == 1:
-                raise
-    raise AssertionError("unreachable")
+    # The same new caller on two lines at once: the other call created the customer.
+    return await _retried_once(
+        db, lambda session: _open_inbound(session, call_id, did, caller, channel, now)
+    )
+
+
+async def _retried_once(
+    db: Database, opening: Callable[[AsyncSession], Awaitable[InboundCall | None]]
+) -> InboundCall | None:
+    """``opening`` in one write, tried a second time when it lost a race to create the same
+    customer (a unique key): the second try finds the customer the other call created."""
+    try:
+        async with db.write() as session:
+            return await opening(session)
+    except IntegrityError:
+        async with db.write() as session:
+            return await opening(session)
 
 
 async def _open_inbound(
@@ -152,39 +161,57 @@ async def _open_inbound(
     if caller is None:
         return InboundCall(client_id=client_id, agent_id=agent_id, call_id=None, customer_id=None)
     customer, created = await find_or_create_customer(session, client_id, caller)
+    return await _start_call(
+        session,
+        customer,
+        created,
+        now,
+        id=call_id,
+        agent_id=agent_id,
+        call_type=CallType.INBOUND,
+        did=did,
+        telephony_call_id=str(call_id),
+        telephony_channel=channel,
+    )
+
+
+async def _start_call(
+    session: AsyncSession,
+    customer: CustomerProfile,
+    customer_created: bool,
+    now: dt.datetime,
+    **fields: Any,
+) -> InboundCall:
+    """The call session of ``customer`` (``fields``: its id, agent, type, …), live from the
+    start, and the customer's count of calls; its events go out in the same transaction."""
     customer.total_calls += 1
     customer.last_call_at = now
     call = CallSession(
-        id=call_id,
-        client_id=client_id,
-        agent_id=agent_id,
+        client_id=customer.client_id,
         customer_id=customer.id,
-        call_type=CallType.INBOUND,
-        phone_number=caller,
-        did=did,
+        phone_number=customer.phone_number,
         status=CallStatus.QUEUED,
         transcript=[],
         latency={},
-        telephony_call_id=str(call_id),
-        telephony_channel=channel,
         created_at=now,
         last_activity_at=now,
+        **fields,
     )
-    # Asterisk answered before connecting the AudioSocket: the call is live from the start.
+    # Answered before the AudioSocket (or browser) connected: the call is live from the start.
     call.status = check_transition(call.status, CallStatus.IN_PROGRESS)
     call.started_at = now
     session.add(call)
     await session.flush()
-    if created:
+    if customer_created:
         await events.customer_created(session, customer, source="call", call_id=call.id)
     # Taken, so answered: call_state never moves it to in_progress, this is its start.
     await events.call_started(session, call)
     return InboundCall(
-        client_id=client_id,
-        agent_id=agent_id,
+        client_id=call.client_id,
+        agent_id=call.agent_id,
         call_id=call.id,
         customer_id=customer.id,
-        customer_created=created,
+        customer_created=customer_created,
     )
 
 
@@ -203,15 +230,8 @@ async def open_test_call(
     ``in_progress`` whose id is ``call_id``, from the client's "Browser test" customer
     (created the first time, on the do-not-call list so that no callback, campaign or
     retry ever dials its made-up number). None when the client has no agent yet."""
-    for attempt in range(2):
-        try:
-            async with db.write() as session:
-                return await _open_test(session, call_id, client_id, now)
-        except IntegrityError:
-            # Two first test calls at once: the other one created the customer.
-            if attempt == 1:
-                raise
-    raise AssertionError("unreachable")
+    # Two first test calls at once: the other one created the customer.
+    return await _retried_once(db, lambda session: _open_test(session, call_id, client_id, now))
 
 
 async def _open_test(
@@ -240,35 +260,15 @@ async def _open_test(
         session.add(customer)
         await counters.bump(session, client_id, customer_counts(customer))
         await session.flush()
-    customer.total_calls += 1
-    customer.last_call_at = now
-    call = CallSession(
+    return await _start_call(
+        session,
+        customer,
+        created,
+        now,
         id=call_id,
-        client_id=client_id,
         agent_id=agent_id,
-        customer_id=customer.id,
         call_type=CallType.TEST,
         purpose="browser test",
-        phone_number=BROWSER_TEST_NUMBER,
-        status=CallStatus.QUEUED,
-        transcript=[],
-        latency={},
-        created_at=now,
-        last_activity_at=now,
-    )
-    call.status = check_transition(call.status, CallStatus.IN_PROGRESS)
-    call.started_at = now
-    session.add(call)
-    await session.flush()
-    if created:
-        await events.customer_created(session, customer, source="call", call_id=call.id)
-    await events.call_started(session, call)
-    return InboundCall(
-        client_id=client_id,
-        agent_id=agent_id,
-        call_id=call.id,
-        customer_id=customer.id,
-        customer_created=created,
     )
 
 
