@@ -55,11 +55,6 @@ class Responder(Protocol):
         prompt into the model's cache: docs/pipeline.md "Warm prefix")."""
         ...
 
-    async def prepare(self) -> None:
-        """Get ready for the caller's first turn while the greeting plays (the dialog puts its
-        prompt into the model's cache: docs/pipeline.md "Warm prefix")."""
-        ...
-
     def reply(self, caller_text: str, *, tentative: bool = False) -> AsyncIterator[str]:
         """Stream the agent's answer to ``caller_text`` as text deltas.
 
@@ -464,13 +459,10 @@ class VoicePipeline:
         listener: asyncio.Task[None] | None = None
         watchdog: asyncio.Task[None] | None = None
         warming: asyncio.Task[None] | None = None
-        warming: asyncio.Task[None] | None = None
         try:
             greeting = self._responder.greeting() if self.settings.greet else None
             if greeting:
                 self._start_reply(output, caller_text="", fixed_text=greeting)
-            # While the greeting plays: the first reply then pays only for the caller's words.
-            warming = asyncio.create_task(self._responder.prepare(), name="warm-prefix")
             # While the greeting plays: the first reply then pays only for the caller's words.
             warming = asyncio.create_task(self._responder.prepare(), name="warm-prefix")
             listener = asyncio.create_task(self._listen(inbound, vad, output), name="listen")
