@@ -80,10 +80,22 @@ class ModelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Before loading the LLM, let it generate in a child process: a llama.cpp build that traps
     on this CPU then fails the start with a clear message instead of killing the server on the
     first reply (docs/install.md). Costs about a second at start."""
+    workers: bool = True
+    """``serve`` runs STT, LLM and TTS each in a supervised worker process: a native crash of
+    one ends only the calls it was serving, and the worker restarts (docs/inference.md). False:
+    in the server process (``callagent call --simulate`` and tests always are)."""
+    failure_message: str = (
+        "I'm sorry, I'm having a technical problem and can't continue this call right now. "
+        "Please call us again in a few minutes."
+    )
+    """What a caller hears when an engine fails mid-call, rendered at start (docs/inference.md
+    "When a worker dies"); a hand-over to a person follows when the node can make one."""
 
     def __post_init__(self) -> None:
         if self.llm_threads < 1 or self.stt_threads < 1:
             raise SettingsError("models.llm_threads and models.stt_threads must be at least 1")
+        if not self.failure_message.strip() or len(self.failure_message) > 500:
+            raise SettingsError("models.failure_message must be 1..500 characters")
 
 
 class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -138,11 +138,33 @@ def check_llm_runs_here(settings: ModelSettings) -> None:
     require_llm_runs(profile.llm_path, threads=settings.llm_threads)
 
 
-async def prepare(settings: Settings) -> tuple[VoiceEngines, AgentProfile]:
-    """Load the models (in a thread: it takes seconds) and warm the LLM's prompt cache."""
+async def prepare(
+    settings: Settings, *, workers: bool = False
+) -> tuple[VoiceEngines, AgentProfile]:
+    """Load the models (in a thread: it takes seconds) and warm the LLM's prompt cache.
+
+    With ``workers`` each engine loads in a supervised worker process of its own instead
+    (docs/inference.md); the engines' ``pool`` is then the caller's to close.
+    """
     profile = agent_profile(settings)
     if settings.models.startup_check:
         await asyncio.to_thread(check_llm_runs_here, settings.models)
-    engines = await asyncio.to_thread(load_engines, settings.models)
-    await engines.llm.warm_up(build_system_prompt(profile))
+    if not workers:
+        engines = await asyncio.to_thread(load_engines, settings.models)
+    else:
+        from callagent.inference.engines import start_worker_engines
+
+        use_local_models_only()  # the workers inherit the environment
+        # Size and sha256 checked here once, as in-process; the workers then trust the files.
+        models = settings.models
+        await asyncio.to_thread(
+            lambda: resolve_profile(models.profile, Path(models.models_dir), verify="full")
+        )
+        engines = await start_worker_engines(settings.models)
+    try:
+        await engines.llm.warm_up(build_system_prompt(profile))
+    except BaseException:
+        if engines.pool is not None:
+            await engines.pool.close()
+        raise
     return engines, profile

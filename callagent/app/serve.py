@@ -40,6 +40,7 @@ from callagent.voice_pipeline.clock import Clock, MonotonicClock
 from callagent.webhooks.delivery import WebhookParams, WebhookWorker
 
 if TYPE_CHECKING:  # pjsua2 is imported only when direct SIP is enabled
+    from callagent.inference.supervisor import EnginePool
     from callagent.telephony.sip.endpoint import SipEndpoint
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Telephony:
     scheduler: Scheduler | None = None
     router: CallRouter | None = None
     """Routes every call; a simulated call without AMI is announced to it."""
+    engines: EnginePool | None = None
+    """The engines' worker processes, when they run in workers (docs/inference.md)."""
 
     def status(self) -> dict[str, Any]:
         """What ``GET /health`` reports about telephony."""
@@ -90,6 +93,7 @@ class Telephony:
             "recordings": str(self.recordings) if self.recordings else None,
             "analysis": None if self.analysis is None else dict(self.analysis.results),
             "capacity": None if self.admission is None else self.admission.status(),
+            "engines": None if self.engines is None else self.engines.status(),
         }
 
     def busy(self) -> bool:
@@ -226,8 +230,13 @@ async def start_telephony(
     admission = CallAdmission(settings.routing.max_active_calls)
     busy = BusyPrompt(engines.tts, settings.routing.busy_message)
     await busy.prepare()
+    # Rendered now, while the TTS is up: it plays when an engine has died (docs/inference.md).
+    apology = BusyPrompt(engines.tts, settings.models.failure_message)
+    await apology.prepare()
     metrics = CallMetrics()
     metrics.watch_admission(admission)
+    if engines.pool is not None:
+        metrics.registry.register(engines.pool.collector())
     if ami is not None:
         # Never unsubscribed: both live as long as the node, and AMI closes with it.
         ami.subscribe(admission.on_call_event)
@@ -245,6 +254,7 @@ async def start_telephony(
         admission=admission,
         busy=busy,
         metrics=metrics,
+        apology=apology,
     )
     server = AudioSocketServer(
         runner,
@@ -273,6 +283,7 @@ async def start_telephony(
         admission=admission,
         metrics=metrics,
         router=router,
+        engines=engines.pool,
     )
     if analysis is not None and settings.analysis.enabled:
         telephony.analysis = AnalysisWorker(
@@ -323,9 +334,12 @@ async def serve(settings: Settings) -> int:
     # The REST API's database (docs/api.md): migrated to the latest schema before serving.
     # Whether answered calls wait for an analysis is the installation's (docs/analysis.md).
     database = Database(settings.database.url, analyse_calls=settings.analysis.analysed())
+    engines: VoiceEngines | None = None
     try:
         await database.migrate()
-        engines, profile = await prepare(settings)
+        # Each engine in a worker process of its own unless models.workers is off: a native
+        # crash then ends only the calls it served (docs/inference.md).
+        engines, profile = await prepare(settings, workers=settings.models.workers)
         model = analysis_model(settings) if settings.analysis.enabled else None
         telephony = await start_telephony(settings, database, engines, profile, analysis=model)
         # Webhook deliveries queued before a restart (or by a node that died) go out from here
@@ -347,6 +361,8 @@ async def serve(settings: Settings) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     finally:
+        if engines is not None and engines.pool is not None:
+            await engines.pool.close()
         await database.dispose()
     return 0
 

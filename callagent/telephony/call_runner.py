@@ -21,12 +21,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callagent.call_logging import call_context
+from callagent.dialog.actions import Action, ActionKind
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.conversation import Conversation
 from callagent.dialog.llm import LanguageModel
+from callagent.inference.errors import EngineUnavailable
 from callagent.store.services.call_state import CallAction, CallUpdate
 from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.admission import BusyPrompt, CallAdmission, turn_away
@@ -37,7 +39,7 @@ from callagent.telephony.metrics import CallMetrics, FrameGaps
 from callagent.telephony.recording import CallRecorder
 from callagent.telephony.routing import CallRouter, MachinePolicy, MessageResponder, Route
 from callagent.voice_pipeline.clock import Clock
-from callagent.voice_pipeline.frames import AudioFrame, DtmfFrame, InboundFrame
+from callagent.voice_pipeline.frames import FRAME_MS, AudioFrame, DtmfFrame, InboundFrame
 from callagent.voice_pipeline.pipeline import (
     BargeIn,
     CallLog,
@@ -49,6 +51,9 @@ from callagent.voice_pipeline.pipeline import (
 )
 from callagent.voice_pipeline.stt import SpeechToText
 from callagent.voice_pipeline.tts import TextToSpeech, VoiceLibrary
+
+if TYPE_CHECKING:
+    from callagent.inference.supervisor import EnginePool
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,9 @@ class VoiceEngines:
     tts: TextToSpeech
     llm: LanguageModel
     voices: VoiceLibrary | None = None
+    pool: EnginePool | None = None
+    """The worker processes the engines run in, when they do (docs/inference.md): their
+    state for ``/health``, their restarts for metrics, stopped with the node."""
 
     async def tts_for(self, voice: str) -> TextToSpeech:
         """The engine that speaks with ``voice`` (an agent's choice; ``""``: the default)."""
@@ -156,12 +164,16 @@ class CallRunner:
         admission: CallAdmission | None = None,
         busy: BusyPrompt | None = None,
         metrics: CallMetrics | None = None,
+        apology: BusyPrompt | None = None,
     ) -> None:
         if admission is not None and busy is None:
             raise ValueError("a call runner with admission control needs its busy prompt")
         self._admission = admission
         self._busy = busy
         self._metrics = metrics
+        # Rendered at start in this process: it plays when an engine is gone, so it must not
+        # need one (docs/inference.md "When a worker dies").
+        self._apology = apology
         self._recordings = recordings
         self._actions = actions or ActionParams()
         self._engines = engines
@@ -305,6 +317,7 @@ class CallRunner:
             self._clock,
             self._settings,
             observer,
+            fatal=(EngineUnavailable,),
         )
 
         async def hang_up() -> None:
@@ -336,6 +349,12 @@ class CallRunner:
             machine = await self._run(
                 pipeline, frames, send, hang_up, connection, route, tts, observer
             )
+        except EngineUnavailable as error:
+            # A model is gone mid-call (its worker died, docs/inference.md): the caller hears
+            # the apology and is handed to a person or hung up on; other calls are unaffected.
+            failure = f"engine crashed: {error.engine} ({error.reason})"
+            log.error("the %s engine is unavailable (%s); ending the call", error.engine, error)
+            await self._engine_failed(connection, actions, send)
         except Exception as error:
             failure = f"call handler error: {type(error).__name__}"
             raise
@@ -365,6 +384,23 @@ class CallRunner:
                 )
             if self._on_call_finished is not None:
                 self._on_call_finished(report)
+
+    async def _engine_failed(
+        self,
+        connection: CallConnection,
+        actions: CallActions,
+        send: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        """Apologise, then hand the caller to a person when the node can (AMI and a transfer
+        target, docs/dialog.md "In-call actions"), else hang up."""
+        if connection.closed:
+            return
+        if self._apology is not None:
+            pcm = await self._apology.audio(connection.sample_rate)
+            await _play(pcm, send, connection, self._clock)
+        if self._actions.transfer is not None and actions.can_transfer:
+            actions.take(Action.make(ActionKind.TRANSFER, {}, "rule"))
+        await actions.end_call(connection.hang_up, lambda: connection.closed)
 
     async def _run(
         self,
@@ -438,3 +474,22 @@ class CallRunner:
             elif isinstance(frame, DtmfFrame) and keys is not None:
                 keys.update(CallUpdate(dtmf=frame.digit))
             yield frame
+
+
+async def _play(
+    pcm: bytes,
+    send: Callable[[bytes], Awaitable[None]],
+    connection: CallConnection,
+    clock: Clock,
+) -> None:
+    """Send whole 20 ms frames of ``pcm`` paced on the clock (DESIGN.md "Contracts"); a caller
+    who hangs up ends it early."""
+    size = round(connection.sample_rate * FRAME_MS / 1000) * 2
+    deadline = clock.now()
+    for start in range(0, len(pcm), size):
+        if connection.closed:
+            return
+        await send(pcm[start : start + size])
+        # Resynchronise rather than burst after a stall (DESIGN.md "Known traps").
+        deadline = max(deadline + FRAME_MS / 1000, clock.now() - 2 * FRAME_MS / 1000)
+        await clock.sleep_until(deadline)

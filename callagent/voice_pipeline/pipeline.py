@@ -413,8 +413,14 @@ class VoicePipeline:
         clock: Clock,
         settings: PipelineSettings | None = None,
         observer: PipelineObserver | None = None,
+        *,
+        fatal: tuple[type[Exception], ...] = (),
     ) -> None:
         self._stt = stt
+        # Errors after which the call cannot go on (an engine is gone, docs/inference.md): they
+        # end the call - run() raises them - instead of only the reply that met them.
+        self._fatal = fatal
+        self._failed: asyncio.Future[None] | None = None
         self._tts = tts
         self._responder = responder
         self._clock = clock
@@ -455,6 +461,7 @@ class VoicePipeline:
         output = PacedOutput(send, sample_rate, self._clock)
         vad = VoiceActivityDetector(sample_rate, self.settings.vad)
         pacer_task = asyncio.create_task(output.run(), name="paced-output")
+        self._failed = asyncio.get_running_loop().create_future()
         started = self._clock.now()
         listener: asyncio.Task[None] | None = None
         watchdog: asyncio.Task[None] | None = None
@@ -467,12 +474,15 @@ class VoicePipeline:
             warming = asyncio.create_task(self._responder.prepare(), name="warm-prefix")
             listener = asyncio.create_task(self._listen(inbound, vad, output), name="listen")
             watchdog = asyncio.create_task(self._watch(output, started), name="call-watchdog")
-            done, _ = await asyncio.wait({listener, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {listener, watchdog, self._failed}, return_when=asyncio.FIRST_COMPLETED
+            )
             if watchdog in done and watchdog.exception() is None:
                 await hang_up()  # the agent ends the call
             for task in done:
-                task.result()  # a failure of either is the call's failure
+                task.result()  # a failure of either (or a fatal one of a reply) is the call's
         finally:
+            self._failed.cancel()  # a no-op once it holds the call's failure
             for task in (listener, watchdog, warming):
                 if task is not None:
                     task.cancel()
@@ -709,7 +719,27 @@ class VoicePipeline:
             speculative=speculative,
         )
         self._reply = reply
-        reply.start(functools.partial(self._speak_reply, reply, output, caller_text, fixed_text))
+        reply.start(functools.partial(self._speak_or_fail, reply, output, caller_text, fixed_text))
+
+    async def _speak_or_fail(
+        self,
+        reply: Reply,
+        output: PacedOutput,
+        caller_text: str | None,
+        fixed_text: str | None,
+    ) -> None:
+        """Speak the reply; a fatal error (see ``fatal``) ends the call, not only the reply:
+        the reply keeps what was heard and :meth:`run` raises the error."""
+        try:
+            await self._speak_reply(reply, output, caller_text, fixed_text)
+        except Exception as error:
+            fatal = _fatal_part(error, self._fatal)
+            if fatal is None:
+                raise
+            log.error("the call cannot go on: %s", fatal)
+            reply.settle(cut_short=True)
+            if self._failed is not None and not self._failed.done():
+                self._failed.set_exception(fatal)
 
     async def _speak_reply(
         self,
@@ -793,3 +823,17 @@ class VoicePipeline:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _fatal_part(error: Exception, fatal: tuple[type[Exception], ...]) -> Exception | None:
+    """``error`` itself or the first error of its group (a reply's TaskGroup) that is one of
+    ``fatal``; None when there is none."""
+    if not fatal:
+        return None
+    if isinstance(error, fatal):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if isinstance(inner, Exception) and (found := _fatal_part(inner, fatal)) is not None:
+                return found
+    return None
