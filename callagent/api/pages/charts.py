@@ -50,6 +50,18 @@ def nice_ceiling(value: float) -> float:
     return float(10 * power)  # pragma: no cover - the loop ends at 10
 
 
+def count_ceiling(value: float) -> float:
+    """An axis' top for counts: four steps of 1, 2, 2.5 or 5 × 10^k, each a whole number
+    (no "2.5 calls" on the axis)."""
+    need = max(value / 4, 1.0)
+    power = 10 ** math.floor(math.log10(need))
+    for step in (1, 2, 2.5, 5, 10):
+        size = step * power
+        if size >= need and size == int(size):
+            return float(size * 4)
+    return float(10 * power * 4)  # pragma: no cover - the loop ends at 10
+
+
 def _number(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
@@ -103,9 +115,9 @@ def _legend(series: Sequence[Series]) -> list[str]:
 
 
 def bar_chart(labels: Sequence[str], series: Sequence[Series], *, label: str) -> Markup:
-    """Grouped vertical bars: one group per label, one bar per series."""
+    """Grouped vertical bars of counts: one group per label, one bar per series."""
     highest = max((v for s in series for v in s.values if v is not None), default=0.0)
-    top = nice_ceiling(highest)
+    top = count_ceiling(highest)
     body, plot_w, plot_h = _frame(top, "", labels)
     slot = plot_w / max(1, len(labels))
     bar_w = slot * 0.8 / max(1, len(series))

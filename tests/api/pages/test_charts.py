@@ -5,12 +5,27 @@ from __future__ import annotations
 
 import re
 
-from callagent.api.pages.charts import BLUE, Series, bar_chart, hbar_chart, line_chart, nice_ceiling
+import pytest
+
+from callagent.api.pages.charts import (
+    BLUE,
+    Series,
+    bar_chart,
+    count_ceiling,
+    hbar_chart,
+    line_chart,
+    nice_ceiling,
+)
 
 
 def test_axes_end_on_a_round_number() -> None:
     values = (0, 3, 7, 12, 1180, 2450, 2550)
     assert [nice_ceiling(v) for v in values] == [1, 5, 10, 20, 2000, 2500, 5000]
+
+
+def test_count_axes_step_in_whole_numbers() -> None:
+    values = (0, 3, 5, 6, 9, 17, 40, 178, 1000)
+    assert [count_ceiling(v) for v in values] == [4, 4, 8, 8, 20, 20, 40, 200, 1000]
 
 
 def test_text_in_a_chart_is_escaped() -> None:
@@ -38,5 +53,5 @@ def test_bars_are_as_tall_as_their_value_on_the_axis() -> None:
     svg = str(bar_chart(["1 Mar", "2 Mar"], [Series("Calls", [5.0, 0.0], BLUE)], label="calls"))
     heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', svg)]
     assert len(heights) == 1  # a day without calls has no bar
-    # 5 calls on an axis of 5: the whole plot's height (240 - 28 - 34).
-    assert heights == [178.0]
+    # 5 calls on an axis of 8 (steps of 2): 5/8 of the plot's height (240 - 28 - 34).
+    assert heights == [pytest.approx(178.0 * 5 / 8, abs=0.1)]  # drawn to 0.1 px
