@@ -24,7 +24,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
-from litestar.response import File, Stream
+from litestar.response import Stream
 
 from callagent.api.errors import responses
 from callagent.api.state import ApiState
@@ -124,29 +124,24 @@ def recording_response(
     disposition: Literal["attachment", "inline"],
 ) -> Response[Any]:
     """The recording as ``audio/wav``: the whole file (200), or the one byte range asked
-    for (206)."""
+    for (206). Exactly the bytes the file held when it was looked up are sent: the recording
+    of a call still on the line grows meanwhile, and a body longer than its Content-Length
+    is a broken response (Litestar's ``File`` reads to the end of the file)."""
     wanted = _byte_range(request.headers.get("range", ""), recording.size)
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
-    if wanted is None:
-        return File(
-            recording.path,
-            filename=recording.filename,
-            media_type=MEDIA_TYPE,
-            content_disposition_type=disposition,
-            headers=headers,
-        )
-    first, last = wanted
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-store",
+        "Content-Disposition": f'{disposition}; filename="{recording.filename}"',
+    }
+    first, last = wanted if wanted is not None else (0, recording.size - 1)
     length = last - first + 1
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{recording.size}"
     return Stream(
         _read(recording.path, first, length),
-        status_code=206,
+        status_code=200 if wanted is None else 206,
         media_type=MEDIA_TYPE,
-        headers={
-            **headers,
-            "Content-Range": f"bytes {first}-{last}/{recording.size}",
-            "Content-Length": str(length),
-            "Content-Disposition": f'{disposition}; filename="{recording.filename}"',
-        },
+        headers={**headers, "Content-Length": str(length)},
     )
 
 

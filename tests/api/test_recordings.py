@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import soundfile
+from litestar import Litestar, Request, Response, get
 from litestar.testing import AsyncTestClient
 
+from callagent.api.recordings import Recording, recording_response
 from callagent.api.state import ApiState
 from callagent.store.db import Database
 from callagent.store.services import call_state, telephony
@@ -175,3 +177,29 @@ async def test_no_recording_folder_on_this_node_is_a_404(
     api_state.recordings = None  # recording.enabled = false
     response = await client.get(f"/api/calls/{call_id}/recording/", headers=tenant)
     assert response.status_code == 404
+
+
+async def test_a_recording_still_being_written_is_sent_as_it_was_when_asked_for(
+    tmp_path: Path,
+) -> None:
+    """A call on the line keeps writing its file while it is sent: the body is the bytes the
+    Content-Length announced, not a longer one (a broken response)."""
+    call_id = uuid.uuid4()
+    path = write_recording(tmp_path, call_id, seconds=1.0)
+    found = Recording(call_id, path, path.stat().st_size)
+    with path.open("ab") as file:  # the call went on (past one read chunk, too)
+        file.write(bytes(2 * 1024 * 1024))
+
+    @get("/recording")
+    async def serve(request: Request[Any, Any, Any]) -> Response[Any]:
+        return recording_response(request, found, "inline")
+
+    async with AsyncTestClient(app=Litestar([serve])) as client:
+        whole = await client.get("/recording")
+        tail = await client.get("/recording", headers={"Range": "bytes=100-"})
+    assert whole.status_code == 200
+    assert whole.headers["content-length"] == str(found.size)
+    assert whole.content == path.read_bytes()[: found.size]
+    assert tail.status_code == 206
+    assert tail.headers["content-range"] == f"bytes 100-{found.size - 1}/{found.size}"
+    assert tail.content == path.read_bytes()[100 : found.size]
