@@ -18,7 +18,7 @@ import pytest
 
 from callagent.store.db import Database
 from callagent.store.schemas import StartCall, TranscriptTurn
-from callagent.store.services import call_state, calls
+from callagent.store.services import call_state, calls, telephony
 from callagent.store.services.call_analysis import CallAnalysis
 from callagent.store.services.call_state import CallUpdate
 from callagent.store.states import CallStatus
@@ -78,6 +78,28 @@ async def finished_call(
     if lines:
         await call_state.append_turns(db, client_id, call_id, turns(*lines, at=answered))
     await call_state.apply_call_update(db, client_id, call_id, CallUpdate(status=status), at + TALK)
+    return call_id
+
+
+async def finished_browser_call(
+    db: Database,
+    client_id: uuid.UUID,
+    lines: tuple[str, ...] = ("agent: Hello, this is Alex.", "caller: I'll take it, sign me up."),
+    *,
+    at: dt.datetime = START,
+) -> uuid.UUID:
+    """A call from the dashboard's browser phone (call type ``test``), opened by the store as
+    the call router opens it, talked through and ended ``TALK`` later like :func:`finished_call`
+    (this queues its analysis)."""
+    call_id = uuid.uuid4()
+    opened = await telephony.open_test_call(db, call_id=call_id, client_id=client_id, now=at)
+    assert opened is not None
+    assert opened.call_id == call_id
+    if lines:
+        await call_state.append_turns(db, client_id, call_id, turns(*lines, at=at))
+    await call_state.apply_call_update(
+        db, client_id, call_id, CallUpdate(status=CallStatus.COMPLETED), at + TALK
+    )
     return call_id
 
 

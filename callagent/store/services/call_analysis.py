@@ -663,6 +663,8 @@ async def _count_for_learning(
     """Count the analysed call, with the outcome it now has (whoever set it), into the agent's
     learning counts: the objection answers it gave, its opener, its local hour and weekday
     (``learning.record_call``; docs/learning.md)."""
+    if call.call_type == CallType.TEST:
+        return  # the browser phone's: not business (docs/dashboard.md "Talk to your agent")
     trained = await session.scalars(
         select(AgentTraining.objection_responses)
         .where(AgentTraining.agent_id == agent.id, AgentTraining.client_id == call.client_id)
@@ -691,6 +693,8 @@ def _learn(agent: AIAgent, call: CallSession, result: CallAnalysis, outcome: Cal
     one (``calls.record_outcome``): handled calls, conversions, outcomes, objections, sentiment."""
     from callagent.store.services.calls import _learn as learn_from_report
 
+    if call.call_type == CallType.TEST:
+        return  # the browser phone's: not business (docs/dashboard.md "Talk to your agent")
     agent.calls_handled += 1
     if outcome == CallOutcome.CONVERTED:
         agent.successful_conversions += 1
@@ -728,11 +732,12 @@ async def withdraw_outcome(
     the CRM reports (none: they are taken back; docs/learning.md)."""
     assert call.outcome is not None
     outcome = call.outcome
-    agent.calls_handled = max(0, agent.calls_handled - 1)
-    if outcome == CallOutcome.CONVERTED:
-        agent.successful_conversions = max(0, agent.successful_conversions - 1)
     analysis = copy.deepcopy(call.analysis or {})
-    agent.performance_metrics = _unlearn(agent.performance_metrics or {}, outcome, analysis)
+    if call.call_type != CallType.TEST:  # a test call was never counted (_learn)
+        agent.calls_handled = max(0, agent.calls_handled - 1)
+        if outcome == CallOutcome.CONVERTED:
+            agent.successful_conversions = max(0, agent.successful_conversions - 1)
+        agent.performance_metrics = _unlearn(agent.performance_metrics or {}, outcome, analysis)
     applied = analysis.setdefault("applied", {})
     applied["outcome_withdrawn"] = outcome.value
     callback_id = applied.get("callback_id")

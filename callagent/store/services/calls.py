@@ -531,12 +531,13 @@ async def record_outcome(
                 origin_call_id=call.id,
             )
 
-        agent.calls_handled += 1
-        if report.outcome == CallOutcome.CONVERTED:
-            agent.successful_conversions += 1
-        _learn(agent, report, raised, known)
-        if agent.status == AgentStatus.ACTIVE and agent.calls_handled >= OPTIMIZE_AFTER_CALLS:
-            agent.status = advance_status(agent.status, AgentStatus.OPTIMIZING)
+        if call.call_type != CallType.TEST:  # the browser phone's is no business to learn from
+            agent.calls_handled += 1
+            if report.outcome == CallOutcome.CONVERTED:
+                agent.successful_conversions += 1
+            _learn(agent, report, raised, known)
+            if agent.status == AgentStatus.ACTIVE and agent.calls_handled >= OPTIMIZE_AFTER_CALLS:
+                agent.status = advance_status(agent.status, AgentStatus.OPTIMIZING)
         await events.customer_changed(session, customer, snapshot, call_id=call.id)
         if not ended_by_telephony and not queued:
             # Never answered, or no node analyses calls: no analysis will announce it

@@ -39,6 +39,10 @@ from callagent.store.services.suppression import SOURCE_ATTRIBUTE
 from callagent.store.states import InterestLevel, check_transition
 
 MAX_IMPORT_ROWS = 10_000
+BROWSER_TEST_NUMBER = "+12025550100"
+"""The number of each client's "Browser test" customer, who makes the dashboard's browser-phone
+calls (docs/dashboard.md "Talk to your agent"): a valid E.164 number from the range the North
+American plan keeps for fiction (555-0100..0199), so it reaches nobody."""
 NEWEST_FIRST = (SortKey(CustomerProfile.id),)
 
 
@@ -59,7 +63,12 @@ IMPORT_COLUMNS = (
 
 
 def customer_counts(customer: CustomerProfile, sign: int = 1) -> dict[str, int]:
-    """The counters one customer contributes to (negated with ``sign=-1``)."""
+    """The counters one customer contributes to (negated with ``sign=-1``). The browser
+    phone's "Browser test" customer contributes to none: the dashboard's figures count the
+    client's customers, not its own person trying the agent. Every writer bumps the counters
+    by this function's before/after, so leaving the customer out here leaves it out for good."""
+    if customer.phone_number == BROWSER_TEST_NUMBER:
+        return {}
     deltas = {"customers.total": sign, f"customers.{customer.interest_level.value}": sign}
     if customer.do_not_call:
         deltas["customers.do_not_call"] = sign

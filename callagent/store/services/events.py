@@ -9,6 +9,11 @@ per active endpoint of the client that subscribed to its type; the delivery work
 (``callagent/webhooks/``) sends them. A client without such an endpoint gets no rows at all:
 there would be nobody to send them to, and the tables would only grow.
 
+A browser-phone call (call type ``test``, docs/dashboard.md "Talk to your agent") raises no
+event at all: it is the client's own person trying the agent, not business a CRM should see.
+Every event a call causes carries that call's ordering key (:func:`call_key`), so
+:func:`emit_many` drops them in one place, whichever writer raised them.
+
 Events carry plain JSON (ids and values), never ORM objects (DESIGN.md practice 11).
 """
 
@@ -37,6 +42,7 @@ from callagent.store.models import (
     utcnow,
 )
 from callagent.store.services._common import call_view, customer_view, opportunity_view
+from callagent.store.states import CallType
 
 EVENT_TYPES: Final = (
     "call.started",
@@ -99,10 +105,15 @@ CALL_FIELDS: Final = (
 _ENDPOINTS: Final = "callagent.webhook_endpoints"
 """``session.info`` key of the endpoints :func:`emit` looked up in this transaction."""
 
+_TEST_CALLS: Final = "callagent.webhook_test_calls"
+"""``session.info`` key of the call keys :func:`emit` found to be browser-phone calls."""
+
+_CALL_PREFIX: Final = "call:"
+
 
 def call_key(call_id: uuid.UUID) -> str:
     """The ordering key of a call's events: they are delivered in the order they were written."""
-    return f"call:{call_id}"
+    return f"{_CALL_PREFIX}{call_id}"
 
 
 def customer_key(customer_id: uuid.UUID) -> str:
@@ -161,6 +172,8 @@ async def emit_many(
         if item.event_type not in EVENT_TYPES:
             raise ValueError(f"unknown webhook event type {item.event_type!r}")
         targets = [id_ for id_, types in endpoints if subscribes(types, item.event_type)]
+        if targets and await _of_test_call(session, item.ordering_key):
+            targets = []  # the browser phone's: no business event (module docstring)
         if not targets:
             planned.append(None)
             continue
@@ -219,6 +232,24 @@ async def _endpoints(
         )
         cache[client_id] = [(row.id, list(row.event_types)) for row in rows]
     return cache[client_id]
+
+
+async def _of_test_call(session: AsyncSession, ordering_key: str) -> bool:
+    """Whether ``ordering_key`` is a browser-phone call's; looked up once per transaction (the
+    call's row is written, or at least flushed, before its events)."""
+    if not ordering_key.startswith(_CALL_PREFIX):
+        return False
+    known: dict[str, bool] = session.info.setdefault(_TEST_CALLS, {})
+    if ordering_key not in known:
+        try:
+            call_id = uuid.UUID(ordering_key.removeprefix(_CALL_PREFIX))
+        except ValueError:
+            return False
+        call_type = await session.scalar(
+            select(CallSession.call_type).where(CallSession.id == call_id)
+        )
+        known[ordering_key] = call_type == CallType.TEST
+    return known[ordering_key]
 
 
 async def wanted(session: AsyncSession, client_id: uuid.UUID, *event_types: str) -> bool:

@@ -41,6 +41,7 @@ from callagent.store.services._common import (
     training_view,
 )
 from callagent.store.services.customers import (
+    BROWSER_TEST_NUMBER,
     customer_counts,
     find_or_create_customer,
     new_customer,
@@ -214,11 +215,6 @@ async def _start_call(
         customer_created=customer_created,
     )
 
-
-BROWSER_TEST_NUMBER = "+12025550100"
-"""The number of each client's "Browser test" customer, who makes the dashboard's browser-phone
-calls (docs/dashboard.md "Talk to your agent"): a valid E.164 number from the range the North
-American plan keeps for fiction (555-0100..0199), so it reaches nobody."""
 
 BROWSER_TEST_NAME = "Browser test"
 

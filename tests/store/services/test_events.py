@@ -36,7 +36,7 @@ from callagent.store.services.call_state import CallAction, CallUpdate
 from callagent.store.services.webhooks import WebhookEndpointCreate
 from callagent.store.states import CallOutcome, CallStatus, InterestLevel
 
-from helpers.analysis_data import START, TALK, analysis, finished_call
+from helpers.analysis_data import START, TALK, analysis, finished_browser_call, finished_call
 from helpers.store_data import NOW, number, ready_client
 
 LEASE = dt.timedelta(minutes=5)
@@ -323,6 +323,30 @@ async def test_an_answered_call_is_completed_once_its_analysis_is_written(
     assert completed["summary"] == analysis().summary
     assert completed["analysis"]["applied"]["outcome"] == "interested"
     assert rows[3].data["call_id"] == str(call_id)
+
+
+async def test_a_browser_phone_call_raises_no_event(own_db: Database) -> None:
+    """docs/webhooks.md: the client's own person trying the agent is no business for a CRM -
+    neither the call, nor its "Browser test" customer, nor what the analysis makes of it."""
+    db = own_db
+    client_id = await ready_client(db)
+    await subscribe(db, client_id)
+    await finished_browser_call(db, client_id)
+    lease = await analysis_jobs.claim(db, "test", START + TALK + START_DELAY, LEASE)
+    assert lease is not None
+    await call_analysis.apply_analysis(
+        db,
+        lease,
+        analysis(outcome="converted", bought=True, callback_requested=False),
+        START + TALK + START_DELAY,
+    )
+    assert [row.type for row in await outbox(db, client_id)] == []
+    # The client's real calls are announced as before.
+    await finished_call(db, client_id)
+    assert [row.type for row in await outbox(db, client_id)] == [
+        "customer.created",
+        "call.started",
+    ]
 
 
 async def test_an_analysis_that_fails_still_completes_the_call(own_db: Database) -> None:
