@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
@@ -23,7 +24,9 @@ from callagent.app.components import pipeline_settings, prepare
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.settings import Settings, load_settings
 from callagent.store.db import Database
-from callagent.store.services import clients
+from callagent.store.models import WebhookEvent
+from callagent.store.services import clients, webhooks
+from callagent.store.services.webhooks import WebhookEndpointCreate
 from callagent.store.states import CallOutcome, CallStatus
 from callagent.telephony.admission import BusyPrompt, CallAdmission
 from callagent.telephony.asterisk.loopback_caller import simulate_call
@@ -179,6 +182,12 @@ async def test_a_refused_inbound_call_is_stored_as_busy_with_a_callback_offered(
     async with routing_rig(database_url, tmp_path / "recordings", dids=[did], capacity=1) as rig:
         assert rig.admission is not None
         tenant = await make_tenant(rig.db, "Alma", "Alpha Roofing", did)
+        # A CRM that wants every event (none is sent: no delivery worker runs here).
+        await webhooks.create_endpoint(
+            rig.db,
+            tenant.client_id,
+            WebhookEndpointCreate(url="http://127.0.0.1:9/hook", event_types=["*"]),
+        )
         # The first caller stays on the line, silent, until the test hangs up for them.
         first = asyncio.create_task(
             rig.sim.inbound_call(did, CALLER, (), final_wait_s=3600.0, max_wait_for_agent_s=3600.0)
@@ -200,6 +209,18 @@ async def test_a_refused_inbound_call_is_stored_as_busy_with_a_callback_offered(
         assert refused.outcome == CallOutcome.BUSY
         assert "at capacity" in refused.failure_reason
         assert "routing.max_active_calls" in refused.failure_reason
+        # ... and announced like any call that ends: started, then completed as busy.
+        async with rig.db.read() as session:
+            announced = list(
+                await session.scalars(
+                    select(WebhookEvent)
+                    .where(WebhookEvent.ordering_key == f"call:{second.call_id}")
+                    .order_by(WebhookEvent.seq)
+                )
+            )
+        calls_announced = [e for e in announced if e.type.startswith("call.")]
+        assert [e.type for e in calls_announced] == ["call.started", "call.completed"]
+        assert calls_announced[1].data["outcome"] == "busy"
         async with rig.api() as api:
             callbacks = (await api.get("/api/callbacks/", headers=tenant.headers)).json()
             offered = [c for c in callbacks["items"] if c["phone_number"] == OTHER_CALLER]
