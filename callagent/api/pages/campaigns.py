@@ -250,7 +250,6 @@ def campaign_handlers(api: ApiState) -> list[Any]:
         form = await request.form()
         values = {key: form.get(key) for key in form if key not in ("csrf_token", "file")}
         zone, _ = await zone_of(who.client_id)
-        created: CampaignView | None = None
         try:
             purpose = _text(form, "call_purpose")
             try:
@@ -270,15 +269,17 @@ def campaign_handlers(api: ApiState) -> list[Any]:
                 "ends_at": _local_time(form, "ends_at", zone),
             }
             body = _convert(data, CampaignCreate)
-            if _text(form, "contacts") == "csv":
-                await csv_text(form)  # no file: refused before anything is written
-            created = await campaigns.create_campaign(api.db, who.client_id, body, api.clock())
-            added = await add(request, form, created.id, zone)
+            contacts: ContactsAdd | str = (
+                await csv_text(form)
+                if _text(form, "contacts") == "csv"
+                else _contact_filter(form, zone)
+            )
+            # The campaign and its contacts in one transaction (docs/campaigns.md): contacts
+            # that cannot be added (a bad header, a filter too wide) leave no draft behind.
+            created, added = await campaigns.create_campaign_with_contacts(
+                api.db, who.client_id, body, contacts, api.clock()
+            )
         except (FormError, DomainError) as error:
-            if created is not None:
-                # The contacts could not be added (a bad header, a filter too wide): the
-                # draft goes too, so a failed form leaves nothing behind.
-                await campaigns.delete_campaign(api.db, who.client_id, created.id)
             message = error.message if isinstance(error, FormError) else _describe(error)
             return await list_page(request, values=values, error=message, status_code=400)
         if added.errors:

@@ -320,32 +320,70 @@ def _apply_retry(campaign: Campaign, retry: RetryPolicy) -> None:
     }
 
 
+def _check_new(data: CampaignCreate, now: dt.datetime) -> None:
+    _check_dates(data.starts_at, data.ends_at)
+    if data.ends_at is not None and data.ends_at <= now:
+        raise ValidationFailed("ends_at", "must be in the future")
+
+
+async def _new_campaign(
+    session: AsyncSession, client_id: uuid.UUID, data: CampaignCreate, now: dt.datetime
+) -> Campaign:
+    campaign = Campaign(
+        client_id=client_id,
+        name=data.name.strip(),
+        call_purpose=_check_purpose(data.call_purpose),
+        script_override=data.script_override.strip(),
+        stagger_minutes=data.pacing.stagger_minutes,
+        max_concurrent=data.pacing.max_concurrent,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        status="draft",
+        settled_since_event=0,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_retry(campaign, data.retry)
+    session.add(campaign)
+    await session.flush()
+    return campaign
+
+
 async def create_campaign(
     db: Database, client_id: uuid.UUID, data: CampaignCreate, now: dt.datetime
 ) -> CampaignView:
     """A new draft campaign."""
-    _check_dates(data.starts_at, data.ends_at)
-    if data.ends_at is not None and data.ends_at <= now:
-        raise ValidationFailed("ends_at", "must be in the future")
+    _check_new(data, now)
     async with db.write() as session:
-        campaign = Campaign(
-            client_id=client_id,
-            name=data.name.strip(),
-            call_purpose=_check_purpose(data.call_purpose),
-            script_override=data.script_override.strip(),
-            stagger_minutes=data.pacing.stagger_minutes,
-            max_concurrent=data.pacing.max_concurrent,
-            starts_at=data.starts_at,
-            ends_at=data.ends_at,
-            status="draft",
-            settled_since_event=0,
-            created_at=now,
-            updated_at=now,
-        )
-        _apply_retry(campaign, data.retry)
-        session.add(campaign)
-        await session.flush()
-        return await _view(session, campaign)
+        return await _view(session, await _new_campaign(session, client_id, data, now))
+
+
+async def create_campaign_with_contacts(
+    db: Database,
+    client_id: uuid.UUID,
+    data: CampaignCreate,
+    contacts: ContactsAdd | str,
+    now: dt.datetime,
+) -> tuple[CampaignView, ContactsAdded]:
+    """A new draft campaign and its contacts (``contacts``: by id or filter as
+    :func:`add_contacts`, or CSV text as :func:`import_contacts`) in one transaction: when the
+    contacts cannot be added (a bad CSV header, a filter too wide, an unknown id, a database
+    error), nothing is written, not even the campaign. CSV rows that are refused one by one
+    are reported and skipped, as :func:`import_contacts` does."""
+    _check_new(data, now)
+    if isinstance(contacts, ContactsAdd):
+        _check_contacts_add(contacts)
+    # The file is read before the transaction: a bad header or file writes nothing.
+    parsed = _parse_csv(contacts) if isinstance(contacts, str) else None
+    async with db.write() as session:
+        campaign = await _new_campaign(session, client_id, data, now)
+        if parsed is not None:
+            rows, errors = parsed
+            added = await _add_rows(session, campaign, client_id, rows, errors, now)
+        else:
+            assert isinstance(contacts, ContactsAdd)
+            added = await _add_chosen(session, campaign, client_id, contacts, now)
+        return await _view(session, campaign), added
 
 
 async def get_campaign(db: Database, client_id: uuid.UUID, campaign_id: uuid.UUID) -> CampaignView:
@@ -496,56 +534,69 @@ async def add_contacts(
 ) -> ContactsAdded:
     """Add the client's customers by id (an unknown or foreign id is a 404 and adds nothing) or
     by filter. A running campaign schedules them at once, after its last slot."""
-    if (data.customer_ids is None) == (data.filter is None):
-        raise ValidationFailed("customer_ids", "give either customer_ids or filter")
+    _check_contacts_add(data)
     async with db.write() as session:
         campaign = await _open_for_contacts(session, client_id, campaign_id)
-        if data.customer_ids is not None:
-            wanted = list(dict.fromkeys(data.customer_ids))
-            found: dict[uuid.UUID, CustomerProfile] = {}
-            for start in range(0, len(wanted), 500):
-                for customer in await session.scalars(
-                    select(CustomerProfile).where(
-                        CustomerProfile.client_id == client_id,
-                        CustomerProfile.id.in_(wanted[start : start + 500]),
-                    )
-                ):
-                    found[customer.id] = customer
-            missing = [str(i) for i in wanted if i not in found]
-            if missing:
-                raise ValidationFailed(
-                    "customer_ids", f"no such customer: {', '.join(missing[:5])}"
+        return await _add_chosen(session, campaign, client_id, data, now)
+
+
+def _check_contacts_add(data: ContactsAdd) -> None:
+    if (data.customer_ids is None) == (data.filter is None):
+        raise ValidationFailed("customer_ids", "give either customer_ids or filter")
+
+
+async def _add_chosen(
+    session: AsyncSession,
+    campaign: Campaign,
+    client_id: uuid.UUID,
+    data: ContactsAdd,
+    now: dt.datetime,
+) -> ContactsAdded:
+    """:func:`add_contacts` in the caller's transaction, the campaign's row locked."""
+    if data.customer_ids is not None:
+        wanted = list(dict.fromkeys(data.customer_ids))
+        found: dict[uuid.UUID, CustomerProfile] = {}
+        for start in range(0, len(wanted), 500):
+            for customer in await session.scalars(
+                select(CustomerProfile).where(
+                    CustomerProfile.client_id == client_id,
+                    CustomerProfile.id.in_(wanted[start : start + 500]),
                 )
-            chosen = [found[i] for i in wanted]
-        else:
-            assert data.filter is not None
-            statement = select(CustomerProfile).where(
-                CustomerProfile.client_id == client_id, CustomerProfile.do_not_call.is_(False)
+            ):
+                found[customer.id] = customer
+        missing = [str(i) for i in wanted if i not in found]
+        if missing:
+            raise ValidationFailed("customer_ids", f"no such customer: {', '.join(missing[:5])}")
+        chosen = [found[i] for i in wanted]
+    else:
+        assert data.filter is not None
+        statement = select(CustomerProfile).where(
+            CustomerProfile.client_id == client_id, CustomerProfile.do_not_call.is_(False)
+        )
+        if data.filter.interest_level is not None:
+            statement = statement.where(
+                CustomerProfile.interest_level == data.filter.interest_level
             )
-            if data.filter.interest_level is not None:
-                statement = statement.where(
-                    CustomerProfile.interest_level == data.filter.interest_level
-                )
-            if data.filter.converted is not None:
-                statement = statement.where(CustomerProfile.converted.is_(data.filter.converted))
-            if data.filter.not_called_since is not None:
-                statement = statement.where(
-                    (CustomerProfile.last_call_at.is_(None))
-                    | (CustomerProfile.last_call_at < data.filter.not_called_since)
-                )
-            chosen = list(
-                await session.scalars(
-                    statement.order_by(CustomerProfile.id).limit(MAX_CONTACTS_PER_REQUEST + 1)
-                )
+        if data.filter.converted is not None:
+            statement = statement.where(CustomerProfile.converted.is_(data.filter.converted))
+        if data.filter.not_called_since is not None:
+            statement = statement.where(
+                (CustomerProfile.last_call_at.is_(None))
+                | (CustomerProfile.last_call_at < data.filter.not_called_since)
             )
-            if len(chosen) > MAX_CONTACTS_PER_REQUEST:
-                raise ValidationFailed(
-                    "filter", f"matches more than {MAX_CONTACTS_PER_REQUEST} customers"
-                )
-        added, already = await _add(session, campaign, chosen)
-        if campaign.status == "running":
-            await _schedule_pending(session, campaign, now)
-        return ContactsAdded(added=added, already=already)
+        chosen = list(
+            await session.scalars(
+                statement.order_by(CustomerProfile.id).limit(MAX_CONTACTS_PER_REQUEST + 1)
+            )
+        )
+        if len(chosen) > MAX_CONTACTS_PER_REQUEST:
+            raise ValidationFailed(
+                "filter", f"matches more than {MAX_CONTACTS_PER_REQUEST} customers"
+            )
+    added, already = await _add(session, campaign, chosen)
+    if campaign.status == "running":
+        await _schedule_pending(session, campaign, now)
+    return ContactsAdded(added=added, already=already)
 
 
 async def import_contacts(
@@ -554,6 +605,15 @@ async def import_contacts(
     """Add contacts from CSV: a header with ``phone_number`` (or ``customer_id``) and optionally
     ``name``. A number no customer has yet becomes a new customer. Each bad row is reported
     (row, field, reason) and skipped; the good rows are added in one transaction."""
+    rows, errors = _parse_csv(text)
+    async with db.write() as session:
+        campaign = await _open_for_contacts(session, client_id, campaign_id)
+        return await _add_rows(session, campaign, client_id, rows, errors, now)
+
+
+def _parse_csv(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[ImportRowError]]:
+    """The rows of a contacts CSV by number, and the rows refused already by their shape; a
+    bad header or file is a :class:`ValidationFailed` (nothing is read from the database)."""
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     if "phone_number" not in header and "customer_id" not in header:
@@ -577,40 +637,50 @@ async def import_contacts(
             rows.append((number, {k: (v or "").strip() for k, v in raw.items() if k}))
     except csv.Error as error:
         raise ValidationFailed("file", f"not valid CSV: {error}") from None
-    async with db.write() as session:
-        campaign = await _open_for_contacts(session, client_id, campaign_id)
-        chosen: list[CustomerProfile] = []
-        seen: dict[uuid.UUID, int] = {}
-        created: list[tuple[CustomerProfile, Any]] = []
-        for number, row in rows:
-            try:
-                customer = await _row_customer(session, client_id, row, created)
-            except ValidationFailed as error:
-                errors.append(ImportRowError(row=number, field=error.field, reason=error.reason))
-                continue
-            if customer.id in seen:
-                errors.append(
-                    ImportRowError(
-                        row=number,
-                        field="phone_number",
-                        reason=f"same customer as row {seen[customer.id]}",
-                    )
+    return rows, errors
+
+
+async def _add_rows(
+    session: AsyncSession,
+    campaign: Campaign,
+    client_id: uuid.UUID,
+    rows: list[tuple[int, dict[str, str]]],
+    errors: list[ImportRowError],
+    now: dt.datetime,
+) -> ContactsAdded:
+    """:func:`import_contacts` of parsed rows in the caller's transaction, the campaign's row
+    locked."""
+    errors = list(errors)
+    chosen: list[CustomerProfile] = []
+    seen: dict[uuid.UUID, int] = {}
+    created: list[tuple[CustomerProfile, Any]] = []
+    for number, row in rows:
+        try:
+            customer = await _row_customer(session, client_id, row, created)
+        except ValidationFailed as error:
+            errors.append(ImportRowError(row=number, field=error.field, reason=error.reason))
+            continue
+        if customer.id in seen:
+            errors.append(
+                ImportRowError(
+                    row=number,
+                    field="phone_number",
+                    reason=f"same customer as row {seen[customer.id]}",
                 )
-                continue
-            if customer.do_not_call:
-                errors.append(
-                    ImportRowError(
-                        row=number, field="phone_number", reason="on the do-not-call list"
-                    )
-                )
-                continue
-            seen[customer.id] = number
-            chosen.append(customer)
-        if created:
-            await events.customers_written(session, client_id, created, source="campaign")
-        added, already = await _add(session, campaign, chosen)
-        if campaign.status == "running":
-            await _schedule_pending(session, campaign, now)
+            )
+            continue
+        if customer.do_not_call:
+            errors.append(
+                ImportRowError(row=number, field="phone_number", reason="on the do-not-call list")
+            )
+            continue
+        seen[customer.id] = number
+        chosen.append(customer)
+    if created:
+        await events.customers_written(session, client_id, created, source="campaign")
+    added, already = await _add(session, campaign, chosen)
+    if campaign.status == "running":
+        await _schedule_pending(session, campaign, now)
     errors.sort(key=lambda e: e.row)
     return ContactsAdded(added=added, already=already, errors=errors)
 

@@ -20,6 +20,7 @@ from callagent.store.states import CallbackStatus, CallOutcome, CallStatus, Call
 
 from helpers.api_fixtures import train_to
 from helpers.dashboard_fixtures import Person, sign_in
+from helpers.db_faults import contacts_refused
 
 Client = AsyncTestClient[Any]
 
@@ -239,6 +240,26 @@ async def test_a_form_whose_contacts_fail_leaves_no_campaign_behind(
     assert bad_purpose.status_code == 400
     assert "unknown call purpose" in bad_purpose.text
     assert await _campaigns(client, person) == []
+
+
+async def test_a_database_error_while_adding_the_contacts_leaves_no_campaign_behind(
+    client: Client, person: Person, db: Database
+) -> None:
+    # The campaign and its contacts are one transaction (docs/campaigns.md): the database
+    # refusing the contacts (a real trigger, helpers/db_faults.py) takes the campaign, and a
+    # customer the file would have created, with it - as a process dying mid-way would.
+    await _customers(client, person)
+    csrf = await sign_in(client, person)
+    async with contacts_refused(db, "Doomed"):
+        failed = await client.post(
+            "/dashboard/campaigns",
+            data=_create_form(csrf, "Doomed", contacts="csv"),
+            files={"file": ("c.csv", b"phone_number,name\n+14155550188,Newcomer\n", "text/csv")},
+        )
+    assert failed.status_code == 500
+    assert await _campaigns(client, person) == []
+    customers = await client.get("/api/customers/", headers=person.headers)
+    assert "Newcomer" not in customers.text
 
 
 async def test_the_forms_need_the_csrf_token(client: Client, person: Person) -> None:
