@@ -4,8 +4,10 @@ pasted text) goes through the same service as ``POST /api/customers/import/``
 and messages; each bad row is shown with its number, its column and what was wrong.
 
 Three ways to run it: check only (the service's dry run: nothing is written); import only if
-every row is good (a dry run first, then the import when it found no error: a file with a bad
-row writes nothing); or import the good rows and skip the bad ones, as the REST route does.
+every row is good (the service's ``all_or_nothing``: the rows are checked and written in one
+transaction, rolled back whole if any row is bad, so a file with a bad row writes nothing even
+when a customer changes meanwhile); or import the good rows and skip the bad ones, as the REST
+route does.
 Either way a bad row is never written, and the good rows are written in one transaction.
 """
 
@@ -106,10 +108,12 @@ def import_handlers(api: ApiState) -> list[Any]:
         try:
             text = await csv_text(form)
             result = await customers.import_customers(
-                api.db, who.client_id, text, dry_run=mode != "skip_bad"
+                api.db,
+                who.client_id,
+                text,
+                dry_run=mode == "check",
+                all_or_nothing=mode == "all_or_nothing",
             )
-            if mode == "all_or_nothing" and not result.errors:
-                result = await customers.import_customers(api.db, who.client_id, text)
         except FormError as error:
             return page(request, mode=mode, error=error.message, status_code=400)
         except ValidationFailed as error:

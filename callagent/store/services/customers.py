@@ -361,12 +361,19 @@ def _parse_row(raw: Mapping[str, str | None]) -> dict[str, Any]:
 
 
 async def import_customers(
-    db: Database, client_id: uuid.UUID, text: str, *, dry_run: bool = False
+    db: Database,
+    client_id: uuid.UUID,
+    text: str,
+    *,
+    dry_run: bool = False,
+    all_or_nothing: bool = False,
 ) -> ImportResult:
     """Create or update customers from CSV (header row required; ``phone_number`` column
     required; other known columns optional). Each bad row is reported with its field and reason
     and skipped; the good rows are written in one transaction. An existing phone number updates
-    that customer's non-empty columns."""
+    that customer's non-empty columns. ``all_or_nothing``: a file with any bad row writes
+    nothing, decided in that same transaction (the rows are checked against the customers as
+    they are locked there); its result is then a dry run's."""
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     if "phone_number" not in header:
@@ -464,6 +471,8 @@ async def import_customers(
                 updated += 1
             await events.customers_written(session, client_id, written, source="import")
             await counters.bump(session, client_id, dict(deltas))
+            if all_or_nothing and errors:
+                dry_run = True
             if dry_run:
                 raise _DryRun  # leaves db.write() by the rollback path: nothing is written
     except _DryRun:
