@@ -354,6 +354,10 @@ class CallRunner:
             # the apology and is handed to a person or hung up on; other calls are unaffected.
             failure = f"engine crashed: {error.engine} ({error.reason})"
             log.error("the %s engine is unavailable (%s); ending the call", error.engine, error)
+            if journal is not None:
+                # Before the hand-over: once Asterisk has taken the caller, AMI's report ends
+                # the stored call, and a later "failed" could no longer say why.
+                journal.update(CallUpdate(status=CallStatus.FAILED, failure_reason=failure))
             await self._engine_failed(connection, actions, send)
         except Exception as error:
             failure = f"call handler error: {type(error).__name__}"
