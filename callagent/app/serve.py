@@ -11,13 +11,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callagent.app.analysis_worker import AnalysisParams, AnalysisWorker
 from callagent.app.components import analysis_model, pipeline_settings, prepare, voice_catalog
+from callagent.app.llm_server import close_llm
 from callagent.app.scheduling import dial_policy, scheduler_params
 from callagent.dialog.agent_profile import AgentProfile
 from callagent.dialog.analysis import JsonModel
@@ -52,6 +54,26 @@ RETENTION_INTERVAL_S = 86_400.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class FinishedCalls:
+    """How many calls this node has finished, and the reports of the latest ``keep``: a node
+    runs for months, so it never holds every report it made (the store has them all)."""
+
+    def __init__(self, keep: int = 100) -> None:
+        self._recent: deque[CallReport] = deque(maxlen=keep)
+        self.count = 0
+
+    def append(self, report: CallReport) -> None:
+        """Note one finished call (the runner's ``on_call_finished``)."""
+        self._recent.append(report)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[CallReport]:
+        return iter(self._recent)
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+
 @dataclass
 class Telephony:
     """Everything ``serve`` runs besides HTTP (docs/telephony.md): the AudioSocket listener,
@@ -68,7 +90,7 @@ class Telephony:
     sip: SipEndpoint | None = None
     recordings: Path | None = None
     host: str = "127.0.0.1"
-    finished: list[CallReport] = field(default_factory=list)
+    finished: FinishedCalls = field(default_factory=FinishedCalls)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     unsubscribe_ami: Callable[[], None] | None = None
     recovery: CallRecovery | None = None
@@ -87,7 +109,7 @@ class Telephony:
         return {
             "audiosocket": f"{self.host}:{self.server.port}",
             "active_calls": self.server.active_calls,
-            "calls_finished": len(self.finished),
+            "calls_finished": self.finished.count,
             "ami": None if self.ami is None else ("connected" if self.ami.connected else "down"),
             "sip": None if self.sip is None else f"port {self.sip.port}",
             "recordings": str(self.recordings) if self.recordings else None,
@@ -223,7 +245,7 @@ async def start_telephony(
         accept=network.audiosocket_accept,
     )
     recordings = Path(settings.recording.folder) if settings.recording.enabled else None
-    finished: list[CallReport] = []
+    finished = FinishedCalls()
     clock = clock or MonotonicClock()
     # One count for AudioSocket, direct SIP, start-call and the scheduler (docs/telephony.md
     # "Capacity"); the busy prompt is rendered now, so a refusal costs the full node no TTS time.
@@ -363,6 +385,8 @@ async def serve(settings: Settings) -> int:
     finally:
         if engines is not None and engines.pool is not None:
             await engines.pool.close()
+        if engines is not None:
+            await close_llm(engines.llm)  # stops the llama-server child, when it is ours
         await database.dispose()
     return 0
 

@@ -30,7 +30,7 @@ import soundfile
 
 from callagent.api.app import create_app
 from callagent.api.state import ApiState
-from callagent.app.serve import start_telephony
+from callagent.app.serve import FinishedCalls, start_telephony
 from callagent.settings import Settings, load_settings
 from callagent.store.db import Database
 from callagent.store.errors import NotFound
@@ -40,6 +40,7 @@ from callagent.store.services import call_state, calls
 from callagent.store.services import telephony as telephony_store
 from callagent.store.services.recovery import INTERRUPTED
 from callagent.store.states import CallStatus
+from callagent.telephony.call_runner import CallReport
 from callagent.telephony.asterisk.config import render_asterisk_config
 from callagent.telephony.asterisk.loopback_caller import rms, simulate_call
 from callagent.telephony.call_runner import VoiceEngines
@@ -628,3 +629,13 @@ def test_the_webhook_worker_takes_the_webhooks_settings() -> None:
     assert (params.poll_interval_s, params.lease_s, params.max_attempts) == (2.0, 90.0, 4)
     assert (params.backoff_base_s, params.backoff_max_s) == (5.0, 60.0)
     assert (params.timeout_s, params.retention_days) == (3.0, 9.0)
+
+
+def test_a_long_running_node_keeps_only_its_latest_call_reports_but_counts_them_all() -> None:
+    finished = FinishedCalls(keep=3)
+    reports = [CallReport(call_id=uuid.uuid4()) for _ in range(5)]
+    for report in reports:
+        finished.append(report)
+    assert finished.count == 5
+    assert list(finished) == reports[-3:]
+    assert len(finished) == 3
