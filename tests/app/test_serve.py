@@ -40,10 +40,9 @@ from callagent.store.services import call_state, calls
 from callagent.store.services import telephony as telephony_store
 from callagent.store.services.recovery import INTERRUPTED
 from callagent.store.states import CallStatus
-from callagent.telephony.call_runner import CallReport
 from callagent.telephony.asterisk.config import render_asterisk_config
 from callagent.telephony.asterisk.loopback_caller import rms, simulate_call
-from callagent.telephony.call_runner import VoiceEngines
+from callagent.telephony.call_runner import CallReport, VoiceEngines
 from callagent.telephony.outbound import NoTelephonyPlacer
 from callagent.telephony.recording import CallRecorder
 from callagent.telephony.recovery import GONE_FROM_ASTERISK
