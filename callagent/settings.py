@@ -731,11 +731,61 @@ class WebhookSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
 
 
+class LlmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where the dialog's LLM runs (docs/models.md, "LLM server").
+
+    ``server = "in-process"`` (the default): llama-cpp-python inside callagent; concurrent calls
+    take turns on one model. ``"local"``: callagent starts llama.cpp's ``llama-server`` as a
+    supervised child (``make llama-server`` builds it) with ``parallel`` slots, so concurrent
+    calls generate in one batch; it is restarted when it dies. ``endpoint``: an
+    OpenAI-compatible server elsewhere (llama-server on a bigger box, vLLM), shared by several
+    callagent nodes, with ``api_key`` and ``model`` if it needs them; checked at start.
+    ``timeout_s``: a reply stream silent that long counts as a dead server.
+    """
+
+    env_prefix: ClassVar[str] = "LLM_"
+
+    server: Literal["in-process", "local"] = "in-process"
+    endpoint: str = ""
+    api_key: str = ""
+    model: str = ""
+    parallel: int = 4
+    server_binary: str = ""
+    port: int = 0
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.endpoint:
+            if self.server == "local":
+                raise SettingsError(
+                    "llm.endpoint and llm.server = 'local' exclude each other: "
+                    "a node runs its own llama-server or uses a remote one"
+                )
+            url = r"https?://[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?(/[^\s?#]*)?"
+            if re.fullmatch(url, self.endpoint) is None:
+                raise SettingsError(
+                    "llm.endpoint must be an http:// or https:// URL of an OpenAI-compatible "
+                    f"server without /v1 (e.g. http://10.0.0.5:8080), got {self.endpoint!r}"
+                )
+        if not 1 <= self.parallel <= 64:
+            raise SettingsError(f"llm.parallel must be 1..64 slots, got {self.parallel}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"llm.port must be a port number 0..65535, got {self.port}")
+        if not 1.0 <= self.timeout_s <= 600.0:
+            raise SettingsError(f"llm.timeout_s must be 1..600 s, got {self.timeout_s}")
+
+    @property
+    def remote(self) -> bool:
+        """Whether the LLM is a server elsewhere."""
+        return bool(self.endpoint)
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """All settings, one section per concern."""
 
     network: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
     models: ModelSettings = msgspec.field(default_factory=ModelSettings)
+    llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
     agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
     turn_taking: TurnTakingSettings = msgspec.field(default_factory=TurnTakingSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)

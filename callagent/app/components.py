@@ -10,10 +10,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from callagent.app.llm_server import close_llm, start_llm
 from callagent.diagnostics.selfcheck import require_llm_runs
 from callagent.dialog.agent_profile import DEFAULT_AGENT, AgentProfile, load_agent_profile
 from callagent.dialog.analysis import JsonModelSettings, LlamaJsonModel
-from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
+from callagent.dialog.llm import LanguageModel, LlamaCppLanguageModel, LlamaSettings
 from callagent.dialog.prompt import build_system_prompt
 from callagent.modelfiles import VoiceCatalog, installed_voices, resolve_profile
 from callagent.settings import ModelSettings, Settings
@@ -38,8 +39,10 @@ def use_local_models_only() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def load_engines(settings: ModelSettings) -> VoiceEngines:
-    """Check the profile's files (size; sha256 once per file version) and load each model."""
+def load_engines(settings: ModelSettings, llm: LanguageModel | None = None) -> VoiceEngines:
+    """Check the profile's files (size; sha256 once per file version) and load each model;
+    ``llm``, an LLM server's client, replaces the in-process LLM (docs/models.md, "LLM
+    server")."""
     use_local_models_only()
     started = time.perf_counter()
     profile = resolve_profile(settings.profile, Path(settings.models_dir), verify="full")
@@ -49,7 +52,8 @@ def load_engines(settings: ModelSettings) -> VoiceEngines:
     synthesis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
     tts = PiperTextToSpeech(profile.tts_model, profile.tts_config, executor=synthesis)
     voices = voice_library(settings, tts, synthesis)
-    llm = LlamaCppLanguageModel(profile.llm_path, LlamaSettings(n_threads=settings.llm_threads))
+    if llm is None:
+        llm = LlamaCppLanguageModel(profile.llm_path, LlamaSettings(n_threads=settings.llm_threads))
     log.info(
         "models of profile %r loaded in %.1f s (stt %s, llm %s, tts %s; voices %s)",
         settings.profile,
@@ -147,10 +151,30 @@ async def prepare(
     (docs/inference.md); the engines' ``pool`` is then the caller's to close.
     """
     profile = agent_profile(settings)
-    if settings.models.startup_check:
+    # With [llm] server = "local" or an endpoint the LLM is a server (started here when it is
+    # ours) instead of a model of this process (docs/models.md, "LLM server").
+    served = await start_llm(settings)
+    try:
+        engines = await _load(settings, workers, served)
+    except BaseException:
+        if served is not None:
+            await close_llm(served)
+        raise
+    try:
+        await engines.llm.warm_up(build_system_prompt(profile))
+    except BaseException:
+        if engines.pool is not None:
+            await engines.pool.close()
+        await close_llm(engines.llm)
+        raise
+    return engines, profile
+
+
+async def _load(settings: Settings, workers: bool, served: LanguageModel | None) -> VoiceEngines:
+    if settings.models.startup_check and served is None:
         await asyncio.to_thread(check_llm_runs_here, settings.models)
     if not workers:
-        engines = await asyncio.to_thread(load_engines, settings.models)
+        engines = await asyncio.to_thread(load_engines, settings.models, served)
     else:
         from callagent.inference.engines import start_worker_engines
 
@@ -160,11 +184,5 @@ async def prepare(
         await asyncio.to_thread(
             lambda: resolve_profile(models.profile, Path(models.models_dir), verify="full")
         )
-        engines = await start_worker_engines(settings.models)
-    try:
-        await engines.llm.warm_up(build_system_prompt(profile))
-    except BaseException:
-        if engines.pool is not None:
-            await engines.pool.close()
-        raise
-    return engines, profile
+        engines = await start_worker_engines(settings.models, llm=served)
+    return engines

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from callagent.dialog.llm import LanguageModel
 from callagent.inference.clients import (
     WorkerLanguageModel,
     WorkerSpeechToText,
@@ -80,15 +81,21 @@ def worker_specs(settings: ModelSettings) -> dict[str, WorkerSpec]:
 
 
 async def start_worker_engines(
-    settings: ModelSettings, specs: dict[str, WorkerSpec] | None = None
+    settings: ModelSettings,
+    specs: dict[str, WorkerSpec] | None = None,
+    *,
+    llm: LanguageModel | None = None,
 ) -> VoiceEngines:
     """Start the engine workers, wait until each has loaded its model, and give the engines
     the calls use: clients of those workers, with the pool attached for ``/health``, metrics
     and shutdown. :class:`~callagent.inference.supervisor.WorkerStartError` when one did not
-    come up."""
+    come up. With ``llm`` (an LLM server's client, docs/models.md "LLM server") no LLM worker
+    is started: the server is already a process of its own."""
     from callagent.app.components import voice_catalog
 
     specs = specs or worker_specs(settings)
+    if llm is not None:
+        specs = {name: spec for name, spec in specs.items() if name != "llm"}
     pool = EnginePool({name: EngineWorker(spec) for name, spec in specs.items()})
     await pool.start()
     tts_worker = pool.workers["tts"]
@@ -108,7 +115,7 @@ async def start_worker_engines(
     return VoiceEngines(
         stt=WorkerSpeechToText(pool.workers["stt"]),
         tts=tts,
-        llm=WorkerLanguageModel(pool.workers["llm"]),
+        llm=llm if llm is not None else WorkerLanguageModel(pool.workers["llm"]),
         voices=voices,
         pool=pool,
     )
