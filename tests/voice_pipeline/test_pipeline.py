@@ -782,3 +782,17 @@ async def test_a_speculative_answer_is_dropped_without_a_sound_when_the_caller_g
         {"role": "user", "content": whole},
         {"role": "assistant", "content": "Of course."},
     ]
+
+
+async def test_a_caller_who_hangs_up_inside_a_pause_leaves_no_speculative_answer() -> None:
+    h = Harness(
+        [], ["Sure, here is more."], prefixes=["Tell me more about the panels and"], speculate=True
+    )
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait(0.6)
+        assert len(h.llm.requests) == 1  # an answer was under way, held silent
+    # The turn never ended, so it was never answered: nothing of it is kept.
+    assert not h.log.turns
+    assert h.conversation.history == []
+    assert h.tts.spoken == []
