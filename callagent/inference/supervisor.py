@@ -290,7 +290,9 @@ class EngineWorker:
             ready = await self._handshake(reader, decoder)
             if ready:
                 await self._read(reader, decoder)
-        except (WireError, ConnectionError, OSError) as error:
+        except ConnectionResetError:
+            pass  # it died with our last bytes unread: its exit status below says how
+        except (WireError, OSError) as error:
             log.error("%s worker connection broken: %s", self.spec.engine, error)
         finally:
             child.close()
