@@ -327,6 +327,11 @@ class Reply:
             # A failed reply ends only that reply; the call goes on listening. What it queued
             # still plays, so it is settled once that is over and the history holds it.
             log.exception("agent reply failed")
+            if self.held:
+                # A speculative answer nobody heard, to a turn still open: the turn gets a
+                # fresh answer when it ends.
+                self.withdraw()
+                return
             await self._output.wait_idle()
             self.settle(cut_short=True)
         finally:

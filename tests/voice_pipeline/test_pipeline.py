@@ -796,3 +796,27 @@ async def test_a_caller_who_hangs_up_inside_a_pause_leaves_no_speculative_answer
     assert not h.log.turns
     assert h.conversation.history == []
     assert h.tts.spoken == []
+
+
+async def test_a_speculative_answer_that_fails_is_answered_afresh_when_the_turn_ends() -> None:
+    asked = "Tell me more about the panels and"
+    h = Harness([], [], prefixes=[asked], speculate=True)
+    replies = iter([None, "Sure, here is more."])
+
+    async def fail_first(messages: list[ChatMessage]) -> AsyncIterator[str]:
+        h.llm.requests.append(messages)
+        reply = next(replies)
+        if reply is None:
+            raise RuntimeError("the model failed")
+        yield reply
+
+    h.llm.stream = fail_first  # type: ignore[method-assign]
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait_until(lambda: bool(h.log.turns))
+    assert [(t.caller_text, t.agent_text) for t in h.log.turns] == [(asked, "Sure, here is more.")]
+    assert len(h.llm.requests) == 2
+    assert h.conversation.history == [
+        {"role": "user", "content": asked},
+        {"role": "assistant", "content": "Sure, here is more."},
+    ]
