@@ -278,6 +278,9 @@ class CallSession(Base):
         Index("ix_call_sessions_client_outcome_id", "client_id", "outcome", "id"),
         Index("ix_call_sessions_client_type_id", "client_id", "call_type", "id"),
         Index("ix_call_sessions_client_customer_id", "client_id", "customer_id", "id"),
+        # The analytics page's window of a client's calls, newest first (migration 0013;
+        # docs/dashboard.md, "Analytics").
+        Index("ix_call_sessions_client_created", "client_id", "created_at"),
         Index("ix_call_sessions_customer_id", "customer_id"),
         # The crash-recovery sweep's scan across clients: live calls with no recent sign of life
         # (docs/telephony.md, "After a crash").

@@ -20,6 +20,7 @@ from callagent.store.models import (
     CustomerProfile,
     PhoneNumber,
 )
+from callagent.store.services import analytics
 
 from helpers.store_fixtures import fresh_url
 
@@ -56,7 +57,7 @@ async def test_migrations_from_empty_match_the_models(backend: str) -> None:
             diff, tables, revision = await connection.run_sync(check)
         assert diff == [], "models and migrations differ: add a migration"
         assert set(Base.metadata.tables) <= tables
-        assert revision == "0012"
+        assert revision == "0013"
     finally:
         await database.dispose()
 
@@ -247,3 +248,32 @@ async def test_upgrades_keep_every_link_to_a_call(backend: str) -> None:
         assert stored.call_id == ids["call"]
     finally:
         await database.dispose()
+
+
+async def test_0013_the_analytics_window_is_read_from_an_index_in_order(db: Database) -> None:
+    """Migration 0013: the analytics page's query (a client's calls since a day, newest first)
+    is served by ``ix_call_sessions_client_created`` - a range read in the index's order, no
+    sort of all the client's calls. The plan is asked for the very SQL the service sends;
+    PostgreSQL is told to avoid scans and sorts it would pick only on a tiny table."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM call_sessions" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(db.read_engine.sync_engine, "before_cursor_execute", record)
+    now = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+    await analytics.analytics(db, uuid.uuid4(), now, days=30, timezone="Europe/Berlin")
+    [(statement, parameters)] = seen
+    async with db.read_engine.connect() as connection:
+        if db.dialect == "postgresql":
+            for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                await connection.exec_driver_sql(f"SET LOCAL {setting} = off")
+            explain = "EXPLAIN (COSTS OFF) "
+        else:
+            explain = "EXPLAIN QUERY PLAN "
+        rows = (await connection.exec_driver_sql(explain + statement, parameters)).all()
+    plan = "\n".join(str(row[-1]) for row in rows)
+    assert "ix_call_sessions_client_created" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
