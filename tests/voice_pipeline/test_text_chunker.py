@@ -15,26 +15,49 @@ def stream(text: str, chunker: ClauseChunker | None = None) -> list[str]:
 
 def test_sentences_are_spoken_as_soon_as_they_end() -> None:
     chunker = ClauseChunker()
-    assert chunker.push("Yes we do") == []
-    assert chunker.push(". Where do") == ["Yes we do."]
-    assert chunker.flush() == ["Where do"]
+    assert chunker.push("Yes we do install") == []
+    assert chunker.push(". Where do") == ["Yes we do install."]
+    assert chunker.push(" you live? Okay") == ["Where do you live?"]
+    assert chunker.flush() == ["Okay"]
 
 
 def test_long_clauses_are_cut_at_commas_but_short_ones_wait() -> None:
     assert stream("Well, our panels, we think, come with a warranty, and it is free.") == [
-        "Well,",
-        "our panels, we think,",
-        "come with a warranty,",
+        "Well, our panels,",
+        "we think, come with a warranty,",
         "and it is free.",
     ]
 
 
-def test_the_first_piece_may_be_short_so_the_caller_hears_something_sooner() -> None:
-    assert stream("Sure, our panels come with a warranty, okay, and more.") == [
-        "Sure,",
-        "our panels come with a warranty,",
-        "okay, and more.",
+def test_a_one_word_opening_is_not_spoken_alone_and_then_waited_after() -> None:
+    # The caller hears "Sure, we can do that," in one breath: "Sure," alone was followed by
+    # the longest silence of the answer (docs/pipeline.md "First audio").
+    assert stream("Sure, we can do that, and the survey is free.") == [
+        "Sure, we can do that,",
+        "and the survey is free.",
     ]
+    assert stream("Yes. We can do that. Anything else?") == [
+        "Yes. We can do that.",
+        "Anything else?",
+    ]
+
+
+def test_the_first_piece_goes_at_its_first_clause_once_it_has_a_few_words() -> None:
+    chunker = ClauseChunker()
+    assert chunker.push("Our installers need two days, ") == ["Our installers need two days,"]
+
+
+def test_a_long_first_sentence_is_not_waited_for() -> None:
+    # Six words are spoken while the LLM writes the rest of the sentence.
+    assert stream("Our panels come with a twenty five year warranty.") == [
+        "Our panels come with a twenty",
+        "five year warranty.",
+    ]
+
+
+def test_a_short_whole_answer_is_still_spoken() -> None:
+    assert stream("Sure.") == ["Sure."]
+    assert stream("Yes, of course.") == ["Yes, of course."]
 
 
 def test_unpunctuated_rambling_is_cut_at_a_word_boundary() -> None:
