@@ -49,6 +49,11 @@ STABLE_AFTER_S: Final = 60.0
 again, not after the doubled one."""
 
 
+STOP_TIMEOUT_S: Final = 10.0
+"""How long a worker may take to exit once its socket is closed (a transcription or a TTS
+sentence in progress finishes first) before it is killed."""
+
+
 class EngineError(RuntimeError):
     """The worker is fine but failed this one request (the engine raised, or the message could
     not be read): only this request fails, like an in-process engine that raised."""
@@ -147,10 +152,10 @@ class EngineWorker:
             self._writer.close()
         process = self._process
         if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+            # Its socket closed, the worker exits by itself (it ignores SIGTERM: see worker.py)
+            # once the request it is computing returns; a worker stuck in native code is killed.
             try:
-                await asyncio.wait_for(process.wait(), 5.0)
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()

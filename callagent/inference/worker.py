@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -216,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="JSON: engine, factory, kwargs")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
+    # Ctrl-C in a terminal and systemd's stop signal go to the whole process group: the server
+    # then winds down and lets its live calls finish, and its workers must keep serving them.
+    # A worker ends when the server closes its socket (or dies): end of file below.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=os.environ.get("CALLAGENT_WORKER_LOG_LEVEL", "INFO"),
         format=f"%(asctime)s %(levelname)s [{spec.get('engine', '?')} worker] %(name)s: "
