@@ -742,6 +742,10 @@ class VoicePipeline:
             if fatal is None:
                 raise
             log.error("the call cannot go on: %s", fatal)
+            # What is queued is whole clauses: the caller hears them out, then the call ends.
+            # A clause whose audio never came (its synthesis failed) was not heard.
+            reply.segments[:] = [s for s in reply.segments if s.total_frames]
+            await output.wait_idle()
             reply.settle(cut_short=True)
             if self._failed is not None and not self._failed.done():
                 self._failed.set_exception(fatal)
