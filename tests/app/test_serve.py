@@ -346,6 +346,12 @@ async def test_serve_with_asterisk_configured_answers_a_clients_number_and_stops
                 await asyncio.sleep(0.2)
                 health = await wait_for_health(http_port, server, headers=tenant.headers)
             assert health["ami"] == "connected"
+            # Each engine in a worker process of its own (docs/inference.md), all ready.
+            engines = health["engines"]
+            assert isinstance(engines, dict)
+            assert {name: e["state"] for name, e in engines.items()} == dict.fromkeys(
+                ("stt", "llm", "tts"), "ready"
+            )
             channel = await sim.inbound_call(did, CALLER, (), final_wait_s=1.0)
             assert channel.call_id is not None
             detail = None
