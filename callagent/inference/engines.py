@@ -36,13 +36,19 @@ def stt_engine(models_dir: str, profile: str, threads: int) -> ServedEngine:
     )
 
 
-def llm_engine(models_dir: str, profile: str, threads: int) -> ServedEngine:
-    """The profile's GGUF chat model (worker side)."""
+def llm_engine(
+    models_dir: str, profile: str, threads: int, max_tokens: int | None = None
+) -> ServedEngine:
+    """The profile's GGUF chat model (worker side); ``max_tokens`` caps a reply (None: the
+    LlamaSettings default)."""
     from callagent.dialog.llm import LlamaCppLanguageModel, LlamaSettings
     from callagent.modelfiles import resolve_profile
 
     files = resolve_profile(profile, Path(models_dir))
-    return ServedEngine(llm=LlamaCppLanguageModel(files.llm_path, LlamaSettings(n_threads=threads)))
+    settings = LlamaSettings(n_threads=threads)
+    if max_tokens is not None:
+        settings = LlamaSettings(n_threads=threads, max_tokens=max_tokens)
+    return ServedEngine(llm=LlamaCppLanguageModel(files.llm_path, settings))
 
 
 def tts_engine(models_dir: str, profile: str) -> ServedEngine:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 from callagent.app.audio_files import read_caller_audio
-from callagent.inference.engines import start_worker_engines
+from callagent.inference.engines import start_worker_engines, worker_specs
 from callagent.inference.supervisor import EnginePool
 from callagent.settings import ModelSettings
 from callagent.store.db import Database
@@ -116,9 +117,12 @@ async def test_a_killed_worker_ends_only_its_calls_and_the_next_call_is_answered
         8000,
     )
     db = Database(sqlite_url)
-    engines = await start_worker_engines(
-        ModelSettings(profile="ci", models_dir=str(REPO / "models"))
-    )
+    settings = ModelSettings(profile="ci", models_dir=str(REPO / "models"))
+    specs = worker_specs(settings)
+    # Short replies: the second call plays its answer out in real time before it ends.
+    llm = specs["llm"]
+    specs["llm"] = dataclasses.replace(llm, kwargs={**llm.kwargs, "max_tokens": 16})
+    engines = await start_worker_engines(settings, specs)
     pool = engines.pool
     assert pool is not None
     try:
