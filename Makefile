@@ -19,15 +19,15 @@ DEBIAN_TEST_PACKAGES := flite sox postgresql sip-tester baresip docker-compose c
 DEBIAN_TEST_PACKAGES += build-essential libedit-dev libjansson-dev libxml2-dev uuid-dev \
 	libsqlite3-dev libssl-dev pkg-config bzip2
 
-.PHONY: run test install install-test llama models self-check wheelhouse system-packages lint \
-	pytest bench clean asterisk
+.PHONY: run test install install-test llama llama-server models self-check wheelhouse \
+	system-packages lint pytest bench clean asterisk
 
 run: install
 	scripts/download_models.sh --profile $(PROFILE)
 	scripts/self_check.sh --models $(PROFILE)
 	$(BIN)/callagent serve --models $(PROFILE)
 
-test: system-packages install-test asterisk
+test: system-packages install-test asterisk llama-server
 	scripts/download_models.sh --profile $(TEST_PROFILE)
 	scripts/self_check.sh --models $(TEST_PROFILE)
 	$(MAKE) lint pytest
@@ -40,6 +40,13 @@ $(BIN)/python:
 # own wheel cache would hand back whatever build it once made from the same source).
 llama: $(BIN)/python
 	$(BIN)/python scripts/build_llama.py install --level $(LLAMA_LEVEL)
+
+# llama.cpp's own server, for `[llm] server = "local"` and the tests of the server LLM
+# (docs/models.md, "LLM server"): built from the llama.cpp llama-cpp-python vendors with the same
+# portable options, kept in the user cache and copied into the venv. The build takes 11 CPU-minutes
+# (about 6 minutes on 2 idle cores), once per machine and llama-cpp-python version.
+llama-server: $(BIN)/python
+	$(BIN)/python scripts/build_llama_server.py install --level $(LLAMA_LEVEL)
 
 install: llama
 	$(BIN)/python -m pip install --quiet -e .
