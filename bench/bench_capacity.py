@@ -285,6 +285,7 @@ class Round:
     failed: list[str]
     refused_by_node: int
     node_v2v_ms: list[float]
+    node_gaps_ms: list[float]
     cpu_percent: float
     wall_s: float
     load: tuple[float, float, float]
@@ -311,6 +312,7 @@ class Round:
             _p(stops, 50),
             _p(stops, 95),
             _p(gaps, 99, "{:>6.1f}"),
+            _p(self.node_gaps_ms, 99, "{:>6.1f}"),
             f"{max((f.max_frames_per_100ms for f in self.calls_figures), default=0):>5}",
             f"{self.cpu_percent:>5.0f}",
             f"{self.load[0]:>5.2f}",
@@ -318,11 +320,15 @@ class Round:
         return " ".join(cells) + (f"  {len(self.failed)} failed" if self.failed else "")
 
 
-HEADER = " N cap srv bs/rf turns v2v50 v2v95  nd50 unans bi+m stp50 stp95  gap99 f/100  cpu%  load"
+HEADER = (
+    " N cap srv bs/rf turns v2v50 v2v95  nd50 unans bi+m stp50 stp95  gap99 ngap99 f/100  cpu%"
+    "  load"
+)
 """N calls, capacity, calls served, busy prompts heard / calls the node refused, answered turns,
 voice-to-voice p50/p95 ms as the callers heard it and p50 as the node logged it, unanswered
 turns, barge-ins measured + missed (the agent was already quiet), barge-in stop p50/p95 ms,
-frame gap p99 ms, most frames in 100 ms, CPU % of one core, 1-minute load at the end."""
+frame gap p99 ms on the callers' side and as the node wrote them, most frames in 100 ms, CPU %
+of one core, 1-minute load at the end."""
 
 
 def _p(values: list[float], p: float, fmt: str = "{:>5.0f}") -> str:
@@ -365,6 +371,17 @@ async def run_round(
                 return taken
 
             admission.admit = counting_admit  # type: ignore[method-assign]
+        # The gaps as the node wrote the frames, to tell its bursts from the callers' late reads.
+        node_gaps: list[float] = []
+        metrics = telephony.metrics
+        if metrics is not None:
+            observe = metrics.frame_gap
+
+            def recording_gap(seconds: float) -> None:
+                node_gaps.append(seconds * 1000)
+                observe(seconds)
+
+            metrics.frame_gap = recording_gap  # type: ignore[method-assign]
         try:
             me = os.getpid()
             cpu0, t0 = _cpu_seconds(me, {caller_pid}), time.monotonic()
@@ -410,6 +427,7 @@ async def run_round(
         failed=failed,
         refused_by_node=len(refused_ids),
         node_v2v_ms=node_v2v,
+        node_gaps_ms=node_gaps,
         cpu_percent=(cpu1 - cpu0) / (t1 - t0) * 100,
         wall_s=t1 - t0,
         load=os.getloadavg(),
