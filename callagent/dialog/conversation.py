@@ -671,6 +671,34 @@ class Conversation:
     def dtmf(self, digit: str) -> None:
         self._pending_keys.append(digit)
 
+    def last_words(self, caller_text: str) -> None:
+        """The caller said ``caller_text`` and hung up before the agent answered
+        (docs/dialog.md "Last words"): it joins the history as the last caller turn, and the
+        rules take what needs no spoken confirmation - a do-not-call request (or a yes to
+        "take you off the list?"), and a callback whose time resolves. A hand-over, an
+        appointment (its slot may have moved, and nobody could confirm it) or anything the
+        model would decide is not taken: the caller is gone."""
+        if self._tentative is not None:
+            self.reply_withdrawn()  # an answer to these words that was never heard
+        text = caller_text.strip()
+        if not text:
+            return
+        awaiting, self._awaiting = self._awaiting, None
+        if self._history and self._history[-1]["role"] == "user":
+            self._history[-1]["content"] += " " + text  # its answer was never heard
+        else:
+            self._history.append({"role": "user", "content": text})
+        found = {match.intent for match in detect(text)}
+        if Intent.DO_NOT_CALL in found or (awaiting == "do_not_call" and is_yes(text)):
+            log.info("rules: do_not_call, in the caller's last words")
+            self._take(Action.make(ActionKind.SET_DO_NOT_CALL, source="rule"))
+            return
+        timed = self._by_scheduling(text, awaiting)
+        for action in timed.actions if timed is not None else ():
+            if action.kind is ActionKind.SCHEDULE_CALLBACK:
+                log.info("rules: callback, in the caller's last words")
+                self._take(action)
+
 
 def _through_last_sentence(text: str) -> str:
     """``text`` up to and including its last sentence end."""

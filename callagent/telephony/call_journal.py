@@ -488,9 +488,10 @@ class JournalObserver:
                     interrupted=record.interrupted,
                 )
             )
-        measured = self.latency["turns"]
-        measured.append(record.latency_ms())
-        del measured[:-MAX_LATENCY_TURNS]
+        if not record.hung_up:  # last words were never answered: no latency to report
+            measured = self.latency["turns"]
+            measured.append(record.latency_ms())
+            del measured[:-MAX_LATENCY_TURNS]
         if turns:
             self.journal.turns(turns, self.snapshot())
 

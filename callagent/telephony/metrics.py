@@ -149,6 +149,8 @@ class CallMetrics:
 
     def turn_finished(self, record: TurnRecord) -> None:
         """Observe the turn's stage durations (those the turn reached)."""
+        if record.hung_up:
+            return  # the caller's last words, never answered: no stage to measure
         latency = record.latency_ms()
         for stage in STAGES:
             value = latency[stage]

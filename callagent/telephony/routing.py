@@ -483,3 +483,6 @@ class MessageResponder:
 
     def dtmf(self, digit: str) -> None:
         """Keys change nothing."""
+
+    def last_words(self, caller_text: str) -> None:
+        """Nothing to act on: the message decides nothing."""

@@ -87,6 +87,12 @@ class Responder(Protocol):
         """The caller pressed a key."""
         ...
 
+    def last_words(self, caller_text: str) -> None:
+        """The caller said ``caller_text`` and hung up before it was answered: keep it as the
+        last caller turn and carry out what needs no spoken confirmation (docs/pipeline.md
+        "Last words"). Nothing can be said any more."""
+        ...
+
 
 @dataclass(slots=True)
 class TurnRecord:
@@ -106,6 +112,9 @@ class TurnRecord:
     first_frame_at: float | None = None
     speculative: bool = False
     """The answer was started on the words of the pause before the pause ended the turn."""
+    hung_up: bool = False
+    """The caller's last words: the line went before they were answered (no agent text, no
+    latency to speak of; docs/pipeline.md "Last words")."""
 
     def latency_ms(self) -> dict[str, float | None]:
         """Stage durations in ms: end-of-turn wait, STT, first LLM token, first TTS audio,
@@ -213,6 +222,9 @@ class PipelineSettings:
     # Let the last frame of a goodbye play out before the line is closed.
     hang_up_grace_s: float = 0.3
     limits: CallLimits = field(default_factory=CallLimits)
+    last_words_s: float = 5.0
+    """Longest the caller's unanswered last words may take to transcribe once the line is gone
+    (docs/pipeline.md "Last words"); the call's end waits for it."""
 
 
 class Reply:
@@ -444,6 +456,7 @@ class VoicePipeline:
         self._closing: Reply | None = None  # the line said before the agent hangs up
         self._close_by: float | None = None
         self._resamplers: dict[int, StreamResampler] = {}
+        self._rate = 8000  # the call's rate, set by run()
 
     async def run(
         self,
@@ -463,6 +476,7 @@ class VoicePipeline:
         frame may come late or never (DESIGN.md "Known traps"). The paced silence also keeps
         Asterisk's 2 s inactivity timer from firing.
         """
+        self._rate = sample_rate
         output = PacedOutput(send, sample_rate, self._clock)
         vad = VoiceActivityDetector(sample_rate, self.settings.vad)
         pacer_task = asyncio.create_task(output.run(), name="paced-output")
@@ -487,13 +501,21 @@ class VoicePipeline:
             for task in done:
                 task.result()  # a failure of either (or a fatal one of a reply) is the call's
         finally:
+            # The caller hung up (or the line went): not the agent ending the call, nor a
+            # failure, nor the call runner cancelling the conversation (an answering machine).
+            caller_left = (
+                listener is not None
+                and listener.done()
+                and not listener.cancelled()
+                and listener.exception() is None
+            )
             self._failed.cancel()  # a no-op once it holds the call's failure
             for task in (listener, watchdog, warming):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            await self._finish(pacer_task)
+            await self._finish(pacer_task, caller_left=caller_left)
 
     async def _listen(
         self, inbound: AsyncIterator[InboundFrame], vad: VoiceActivityDetector, output: PacedOutput
@@ -819,10 +841,33 @@ class VoicePipeline:
         if self._responder.end_call_requested:
             self._end_call_at = self._clock.now() + self.settings.hang_up_grace_s
 
-    async def _finish(self, pacer_task: asyncio.Task[None] | None) -> None:
+    async def _finish(self, pacer_task: asyncio.Task[None] | None, *, caller_left: bool) -> None:
         reply = self._reply
-        if reply is not None and reply.held:
-            reply.withdraw()  # the caller hung up inside a pause: that turn was never ended
+        # Caller audio no reply was heard answering - an open turn, a pause in progress, an
+        # answer not yet audible - is the caller's last words when the caller hung up.
+        unheard = (
+            reply is not None
+            and not reply.done
+            and not reply.held
+            and bool(reply.caller_pcm)
+            and not reply.audible
+        )
+        last: tuple[bytes, float, str | None] | None = None
+        if caller_left and unheard:
+            assert reply is not None
+            known = reply.record.caller_text or _transcribed(reply.early_transcript)
+            last = (reply.caller_pcm, reply.record.speech_end, known)
+        elif caller_left and self._turns.turn_open and self._utterance:
+            speech_end = self._turns.speech_end
+            early = self._early_stt or (reply.early_transcript if reply else None)
+            last = (
+                bytes(self._utterance),
+                speech_end if speech_end is not None else self._clock.now(),
+                _transcribed(early),
+            )
+        if reply is not None and (reply.held or (last is not None and unheard)):
+            # Nobody heard it: the caller hung up inside a pause, or before the answer began.
+            reply.withdraw()
         elif reply is not None:
             # The call ended mid-answer: keep the exchange, cut at what was played.
             reply.settle(cut_short=True)
@@ -832,6 +877,42 @@ class VoicePipeline:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if last is not None:
+            await self._last_words(*last)
+
+    async def _last_words(self, pcm: bytes, speech_end: float, known: str | None) -> None:
+        """The caller hung up with ``pcm`` unanswered: transcribe it (unless ``known``) within
+        ``last_words_s``, store it as the last caller turn and let the dialog act on it
+        (docs/pipeline.md "Last words")."""
+        text = known
+        if text is None:
+            try:
+                async with asyncio.timeout(self.settings.last_words_s):
+                    text = (await self._stt.transcribe(pcm, self._rate)).text
+            except Exception:
+                # The line is gone either way: the words are lost, the call still ends cleanly.
+                log.warning("the caller's last words could not be transcribed", exc_info=True)
+                return
+        text = text.strip()
+        if not text:
+            return  # no words in it (Whisper found none): nothing to keep
+        log.info("the caller hung up before being answered; keeping the last words")
+        log.debug("caller (last words): %s", text)
+        try:
+            self._responder.last_words(text)
+        except Exception:
+            log.exception("the dialog failed on the caller's last words")
+        now = self._clock.now()
+        self._observer.turn_finished(
+            TurnRecord(caller_text=text, speech_end=speech_end, turn_end=now, hung_up=True)
+        )
+
+
+def _transcribed(task: asyncio.Task[Transcript] | None) -> str | None:
+    """The text of a finished transcription; None when there is none (yet, or it failed)."""
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result().text
 
 
 def _fatal_part(error: Exception, fatal: tuple[type[Exception], ...]) -> Exception | None:

@@ -608,3 +608,41 @@ async def test_preparing_a_call_warms_the_model_with_its_prompt_and_context(
     prompt = conversation.messages_for("Hi")[0]["content"]
     assert llm.warmed == [(prompt, "- Name: Jane Doe.")]
     assert llm.requests == []  # no answer was asked for
+
+
+@pytest.mark.parametrize(
+    ("last_words", "taken"),
+    [
+        ("Look, just call me back tomorrow at three.", [ActionKind.SCHEDULE_CALLBACK]),
+        ("Stop calling me.", [ActionKind.SET_DO_NOT_CALL]),
+        ("Can I talk to a manager?", []),  # a hand-over needs the caller on the line
+        ("Book me a demo tomorrow at three.", []),  # nobody heard which slot it would be
+        ("Call me back sometime.", []),  # no time to call back at
+    ],
+)
+async def test_the_callers_last_words_take_only_what_needs_no_answer(
+    llm: FakeLanguageModel, last_words: str, taken: list[ActionKind]
+) -> None:
+    """docs/dialog.md "Last words": the caller hung up before the agent answered."""
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    conversation.last_words(last_words)
+    assert [action.kind for action in actions.taken] == taken
+    if taken == [ActionKind.SCHEDULE_CALLBACK]:
+        assert actions.taken[0].at == dt.datetime(2026, 12, 1, 15, 0, tzinfo=NEW_YORK)
+    assert conversation.history == [{"role": "user", "content": last_words}]
+    assert not conversation.end_call_requested
+    assert llm.requests == []
+
+
+async def test_a_yes_to_take_me_off_the_list_said_as_the_caller_hangs_up_is_taken(
+    llm: FakeLanguageModel,
+) -> None:
+    llm.replies = ["ACTION: set_do_not_call()"]  # only the model heard it: the agent asks
+    actions = sink()
+    conversation = Conversation(DEFAULT_AGENT, llm, actions=actions)
+    asked = await collect(conversation, "I get too many of these calls.")
+    assert asked == AgentLines().confirm_do_not_call
+    conversation.commit_turn("I get too many of these calls.", asked, interrupted=False)
+    conversation.last_words("Yes.")
+    assert [action.kind for action in actions.taken] == [ActionKind.SET_DO_NOT_CALL]

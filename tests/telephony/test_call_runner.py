@@ -18,6 +18,7 @@ import pytest
 
 from callagent.call_logging import NO_CALL, install_call_id_logging
 from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.store.services import customers
 from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.call_tracker import InboundCallStarted
 from callagent.telephony.asterisk.loopback_caller import simulate_call
@@ -168,3 +169,31 @@ async def test_a_stranger_reaching_the_port_is_refused_while_asterisks_calls_go_
     assert any(channel.result.agent_pcm)
     assert [c.id for c in stored.items] == [channel.call_id]
     assert len(rig.reports) == 1
+
+
+async def test_a_caller_who_hangs_up_after_asking_not_to_be_called_again_is_stored_so(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The caller says it and hangs up inside the end-of-turn pause (a trailing "and" makes
+    it 1.5 s long): the words are in the stored transcript as the last turn, with no answer
+    after them, and the customer is on the do-not-call list (docs/pipeline.md "Last words")."""
+    words = "Please don't call me again and"
+    did = number()
+    async with routing_rig(sqlite_url, tmp_path, dids=[did], transcripts=[words]) as rig:
+        tenant = await make_tenant(rig.db, "Alma", "Alpha Roofing", did)
+        channel = await rig.sim.inbound_call(
+            did,
+            CALLER,
+            (voice(0.8, 8000),),
+            pause_after_agent_s=0.3,
+            max_wait_for_agent_s=0.1,  # after the words: hang up 0.1 s into the pause
+            final_wait_s=0.1,
+        )
+        assert channel.call_id is not None
+        call_id = channel.call_id
+        detail = await rig.ended(tenant.client_id, call_id)
+        (customer,) = (await customers.list_customers(rig.db, tenant.client_id)).items
+    assert [(t.speaker, t.text) for t in detail.transcript][-1] == ("caller", words)
+    assert [t.speaker for t in detail.transcript].count("caller") == 1
+    assert customer.do_not_call
+    assert rig.llm.requests == []  # nobody was answered

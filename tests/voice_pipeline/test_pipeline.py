@@ -785,17 +785,73 @@ async def test_a_speculative_answer_is_dropped_without_a_sound_when_the_caller_g
 
 
 async def test_a_caller_who_hangs_up_inside_a_pause_leaves_no_speculative_answer() -> None:
-    h = Harness(
-        [], ["Sure, here is more."], prefixes=["Tell me more about the panels and"], speculate=True
-    )
+    asked = "Tell me more about the panels and"
+    h = Harness([], ["Sure, here is more."], prefixes=[asked], speculate=True)
     async with running(h):
         await h.call.play(voice(0.8))
         await h.call.wait(0.6)
         assert len(h.llm.requests) == 1  # an answer was under way, held silent
-    # The turn never ended, so it was never answered: nothing of it is kept.
-    assert not h.log.turns
-    assert h.conversation.history == []
+    # The turn never ended, so it was never answered: nothing of the answer is kept; the
+    # caller's words are, as the last turn (docs/pipeline.md "Last words"), from the one
+    # transcription of the pause.
+    assert [(t.caller_text, t.agent_text, t.hung_up) for t in h.log.turns] == [(asked, "", True)]
+    assert h.conversation.history == [{"role": "user", "content": asked}]
     assert h.tts.spoken == []
+    assert len(h.stt.heard) == 1
+
+
+async def test_a_do_not_call_said_just_before_hanging_up_is_kept_and_taken() -> None:
+    """The caller hangs up inside the end-of-turn pause: the words are transcribed, stored as
+    the last turn with no answer, and the do-not-call rule takes them (docs/pipeline.md "Last
+    words")."""
+    actions = ActionLog()
+    words = "Please don't call me again and"  # "and": the pause would run 1.5 s
+    h = Harness([words], ["Of course."], actions=actions)
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait(0.3)  # inside the pause: the turn has not ended
+        assert not h.log.turns
+    assert [(t.caller_text, t.agent_text, t.hung_up) for t in h.log.turns] == [(words, "", True)]
+    assert [a.kind for a in actions.taken] == [ActionKind.SET_DO_NOT_CALL]
+    assert h.conversation.history == [{"role": "user", "content": words}]
+    assert h.tts.spoken == []  # nothing is said
+    assert not h.call.agent_audio_times()
+    assert h.llm.requests == []  # nobody to answer
+
+
+async def test_a_caller_who_hangs_up_mid_sentence_has_the_words_kept_without_an_answer() -> None:
+    actions = ActionLog(can_transfer=True)
+    h = Harness(["Can I talk to a person"], [], actions=actions)
+    async with running(h):
+        await h.call.play(voice(0.8))
+        h.call.end()  # the line goes while the caller is still speaking
+        await h.call.wait(0.3)  # the last words are transcribed (0.1 s of scripted STT)
+    assert [(t.caller_text, t.agent_text) for t in h.log.turns] == [("Can I talk to a person", "")]
+    assert actions.taken == []  # a hand-over needs the caller on the line
+
+
+async def test_a_caller_who_hangs_up_before_the_answer_is_heard_has_the_words_kept() -> None:
+    actions = ActionLog()
+    words = "Just take me off your list."
+    h = Harness([words], [], actions=actions)
+    h.tts.delay_s = 1.0  # the answer is still being voiced when the line goes
+    async with running(h):
+        await h.call.play(voice(0.8))
+        await h.call.wait(0.7)  # the turn ended, the rules answered, nothing audible yet
+        assert not h.call.agent_audio_times()
+    assert [(t.caller_text, t.agent_text, t.hung_up) for t in h.log.turns] == [(words, "", True)]
+    assert [a.kind for a in actions.taken] == [ActionKind.SET_DO_NOT_CALL]  # once
+    assert h.conversation.history == [{"role": "user", "content": words}]
+
+
+async def test_a_hang_up_in_a_burst_too_short_to_be_speech_keeps_nothing() -> None:
+    actions = ActionLog()
+    h = Harness(["Please don't call me again."], [], actions=actions)
+    async with running(h):
+        await h.call.play(voice(0.06))  # a click of voice, shorter than any word
+    assert h.log.turns == []
+    assert h.stt.heard == []  # nothing went to STT, so Whisper could invent nothing
+    assert actions.taken == []
 
 
 async def test_a_speculative_answer_that_fails_is_answered_afresh_when_the_turn_ends() -> None:
