@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from callagent.call_logging import NO_CALL, install_call_id_logging
 from callagent.dialog.agent_profile import DEFAULT_AGENT
+from callagent.modelfiles import ModelProfile
 from callagent.store.services import customers
 from callagent.store.states import CallStatus
 from callagent.telephony.asterisk.call_tracker import InboundCallStarted
@@ -25,11 +28,14 @@ from callagent.telephony.asterisk.loopback_caller import simulate_call
 from callagent.telephony.asterisk.server import AudioSocketServer
 from callagent.telephony.call_runner import CallReport, CallRunner, VoiceEngines
 from callagent.voice_pipeline.clock import MonotonicClock
+from callagent.voice_pipeline.pipeline import PipelineSettings
+from callagent.voice_pipeline.stt import WhisperSpeechToText
 
 from fakes.routing_rig import CALLER, make_tenant, number, routing_rig
 from helpers import store_fixtures
 from helpers.audio import voice
 from helpers.fakes import FakeLanguageModel, FakeSpeechToText, FakeTextToSpeech
+from helpers.voices import flite_available, flite_phone_wav
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -197,3 +203,48 @@ async def test_a_caller_who_hangs_up_after_asking_not_to_be_called_again_is_stor
     assert [t.speaker for t in detail.transcript].count("caller") == 1
     assert customer.do_not_call
     assert rig.llm.requests == []  # nobody was answered
+
+
+@pytest.mark.real_models
+async def test_last_words_on_a_real_line_are_heard_by_whisper_and_taken(
+    ci_models: ModelProfile, tmp_path: Path
+) -> None:
+    """The same over a real AudioSocket connection with the ``ci`` Whisper and the real VAD: a
+    flite caller says it and hangs up 0.1 s later, before the end-of-turn pause is over."""
+    if not flite_available():
+        pytest.skip("flite is not installed")
+    wav = flite_phone_wav("Please don't call me again.", tmp_path / "last.wav")
+    samples, _ = soundfile.read(str(wav), dtype="int16")
+    loud = np.flatnonzero(np.abs(samples) > 300)
+    pcm = samples[: loud[-1] + 1].tobytes()  # flite's trailing silence would end the turn
+    clock = MonotonicClock()
+    engines = VoiceEngines(
+        WhisperSpeechToText(ci_models.stt_dir),
+        FakeTextToSpeech(clock),  # type: ignore[arg-type]
+        FakeLanguageModel(clock, []),  # type: ignore[arg-type]
+    )
+    reports: list[CallReport] = []
+    runner = CallRunner(
+        engines, DEFAULT_AGENT, clock, PipelineSettings(greet=False), reports.append
+    )
+    async with AudioSocketServer(runner, "127.0.0.1", 0, clock=clock) as server:
+        result = await simulate_call(
+            "127.0.0.1",
+            server.port,
+            [pcm],
+            pause_after_agent_s=0.0,
+            max_wait_for_agent_s=0.1,
+            final_wait_s=0.0,
+        )
+        await asyncio.wait_for(_until(lambda: bool(reports)), 10)
+    assert result.hung_up_by == "caller"
+    (report,) = reports
+    (turn,) = report.log.turns
+    assert "call me again" in turn.caller_text.lower()
+    assert (turn.agent_text, turn.hung_up) == ("", True)  # the line went before the answer
+    assert [action["type"] for action in report.actions] == ["set_do_not_call"]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 - the runner reports from its own task
+        await asyncio.sleep(0.02)
