@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from callagent.app.components import load_engines  # noqa: E402
-from callagent.inference.engines import start_worker_engines  # noqa: E402
+from callagent.app.worker_engines import start_worker_engines  # noqa: E402
 from callagent.settings import ModelSettings  # noqa: E402
 from callagent.telephony.call_runner import VoiceEngines  # noqa: E402
 from callagent.voice_pipeline.audio import resample  # noqa: E402

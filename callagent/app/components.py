@@ -176,7 +176,7 @@ async def _load(settings: Settings, workers: bool, served: LanguageModel | None)
     if not workers:
         engines = await asyncio.to_thread(load_engines, settings.models, served)
     else:
-        from callagent.inference.engines import start_worker_engines
+        from callagent.app.worker_engines import start_worker_engines
 
         use_local_models_only()  # the workers inherit the environment
         # Size and sha256 checked here once, as in-process; the workers then trust the files.

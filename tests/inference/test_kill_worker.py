@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from callagent.app.audio_files import read_caller_audio
-from callagent.inference.engines import start_worker_engines, worker_specs
+from callagent.app.worker_engines import start_worker_engines, worker_specs
 from callagent.inference.supervisor import EnginePool
 from callagent.settings import ModelSettings
 from callagent.store.db import Database

@@ -1,4 +1,5 @@
-"""What each engine worker loads, and the node's pool of workers (docs/inference.md).
+"""What each engine worker loads, and the node's pool of workers (docs/inference.md): the
+composition of :mod:`callagent.inference` with the engines, so it lives in ``app/``.
 
 The factories run inside the worker process and build the same classes the in-process path
 uses (``callagent.app.components.load_engines``), with the same threads: one code path for the
@@ -74,15 +75,15 @@ def worker_specs(settings: ModelSettings) -> dict[str, WorkerSpec]:
     return {
         "stt": WorkerSpec(
             "stt",
-            "callagent.inference.engines:stt_engine",
+            "callagent.app.worker_engines:stt_engine",
             {**common, "threads": settings.stt_threads},
         ),
         "llm": WorkerSpec(
             "llm",
-            "callagent.inference.engines:llm_engine",
+            "callagent.app.worker_engines:llm_engine",
             {**common, "threads": settings.llm_threads},
         ),
-        "tts": WorkerSpec("tts", "callagent.inference.engines:tts_engine", common),
+        "tts": WorkerSpec("tts", "callagent.app.worker_engines:tts_engine", common),
     }
 
 
