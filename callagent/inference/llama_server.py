@@ -31,6 +31,7 @@ from typing import Literal
 
 import httpx
 
+from callagent.dialog.llm import ChatMessage
 from callagent.inference.openai_llm import OpenAIChatLanguageModel, OpenAIChatSettings
 
 log = logging.getLogger(__name__)
@@ -302,6 +303,24 @@ class LocalServerLanguageModel(OpenAIChatLanguageModel):
     def __init__(self, server: LlamaServer, settings: OpenAIChatSettings) -> None:
         super().__init__(settings)
         self.server = server
+        self._slots_warm = False
+
+    async def warm_up(self, system_prompt: str, *, context: str = "") -> None:
+        """The first warm-up (at start) fills every slot, each named by its ``id_slot``, so no
+        call's first turn finds a cold slot and evaluates the whole prompt (measured: p95 first
+        token 24 s with 4 cold slots, docs/models.md "LLM server"); later ones (a call's, at
+        connect) fill the slot that call will use."""
+        if self._slots_warm:
+            await super().warm_up(system_prompt, context=context)
+            return
+        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt}]
+        if context:
+            messages.append({"role": "system", "content": context})
+        messages.append({"role": "user", "content": "Hello."})
+        await asyncio.gather(
+            *(self._warm(messages, slot) for slot in range(self.server.settings.parallel))
+        )
+        self._slots_warm = True
 
     async def aclose(self) -> None:
         """Close the connections, then stop the server."""

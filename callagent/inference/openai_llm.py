@@ -216,9 +216,15 @@ class OpenAIChatLanguageModel:
         if context:
             messages.append({"role": "system", "content": context})
         messages.append({"role": "user", "content": "Hello."})
+        await self._warm(messages, slot=None)
+
+    async def _warm(self, messages: list[ChatMessage], slot: int | None) -> None:
         url = f"{self._base}/v1/chat/completions"
+        body = self._body(messages, 1, stream=False)
+        if slot is not None:
+            body["id_slot"] = slot  # llama.cpp: this slot, not the best-matching idle one
         try:
-            response = await self._http().post(url, json=self._body(messages, 1, stream=False))
+            response = await self._http().post(url, json=body)
         except httpx.HTTPError as error:
             raise EngineUnavailable(ENGINE, f"{url}: {error!r}") from error
         if response.status_code != 200:

@@ -113,6 +113,23 @@ async def _client(
         await model.aclose()
 
 
+async def test_first_warm_up_fills_every_slot(server: ServerThread) -> None:
+    # First in the module: the server's slots are still empty. serve's start-up warm-up must
+    # leave the prompt in both, or one of two calls at once evaluates it all from scratch.
+    assert server.model is not None
+    server.run(server.model.warm_up(SYSTEM))
+
+    async def ask(question: str) -> dict[str, Any]:
+        async with _client(server) as model:
+            async with contextlib.aclosing(model.stream(_messages(question))) as stream:
+                assert "".join([d async for d in stream]).strip()
+            assert model.last_timings is not None
+            return model.last_timings
+
+    for timings in await asyncio.gather(ask("Who are you?"), ask("What does it cost?")):
+        assert timings["cache_n"] > timings["prompt_n"]
+
+
 async def test_reply_streams_in_pieces(server: ServerThread) -> None:
     async with _client(server) as model:
         deltas = [d async for d in model.stream(_messages("What do you sell?"))]
