@@ -18,6 +18,7 @@ from callagent.inference.clients import (
     WorkerTextToSpeech,
     worker_voice_library,
 )
+from callagent.inference.llama_server import LocalServerLanguageModel
 from callagent.inference.supervisor import EnginePool, EngineWorker, WorkerSpec
 from callagent.inference.worker import ServedEngine
 from callagent.settings import ModelSettings
@@ -104,6 +105,8 @@ async def start_worker_engines(
     if llm is not None:
         specs = {name: spec for name, spec in specs.items() if name != "llm"}
     pool = EnginePool({name: EngineWorker(spec) for name, spec in specs.items()})
+    if isinstance(llm, LocalServerLanguageModel):
+        pool.watch("llm", llm.server)  # its state and restarts on /health and in metrics
     await pool.start()
     tts_worker = pool.workers["tts"]
     tts = WorkerTextToSpeech(tts_worker, int(tts_worker.info["sample_rate"]))

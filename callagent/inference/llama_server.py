@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -137,6 +137,19 @@ class LlamaServer:
     def pid(self) -> int | None:
         """The running server's process id."""
         return self._process.pid if self._process is not None else None
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` shows of the server, shaped like an engine worker's."""
+        status: dict[str, Any] = {
+            "state": self.state,
+            "pid": self.pid if self.state == "ready" else None,
+            "restarts": self.restarts,
+            "url": self.base_url,
+            "slots": self.settings.parallel,
+        }
+        if self.last_exit:
+            status["last_exit"] = self.last_exit
+        return status
 
     def command(self) -> list[str]:
         """The server's command line."""

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -408,11 +408,31 @@ class EngineWorker:
                 first.exception()  # retrieved here: nobody may be waiting for it
 
 
+class SupervisedEngine(Protocol):
+    """An engine process supervised elsewhere (the node's own llama-server,
+    docs/models.md "LLM server"), shown beside the workers on ``/health`` and in metrics."""
+
+    state: str
+    restarts: int
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` shows of it."""
+        ...
+
+
 class EnginePool:
-    """The node's engine workers, by engine name."""
+    """The node's engine workers, by engine name, and the engine processes it watches."""
 
     def __init__(self, workers: Mapping[str, EngineWorker]) -> None:
         self.workers: Final = dict(workers)
+        self.watched: Final[dict[str, SupervisedEngine]] = {}
+
+    def watch(self, name: str, engine: SupervisedEngine) -> None:
+        """Show ``engine`` (started and stopped by its owner) on ``/health`` and in metrics."""
+        self.watched[name] = engine
+
+    def _engines(self) -> dict[str, EngineWorker | SupervisedEngine]:
+        return {**self.workers, **self.watched}
 
     async def start(self) -> None:
         """Start every worker and wait until each is ready; :class:`WorkerStartError` (after
@@ -432,7 +452,7 @@ class EnginePool:
 
     def status(self) -> dict[str, Any]:
         """Each engine's state, for ``/health`` (docs/inference.md)."""
-        return {name: worker.status() for name, worker in self.workers.items()}
+        return {name: engine.status() for name, engine in self._engines().items()}
 
     def collector(self) -> Collector:
         """Prometheus figures of the workers: ``callagent_engine_restarts_total{engine}`` and
@@ -453,9 +473,9 @@ class _PoolCollector(Collector):
         up = GaugeMetricFamily(
             "callagent_engine_up", "1 while the engine's worker is ready", labels=["engine"]
         )
-        for name, worker in self._pool.workers.items():
-            restarts.add_metric([name], worker.restarts)
-            up.add_metric([name], 1 if worker.state == "ready" else 0)
+        for name, engine in self._pool._engines().items():
+            restarts.add_metric([name], engine.restarts)
+            up.add_metric([name], 1 if engine.state == "ready" else 0)
         yield restarts
         yield up
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from callagent.app.llm_server import start_llm
 from callagent.dialog.llm import ChatMessage
@@ -35,6 +36,7 @@ from callagent.inference.openai_llm import (
     OpenAIChatLanguageModel,
     OpenAIChatSettings,
 )
+from callagent.inference.supervisor import EnginePool
 from callagent.settings import SettingsError, load_settings
 
 pytestmark = [pytest.mark.real_models, pytest.mark.timeout(120)]
@@ -211,6 +213,18 @@ async def test_killed_server_fails_the_reply_and_restarts(
         assert server.server.state == "ready"
         assert server.server.last_exit == "killed by SIGKILL"
         assert "killed by SIGKILL" in caplog.text
+        # /health and /metrics show the node's own server beside the engine workers.
+        pool = EnginePool({})
+        pool.watch("llm", server.server)
+        shown = pool.status()["llm"]
+        assert shown["state"] == "ready"
+        assert shown["restarts"] == restarts + 1
+        assert shown["last_exit"] == "killed by SIGKILL"
+        registry = CollectorRegistry()
+        registry.register(pool.collector())
+        scraped = generate_latest(registry).decode()
+        assert f'callagent_engine_restarts_total{{engine="llm"}} {restarts + 1}.0' in scraped
+        assert 'callagent_engine_up{engine="llm"} 1.0' in scraped
 
         async with contextlib.aclosing(model.stream(_messages("Hello?"))) as stream:
             answer = [d async for d in stream if d]
