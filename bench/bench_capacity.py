@@ -56,6 +56,7 @@ from bench_latency import CALLER_LINES, cpu_model, percentile  # noqa: E402
 
 from callagent.app.audio_files import read_caller_audio  # noqa: E402
 from callagent.app.components import prepare  # noqa: E402
+from callagent.app.llm_server import close_llm  # noqa: E402
 from callagent.app.serve import start_telephony  # noqa: E402
 from callagent.dialog.agent_profile import AgentProfile  # noqa: E402
 from callagent.settings import Settings, load_settings  # noqa: E402
@@ -286,6 +287,8 @@ class Round:
     refused_by_node: int
     node_v2v_ms: list[float]
     node_gaps_ms: list[float]
+    node_stages_ms: dict[str, list[float]]
+    """Each turn stage's durations as the node recorded them (where the time goes)."""
     cpu_percent: float
     wall_s: float
     load: tuple[float, float, float]
@@ -399,12 +402,13 @@ async def run_round(
             await telephony.close()
             await database.dispose()
         # The node's own voice-to-voice (its turn records), to cross-check the caller's.
-        node_v2v = [
-            value
-            for report in telephony.finished
-            for turn in report.log.turns
-            if (value := turn.latency_ms()["voice_to_voice"]) is not None
-        ]
+        stages: dict[str, list[float]] = {}
+        for report in telephony.finished:
+            for turn in report.log.turns:
+                for stage, value in turn.latency_ms().items():
+                    if value is not None:
+                        stages.setdefault(stage, []).append(value)
+        node_v2v = stages.get("voice_to_voice", [])
     failed = [
         r if isinstance(r, str) else f"call {r.call_id}: {r.error}"
         for r in results
@@ -428,6 +432,7 @@ async def run_round(
         refused_by_node=len(refused_ids),
         node_v2v_ms=node_v2v,
         node_gaps_ms=node_gaps,
+        node_stages_ms=stages,
         cpu_percent=(cpu1 - cpu0) / (t1 - t0) * 100,
         wall_s=t1 - t0,
         load=os.getloadavg(),
@@ -464,22 +469,22 @@ async def run(args: argparse.Namespace) -> None:
         ("models", "models_dir"): REPO / "models",
     }
     settings = load_settings(config_file=args.config, overrides=overrides)
-    # As serve loads them: in worker processes when the settings say so (models.workers).
-    workers = bool(getattr(settings.models, "workers", False))
-    engines, profile = await (prepare(settings, workers=True) if workers else prepare(settings))
+    # As serve loads them: in worker processes unless models.workers is off, the LLM in-process
+    # or a llama-server ([llm] server), and closed as serve closes them.
+    engines, profile = await prepare(settings, workers=settings.models.workers)
     try:
         await run_all(args, settings, engines, profile)
     finally:
-        pool = getattr(engines, "pool", None)
-        if pool is not None:
-            await pool.close()
+        if engines.pool is not None:
+            await engines.pool.close()
+        await close_llm(engines.llm)
 
 
 async def run_all(
     args: argparse.Namespace, settings: Settings, engines: VoiceEngines, profile: AgentProfile
 ) -> None:
     """Every round of the bench, on engines loaded once."""
-    workers = getattr(engines, "pool", None) is not None
+    workers = engines.pool is not None
     counts = [int(n) for n in args.calls.split(",")]
     print(
         f"profile {args.models}, {cpu_model()}, {os.cpu_count()} cores, "
@@ -489,7 +494,8 @@ async def run_all(
     print(
         f"{args.turns} turns per call, barge-in on every {args.barge_every}th, calls "
         f"{args.stagger}s apart, admission {'off (capacity = N)' if args.no_admission else 'on'}"
-        f", engines {'in worker processes' if workers else 'in-process'}"
+        f", engines {'in worker processes' if workers else 'in-process'}, LLM "
+        f"{settings.llm.endpoint or settings.llm.server}"
     )
     # The rate the dialplan gives AudioSocket (asterisk.audiosocket_format): the line is µ-law
     # at 8 kHz whatever it is, Asterisk converts.
@@ -518,6 +524,13 @@ async def run_all(
             if args.verbose:
                 for index, call in enumerate(result.calls_figures):
                     print(f"   call {index}: {call.describe()}")
+            if args.verbose:
+                print(
+                    "   node stages p50 ms: "
+                    + ", ".join(
+                        f"{k} {percentile(v, 50):.0f}" for k, v in result.node_stages_ms.items()
+                    )
+                )
             for reason in result.failed:
                 print(f"   {reason}")
 

@@ -51,19 +51,18 @@ CALLER_LINES = [
     "I'm not sure it's worth it for a small house like mine.",
 ]
 
+# opening_pieces is 1 unless given: only the first piece follows the first-piece rules.
 POLICIES: dict[str, dict[str, Any]] = {
-    "first at 1st boundary (was)": {"first_min_words": 1, "first_max_words": 8},
-    "first >= 2 words": {"first_min_words": 2, "first_max_words": 8},
-    "first >= 3 words": {"first_min_words": 3, "first_max_words": 8},
-    "first >= 3, at most 6 (now)": {"first_min_words": 3, "first_max_words": 6},
-    "first >= 4 words": {"first_min_words": 4, "first_max_words": 10},
-    "first >= 4, then sentences": {
-        "first_min_words": 4,
-        "first_max_words": 10,
-        "min_clause_words": 12,
-        "max_words": 30,
+    "1st boundary, <= 8 (before)": {
+        "first_min_words": 1,
+        "first_max_words": 8,
+        "opening_pieces": 1,
     },
-    "first >= 6 words": {"first_min_words": 6, "first_max_words": 12},
+    "first >= 3 words, <= 6": {"first_min_words": 3, "first_max_words": 6},
+    "first >= 4 words, <= 10": {"first_min_words": 4, "first_max_words": 10},
+    "2 pieces <= 4 words (now)": {"first_min_words": 1, "first_max_words": 4, "opening_pieces": 2},
+    "3 pieces <= 4 words": {"first_min_words": 1, "first_max_words": 4, "opening_pieces": 3},
+    "3 pieces <= 3 words": {"first_min_words": 1, "first_max_words": 3, "opening_pieces": 3},
 }
 
 
@@ -96,7 +95,7 @@ async def speak(
     llm: LanguageModel, tts: TextToSpeech, messages: list[ChatMessage], policy: dict[str, Any]
 ) -> Played:
     """One answer through the chunker and the TTS as the pipeline runs them."""
-    chunker = ClauseChunker(**policy)
+    chunker = ClauseChunker(**{"opening_pieces": 1, **policy})
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
     played = Played()
     started = time.perf_counter()

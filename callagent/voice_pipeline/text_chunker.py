@@ -4,12 +4,13 @@ Piper synthesises one sentence at a time (DESIGN.md, known traps), so waiting fo
 sentences delays the first audio. We cut at sentence ends, and at clause boundaries (comma,
 semicolon, colon, dash) once a clause is long enough to sound natural on its own.
 
-The first piece decides when the caller hears anything, and whether the answer then flows:
-it goes to the TTS at its first clause or sentence end once it has three words, or after six
-words without one. A one-word opening ("Sure,") went alone before, and the caller then waited
-while the LLM wrote the next clause and the TTS spoke it: measured with the default model, a
-1.9 s silence after it (p50); three to six words first came sooner at p95 and left no silence
-inside the answer (docs/pipeline.md "First audio", bench/bench_first_audio.py).
+The opening decides when the caller hears anything, and whether the answer then flows: the
+first piece goes at its first clause or sentence end, even one word ("Sure,"), and the second
+too, each cut after four words at the latest. A lone "Sure," followed by a normal clause left
+the caller waiting while the LLM wrote that clause and the TTS spoke it (default model: up to
+0.6 s on a quiet machine, 1.9 s p50 under load); a second piece of at most four words is ready
+before the first has been heard, and waiting for three words first cost ~0.5 s of first audio
+(docs/pipeline.md "First audio", bench/bench_first_audio.py).
 """
 
 from __future__ import annotations
@@ -24,25 +25,29 @@ _BOUNDARY = re.compile(rf"{_SENTENCE_END.pattern}|{_CLAUSE_END.pattern}")
 class ClauseChunker:
     """Accumulates text deltas and returns speakable chunks as soon as they are complete.
 
-    After the first piece: every sentence end, a clause boundary once the clause has
+    The first ``opening_pieces`` pieces: the first sentence or clause end once the piece has
+    ``first_min_words`` words (a shorter opening joins what follows), or a word boundary after
+    ``first_max_words``. After them: every sentence end, a clause boundary once the clause has
     ``min_clause_words`` words, or a word boundary after ``max_words`` words without either.
-    The first piece: the first sentence or clause end once it has ``first_min_words`` words
-    (a shorter opening joins what follows), or a word boundary after ``first_max_words``.
     """
 
     def __init__(
         self,
         min_clause_words: int = 4,
         max_words: int = 24,
-        first_min_words: int = 3,
-        first_max_words: int = 6,
+        first_min_words: int = 1,
+        first_max_words: int = 4,
+        opening_pieces: int = 2,
     ) -> None:
         self.min_clause_words = min_clause_words
         self.max_words = max_words
         self.first_min_words = first_min_words
         self.first_max_words = first_max_words
+        # How many pieces follow the first-piece rules (the opening of the answer).
+        self.opening_pieces = opening_pieces
         self._buffer = ""
         self._emitted = False
+        self._pieces = 0
 
     def push(self, delta: str) -> list[str]:
         """Add streamed text; return the chunks that became complete."""
@@ -56,6 +61,7 @@ class ClauseChunker:
             if chunk:
                 chunks.append(chunk)
                 self._emitted = True
+                self._pieces += 1
         return chunks
 
     def flush(self) -> list[str]:
@@ -64,7 +70,7 @@ class ClauseChunker:
         return [rest] if rest else []
 
     def _find_cut(self) -> int | None:
-        if not self._emitted:
+        if self._pieces < self.opening_pieces:
             for boundary in _BOUNDARY.finditer(self._buffer):
                 if len(self._buffer[: boundary.end()].split()) >= self.first_min_words:
                     return boundary.end()
