@@ -25,6 +25,8 @@ from callagent.dialog.llm import ChatMessage
 from callagent.inference.errors import EngineUnavailable
 
 ENGINE = "llm"
+WARM_UP_TIMEOUT_S = 600.0
+"""How long a warm-up (a whole prompt evaluated, one token answered) may take."""
 
 
 class EndpointError(RuntimeError):
@@ -71,6 +73,9 @@ class OpenAIChatLanguageModel:
         #: llama.cpp's ``timings`` of the last finished reply (``cache_n``: prompt tokens found
         #: in the slot's cache, ``prompt_n``: evaluated ones); None from other servers.
         self.last_timings: dict[str, Any] | None = None
+
+    def _warm_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(WARM_UP_TIMEOUT_S, connect=self.settings.connect_timeout_s)
 
     def _http(self) -> httpx.AsyncClient:
         # httpx's connection pool belongs to the loop that opened it: a new loop (a test, a
@@ -224,7 +229,10 @@ class OpenAIChatLanguageModel:
         if slot is not None:
             body["id_slot"] = slot  # llama.cpp: this slot, not the best-matching idle one
         try:
-            response = await self._http().post(url, json=body)
+            # A warm-up evaluates a whole prompt before it answers, so the stream-silence limit
+            # does not fit it: the first one at start, four slots of the default model's
+            # ~600-token prompt, took longer than 30 s on 2 idle cores (bench/bench_capacity.py).
+            response = await self._http().post(url, json=body, timeout=self._warm_timeout())
         except httpx.HTTPError as error:
             raise EngineUnavailable(ENGINE, f"{url}: {error!r}") from error
         if response.status_code != 200:

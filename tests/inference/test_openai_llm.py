@@ -151,6 +151,17 @@ async def test_warm_up_leaves_the_system_prompt_in_a_slot(server: ServerThread) 
     assert timings["cache_n"] > timings["prompt_n"]
 
 
+async def test_a_warm_up_slower_than_the_stream_timeout_still_warms(server: ServerThread) -> None:
+    # The stream-silence limit is for replies; a warm-up evaluates a whole new prompt first
+    # (at start, several slots of the default model took longer than the 30 s default).
+    prompt = " ".join(f"Fact {n}: the plan number {n} costs {n * 7} dollars." for n in range(50))
+    async with _client(server, read_timeout_s=0.01) as model:
+        await model.warm_up(prompt)
+        timings = model.last_timings
+    assert timings is not None
+    assert timings["prompt_ms"] > 10  # slower than the stream limit, and still no error
+
+
 async def test_two_streams_generate_at_once(server: ServerThread) -> None:
     # Long replies that cannot end early, so that the first is still generating when the
     # second asks: with one slot (the in-process model) the second's first words would come
