@@ -30,9 +30,9 @@ from callagent.api.pages.auth import (
     LoginThrottle,
     check_csrf,
     cookie_secure,
-    expiry_seconds,
     new_login_secret,
     session_guard,
+    set_session_cookie,
     signed_in,
 )
 from callagent.api.pages.campaigns import campaign_handlers
@@ -233,15 +233,7 @@ def dashboard_router(
             return login_page(request, "Wrong e-mail or password.", email, 401)
         throttle.succeeded(account)
         response: Response[Any] = Redirect(path=f"{PREFIX}/", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            opened.token,
-            path=COOKIE_PATH,
-            httponly=True,
-            samesite="lax",
-            secure=cookie_secure(config, request),
-            max_age=expiry_seconds(opened.expires_at, now),
-        )
+        set_session_cookie(response, opened, config, request, now)
         response.delete_cookie(LOGIN_COOKIE, path=f"{COOKIE_PATH}/login")
         return response
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
@@ -148,3 +148,23 @@ async def check_csrf(request: Request[Any, Any, Any]) -> None:
 def expiry_seconds(expires_at: dt.datetime, now: dt.datetime) -> int:
     """The cookie's Max-Age for a session ending at ``expires_at``."""
     return max(0, int((expires_at - now).total_seconds()))
+
+
+def set_session_cookie(
+    response: Response[Any],
+    session: users.NewSession,
+    config: DashboardConfig,
+    request: Request[Any, Any, Any],
+    now: dt.datetime,
+) -> None:
+    """Sign the browser in: the session cookie, HttpOnly, SameSite=Lax, Secure behind HTTPS,
+    ending with the session (docs/dashboard.md, "Login, sessions and CSRF")."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(config, request),
+        max_age=expiry_seconds(session.expires_at, now),
+    )

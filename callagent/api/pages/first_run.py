@@ -19,11 +19,8 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 
 from callagent.api.pages.auth import (
-    COOKIE_PATH,
-    SESSION_COOKIE,
     DashboardConfig,
-    cookie_secure,
-    expiry_seconds,
+    set_session_cookie,
 )
 from callagent.api.pages.render import render
 from callagent.api.state import ApiState
@@ -137,15 +134,7 @@ def first_run_handlers(
             client_id=str(made.client.client_id),
             api_key=made.client.api_key,
         )
-        response.set_cookie(
-            SESSION_COOKIE,
-            opened.token,
-            path=COOKIE_PATH,
-            httponly=True,
-            samesite="lax",
-            secure=cookie_secure(config, request),
-            max_age=expiry_seconds(opened.expires_at, now),
-        )
+        set_session_cookie(response, opened, config, request, now)
         return response
 
     return [setup_form, setup]
