@@ -8,15 +8,12 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from litestar.testing import AsyncTestClient
 from openapi_spec_validator import validate
 
@@ -24,10 +21,9 @@ from callagent.api.app import create_app
 from callagent.api.state import ApiState
 
 from helpers.api_fixtures import Headers
+from helpers.served import CHROMIUM, serving
 
 Client = AsyncTestClient[Any]
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _asset_urls(page: str) -> list[str]:
@@ -47,30 +43,11 @@ async def test_swagger_page_loads_nothing_from_outside(client: Client) -> None:
         assert asset.content, url
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def served_api(api_state: ApiState) -> AsyncIterator[str]:
     """The app behind a real uvicorn on loopback, as `callagent serve` runs it."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(lambda: {}, api_state), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            # uvicorn offers no event to wait on.
-            while not server.started:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(create_app(lambda: {}, api_state)) as base:
+        yield base
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium")

@@ -4,12 +4,9 @@ to a host other than the app's is refused and recorded: the pages load nothing f
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import os
-import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from callagent.api.app import create_app
 from callagent.api.pages import FirstRun
@@ -32,11 +28,10 @@ from callagent.store.states import CallStatus
 from helpers.api_fixtures import SCRIPT
 from helpers.dashboard_fixtures import PASSWORD, Person
 from helpers.recordings import write_recording
+from helpers.served import CHROMIUM, serving
 from helpers.store_fixtures import FixedClock, RecordingPlacer, own_migrated_url
 
 playwright_api = pytest.importorskip("playwright.async_api")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
@@ -46,29 +41,6 @@ pytestmark = [
     # One backend is enough here: the page tests (test_pages.py) run the routes on both.
     pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """``app`` behind a real uvicorn on loopback; its address."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            # uvicorn offers no event to wait on.
-            while not server.started:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

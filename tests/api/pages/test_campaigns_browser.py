@@ -5,10 +5,7 @@ Every request to a host other than the app's is refused and recorded."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from callagent.api.app import create_app
@@ -28,10 +24,9 @@ from callagent.store.states import CallbackStatus, CallOutcome, CallStatus, Call
 
 from helpers.api_fixtures import SCRIPT
 from helpers.dashboard_fixtures import Person
+from helpers.served import CHROMIUM, serving
 
 playwright_api = pytest.importorskip("playwright.async_api")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,31 +38,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def served(api_state: ApiState) -> AsyncIterator[str]:
     """The app behind a real uvicorn on loopback."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(lambda: {}, api_state), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            # uvicorn offers no event to wait on.
-            while not server.started:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(create_app(lambda: {}, api_state)) as base:
+        yield base
 
 
 async def _seed(base: str, who: Person) -> None:

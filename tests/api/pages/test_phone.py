@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-import uvicorn
 from sqlalchemy import select
 
 from callagent.api.app import create_app
@@ -44,6 +42,7 @@ from callagent.telephony.routing import CallRouter, ProfileCache
 from callagent.voice_pipeline.clock import MonotonicClock
 
 from helpers.dashboard_fixtures import Person
+from helpers.served import serving
 from helpers.store_data import ready_agent
 from helpers.voices import flite_available, flite_phone_wav, word_set
 
@@ -74,12 +73,6 @@ class Node:
     admission: CallAdmission
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def node(api_state: ApiState, engines: VoiceEngines) -> AsyncIterator[Node]:
     """The app behind uvicorn, its browser phone served by a routed, journalled call runner."""
@@ -99,21 +92,10 @@ async def node(api_state: ApiState, engines: VoiceEngines) -> AsyncIterator[Node
         busy=busy,
     )
     app = create_app(lambda: {}, api_state, phone=BrowserPhone(runner, clock))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws="wsproto", ws_max_size=65536
-        )
-    )
-    task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-                await asyncio.sleep(0.05)
-        yield Node(f"127.0.0.1:{port}", db, runner, admission)
+        async with serving(app, ws="wsproto", ws_max_size=65536) as base:
+            yield Node(base.removeprefix("http://"), db, runner, admission)
     finally:
-        server.should_exit = True
-        await task
         await profiles.close()
 
 
