@@ -19,16 +19,16 @@ import re
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)")
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
-_BOUNDARY = re.compile(rf"{_SENTENCE_END.pattern}|{_CLAUSE_END.pattern}")
 
 
 class ClauseChunker:
     """Accumulates text deltas and returns speakable chunks as soon as they are complete.
 
-    The first ``opening_pieces`` pieces: the first sentence or clause end once the piece has
-    ``first_min_words`` words (a shorter opening joins what follows), or a word boundary after
-    ``first_max_words``. After them: every sentence end, a clause boundary once the clause has
-    ``min_clause_words`` words, or a word boundary after ``max_words`` words without either.
+    A whole sentence goes as soon as its end is here. Otherwise, for the first
+    ``opening_pieces`` pieces: a clause end once the piece has ``first_min_words`` words (a
+    shorter opening joins what follows), or a word boundary after ``first_max_words``; after
+    them: a clause boundary once the clause has ``min_clause_words`` words, or a word boundary
+    after ``max_words`` words without either.
     """
 
     def __init__(
@@ -70,14 +70,17 @@ class ClauseChunker:
         return [rest] if rest else []
 
     def _find_cut(self) -> int | None:
+        sentence = _SENTENCE_END.search(self._buffer)
+        if sentence is not None:
+            # A whole sentence is here already (text known in full - a greeting, a fixed line
+            # - or a fast burst): nothing is gained by waiting, and a sentence spoken whole
+            # keeps its intonation, where a cut one is synthesised as several sentences.
+            return sentence.end()
         if self._pieces < self.opening_pieces:
-            for boundary in _BOUNDARY.finditer(self._buffer):
+            for boundary in _CLAUSE_END.finditer(self._buffer):
                 if len(self._buffer[: boundary.end()].split()) >= self.first_min_words:
                     return boundary.end()
             return self._word_cut(self.first_max_words)
-        sentence = _SENTENCE_END.search(self._buffer)
-        if sentence is not None:
-            return sentence.end()
         for clause in _CLAUSE_END.finditer(self._buffer):
             if len(self._buffer[: clause.end()].split()) >= self.min_clause_words:
                 return clause.end()

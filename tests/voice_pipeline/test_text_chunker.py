@@ -73,3 +73,11 @@ def test_numbers_with_decimal_points_are_not_sentence_ends() -> None:
         "It is 9.5 dollars.",
         "Okay?",
     ]
+
+
+def test_a_greeting_known_in_full_is_spoken_sentence_by_sentence() -> None:
+    # Text that arrives whole (a greeting, a fixed message) gains nothing from a short first
+    # piece, and a sentence cut in pieces is synthesised as several sentences.
+    chunker = ClauseChunker()
+    pieces = chunker.push("Hello, this is Bea from Bravo Solar. How can I help you today? ")
+    assert pieces == ["Hello, this is Bea from Bravo Solar.", "How can I help you today?"]
